@@ -1,0 +1,93 @@
+"""
+### GHL → Shift4Shop incremental sync
+
+Pulls HighLevel contacts changed since the stored watermark, validates each batch with Great
+Expectations (bad rows → quarantine), maps them to Shift4Shop customers with
+`include/mappings/contacts_to_customers.yaml`, bulk-upserts them, then advances the watermark.
+
+* Connections: `ghl_default`, `shift4shop_default` (see CONTRACT.md).
+* Manual run over a window: trigger with `window_start` (and optionally `window_end`), ISO-8601.
+  A backfill (`airflow backfill create --dag-id ghl_shift4shop_sync ...`) syncs each run's data
+  interval. Neither moves the watermark.
+* The run summary is the `report` task's return value (XCom tab) and its log.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from airflow.sdk import Param, dag, get_current_context, task
+from airflow.timetables.interval import CronDataIntervalTimetable
+
+from ghl_shift4shop import sync
+
+
+def _run_id() -> str:
+    return get_current_context()["run_id"]
+
+
+@dag(
+    dag_id="ghl_shift4shop_sync",
+    schedule=CronDataIntervalTimetable("*/30 * * * *", timezone="UTC"),
+    start_date=datetime(2026, 1, 1),
+    catchup=False,
+    max_active_runs=1,  # one writer per watermark
+    default_args={"retries": 2, "retry_delay": timedelta(seconds=30), "retry_exponential_backoff": True},
+    tags=["ghl", "shift4shop", "sync"],
+    params={
+        "window_start": Param(None, type=["null", "string"], description="ISO-8601; sync exactly this window"),
+        "window_end": Param(None, type=["null", "string"], description="ISO-8601; end of the window"),
+        "max_bad_share": Param(None, type=["null", "number"], description="override GHL_S4S_MAX_BAD_SHARE"),
+    },
+    doc_md=__doc__,
+)
+def ghl_shift4shop_sync():
+    @task
+    def plan_window() -> dict:
+        ctx = get_current_context()
+        dr = ctx["dag_run"]
+        interval = (ctx.get("data_interval_start"), ctx.get("data_interval_end"))
+        return sync.plan_window(ctx["run_id"], str(dr.run_type), interval, dict(ctx["params"]))
+
+    @task
+    def extract(window: dict) -> list[dict]:
+        summary = sync.extract(window)
+        get_current_context()["ti"].xcom_push(key="summary", value=summary)
+        return summary["batches"]  # mapped over: one validate/transform per batch file
+
+    @task(max_active_tis_per_dagrun=2)
+    def validate(ref: dict) -> dict:
+        return sync.validate(ref, _run_id())
+
+    @task(trigger_rule="none_failed")
+    def quality_gate(results: list[dict]) -> dict:
+        return sync.quality_gate(results, get_current_context()["params"].get("max_bad_share"))
+
+    @task(max_active_tis_per_dagrun=2)
+    def transform(ref: dict) -> dict:
+        return sync.transform(ref, _run_id())
+
+    @task(trigger_rule="none_failed")
+    def load(refs: list[dict]) -> dict:
+        return sync.load(refs, _run_id())
+
+    @task(trigger_rule="none_failed")
+    def commit_watermark(window: dict, extracted: dict, loaded: dict) -> dict:
+        return sync.commit_watermark(window, extracted, loaded)
+
+    @task(trigger_rule="none_failed")
+    def report(watermark: dict) -> dict:
+        return sync.report(_run_id(), watermark)
+
+    window = plan_window()
+    extracted = extract(window)
+    validated = validate.expand(ref=extracted)
+    gate = quality_gate(validated)
+    transformed = transform.expand(ref=validated)
+    gate >> transformed
+    loaded = load(transformed)
+    mark = commit_watermark(window, extracted["summary"], loaded)
+    report(mark)
+
+
+ghl_shift4shop_sync()

@@ -1,0 +1,65 @@
+"""Operator commands on the sync's state: ``python -m ghl_shift4shop --help``.
+
+    watermark show                 every stream's watermark
+    watermark reset [--stream S]   forget it: the next run starts from the beginning
+    watermark set --to ISO         move it (e.g. to re-sync the last week)
+    quarantine [--stream S]        open quarantine entries with their reasons
+    runs [--limit N]               the latest run summaries
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from ghl_shift4shop.http import mask_email
+from ghl_shift4shop.settings import load_settings
+from ghl_shift4shop.state import StateStore
+from ghl_shift4shop.timeutil import format_ts, parse_ts
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m ghl_shift4shop", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    wm = sub.add_parser("watermark", help="show, reset or set a stream's watermark")
+    wm.add_argument("action", choices=["show", "reset", "set"])
+    wm.add_argument("--stream", default="contacts")
+    wm.add_argument("--to", help="ISO-8601 timestamp for `set`")
+    q = sub.add_parser("quarantine", help="list open quarantine entries")
+    q.add_argument("--stream")
+    r = sub.add_parser("runs", help="latest run summaries")
+    r.add_argument("--limit", type=int, default=5)
+    args = parser.parse_args(argv)
+
+    settings = load_settings()
+    state = StateStore(settings.state_url)
+    print(f"state database: {settings.state_url.split('@')[-1]}", file=sys.stderr)
+    if args.command == "watermark":
+        if args.action == "reset":
+            gone = state.reset_watermark(args.stream)
+            print(f"{args.stream}: watermark {'reset' if gone else 'was not set'}")
+        elif args.action == "set":
+            if not args.to:
+                parser.error("watermark set needs --to")
+            state.set_watermark(args.stream, format_ts(parse_ts(args.to)), "cli")
+            print(f"{args.stream}: watermark set to {format_ts(parse_ts(args.to))}")
+        rows = state.list_watermarks()
+        if not rows:
+            print("no watermarks stored (the next run syncs everything)")
+        for row in rows:
+            print(f"{row['stream']:<14}{row['value']}  (run {row['run_id']}, at {row['updated_at']})")
+    elif args.command == "quarantine":
+        rows = state.open_quarantine(args.stream)
+        for row in rows:
+            print(f"{row['stream']:<10}{row['source_id']:<24}{row['stage']:<10}{mask_email(row['reason'])}")
+        print(f"{len(rows)} open entries")
+    elif args.command == "runs":
+        for row in state.recent_summaries(args.limit):
+            print(json.dumps(row, default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

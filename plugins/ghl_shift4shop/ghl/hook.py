@@ -1,0 +1,142 @@
+"""HighLevel (LeadConnector) API v2 client on the ``ghl_default`` connection.
+
+Quirks it copes with are listed in BEHAVIOR.md beside this file.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from airflow.sdk.log import mask_secret
+
+from ghl_shift4shop.http import ApiError, ApiHook, AuthError, RateBudget, shared_budget
+from ghl_shift4shop.settings import GHL_CONN_ID
+
+CONTACTS_VERSION = "2021-07-28"
+# Documented: 100 requests per 10 s per app and location. A bucket of 10 refilled at 9/s never
+# puts more than 100 requests into any 10-second span, so it cannot trip a fixed or sliding window.
+BURST_CAPACITY = 10
+BURST_RATE_PER_S = 9.0
+
+
+def _int_header(resp, name: str) -> int | None:
+    try:
+        return int(resp.headers[name])
+    except (KeyError, ValueError):
+        return None
+
+
+@dataclass
+class SearchPage:
+    contacts: list[dict]
+    total: int | None
+
+
+class GhlHook(ApiHook):
+    conn_name_attr = "ghl_conn_id"
+    default_conn_name = GHL_CONN_ID
+    conn_type = "http"
+    hook_name = "HighLevel (GHL)"
+    service = "ghl"
+
+    def __init__(self, conn_id: str = GHL_CONN_ID, **kwargs):
+        super().__init__(conn_id, **kwargs)
+        self.daily_remaining: int | None = None
+
+    # -- connection --------------------------------------------------------------------------
+    @property
+    def location_id(self) -> str:
+        _ = self.session
+        location_id = self.connection.extra_dejson.get("location_id")
+        if not location_id:
+            raise ValueError(f"connection {self.http_conn_id!r} has no extra.location_id")
+        return location_id
+
+    def auth_headers(self, connection) -> dict[str, str]:
+        token = connection.password
+        if not token:
+            raise ValueError(f"connection {self.http_conn_id!r} has no password (the bearer token)")
+        mask_secret(token)
+        version = connection.extra_dejson.get("version") or CONTACTS_VERSION
+        return {"Authorization": f"Bearer {token}", "Version": version, "Accept": "application/json"}
+
+    def make_budget(self, connection) -> RateBudget:
+        account = connection.extra_dejson.get("location_id") or connection.host or ""
+        return shared_budget("ghl", account, BURST_CAPACITY, BURST_RATE_PER_S)
+
+    def observe(self, resp) -> None:
+        remaining = _int_header(resp, "X-RateLimit-Remaining")
+        self.budget.observe_remaining(remaining)
+        daily = _int_header(resp, "X-RateLimit-Daily-Remaining")
+        if daily is not None:
+            self.daily_remaining = daily
+
+    # -- errors ------------------------------------------------------------------------------
+    def _raise_for(self, resp, what: str) -> None:
+        try:
+            body = resp.json()
+            message = body.get("message", body) if isinstance(body, dict) else body
+        except ValueError:
+            message = resp.text[:300]
+        if isinstance(message, list):  # 422 bodies carry a list of messages
+            message = "; ".join(map(str, message))
+        error_cls = AuthError if resp.status_code in (401, 403) else ApiError
+        raise error_cls("ghl", resp.status_code, f"{what}: {message}")
+
+    def _json(self, resp, what: str) -> dict:
+        if resp.status_code not in (200, 201):
+            self._raise_for(resp, what)
+        try:
+            body = resp.json()
+        except ValueError:
+            raise ApiError("ghl", resp.status_code, f"{what}: response is not JSON") from None
+        if not isinstance(body, dict):
+            raise ApiError("ghl", resp.status_code, f"{what}: expected a JSON object")
+        return body
+
+    # -- contacts ----------------------------------------------------------------------------
+    def search_contacts_page(self, body: dict) -> SearchPage:
+        resp = self.request("POST", "/contacts/search", json=body)
+        data = self._json(resp, "POST /contacts/search")
+        contacts = data.get("contacts")
+        if not isinstance(contacts, list):
+            raise ApiError("ghl", resp.status_code, "POST /contacts/search: no contacts list")
+        return SearchPage(contacts, data.get("total"))
+
+    def iter_contacts_updated(
+        self, *, since: str, until: str | None = None, page_limit: int = 500
+    ) -> Iterator[SearchPage]:
+        """Contacts with ``since <= dateUpdated [<= until]``, oldest change first, page by page.
+
+        Uses ``searchAfter`` from the first page on: ``page`` paging stops at 10,000 results.
+        The cursor of the last contact of a page is where the next page starts; a page shorter
+        than ``page_limit`` ends the walk.
+        """
+        date_range = {"gte": since}
+        if until:
+            date_range["lte"] = until
+        body: dict = {
+            "locationId": self.location_id,
+            "pageLimit": page_limit,
+            "filters": [{"field": "dateUpdated", "operator": "range", "value": date_range}],
+            "sort": [{"field": "dateUpdated", "direction": "asc"}],
+        }
+        seen_cursors: set[str] = set()
+        while True:
+            page = self.search_contacts_page(body)
+            yield page
+            if len(page.contacts) < page_limit:
+                return
+            cursor = page.contacts[-1].get("searchAfter")
+            if not cursor:
+                raise ApiError("ghl", 200, "search page is full but its last contact carries no searchAfter cursor")
+            key = repr(cursor)
+            if key in seen_cursors:
+                raise ApiError("ghl", 200, f"search returned a cursor it already returned ({key}); stopping")
+            seen_cursors.add(key)
+            body = {**body, "searchAfter": cursor}
+
+    def get_contact(self, contact_id: str) -> dict:
+        resp = self.request("GET", f"/contacts/{contact_id}")
+        return self._json(resp, "GET /contacts/{id}")["contact"]

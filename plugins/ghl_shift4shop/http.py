@@ -1,0 +1,249 @@
+"""The one HTTP layer both API clients stand on: HttpHook sessions, request budgets and retries.
+
+* Requests go through the http provider's ``HttpHook`` (``get_conn`` + ``run_and_check``), so
+  connections, proxies and TLS settings behave as every Airflow user expects.
+* A :class:`RateBudget` per service and account is shared by every thread of the process and
+  corrected by what the server reports, so concurrent requests spend the budget without tripping it.
+* Retries (tenacity): exponential backoff with jitter on 429, 5xx, timeouts and connection errors,
+  honouring ``Retry-After``. Other 4xx come back to the caller untouched: they are answers.
+* A request that is not idempotent (a create) is never blindly re-sent after a timeout: the caller
+  gets :class:`AmbiguousWriteError` and must look the record up first.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+import time
+from collections import Counter
+from typing import Any
+
+import requests
+from airflow.providers.http.hooks.http import HttpHook
+from tenacity import (
+    RetryCallState,
+    Retrying,
+    retry_if_exception,
+    stop_after_attempt,
+    wait_exponential_jitter,
+)
+
+log = logging.getLogger(__name__)
+
+_EMAIL_RE = re.compile(r"([A-Za-z0-9._%+\-])[A-Za-z0-9._%+\-]*@([A-Za-z0-9.\-]+)")
+
+
+def mask_email(text: str) -> str:
+    """``jane.doe@example.com`` → ``j***@example.com`` (for log lines)."""
+    return _EMAIL_RE.sub(r"\1***@\2", str(text))
+
+
+class ApiError(Exception):
+    """A non-success answer. The message never contains credentials (only the server's words)."""
+
+    def __init__(self, service: str, status: int | None, message: str, *, retry_after: float | None = None):
+        self.service = service
+        self.status = status
+        self.message = message
+        self.retry_after = retry_after
+        super().__init__(f"{service} answered {status}: {mask_email(message)[:500]}")
+
+
+class RetryableError(ApiError):
+    """429 and 5xx: worth trying again after a pause."""
+
+
+class AuthError(ApiError):
+    """401/403: credentials or permissions are wrong; retrying will not help."""
+
+
+class AmbiguousWriteError(ApiError):
+    """A write whose outcome is unknown (timed out or connection lost after sending)."""
+
+
+class RateBudget:
+    """A token bucket: at most ``capacity + rate * t`` requests in any span of ``t`` seconds.
+
+    One instance per (service, account) per process. ``observe`` lets the server's own count
+    (e.g. GHL's ``X-RateLimit-Remaining``) pull the bucket down when other processes share it.
+    """
+
+    def __init__(self, capacity: float, rate_per_s: float):
+        self.capacity = float(capacity)
+        self.rate = float(rate_per_s)
+        self._tokens = float(capacity)
+        self._stamp = time.monotonic()
+        self._not_before = 0.0
+        self._lock = threading.Lock()
+
+    def _refill(self, now: float) -> None:
+        self._tokens = min(self.capacity, self._tokens + (now - self._stamp) * self.rate)
+        self._stamp = now
+
+    def acquire(self) -> float:
+        """Take one token, sleeping as long as needed; returns the seconds slept."""
+        slept = 0.0
+        while True:
+            with self._lock:
+                now = time.monotonic()
+                self._refill(now)
+                wait = max(self._not_before - now, 0.0)
+                if wait <= 0 and self._tokens >= 1:
+                    self._tokens -= 1
+                    return slept
+                if wait <= 0:
+                    wait = (1 - self._tokens) / self.rate
+            time.sleep(wait)
+            slept += wait
+
+    def pause(self, seconds: float) -> None:
+        """Hold every request of this budget for ``seconds`` (after a 429)."""
+        with self._lock:
+            self._not_before = max(self._not_before, time.monotonic() + seconds)
+            self._tokens = 0.0
+
+    def observe_remaining(self, remaining: int | None) -> None:
+        if remaining is None:
+            return
+        with self._lock:
+            self._refill(time.monotonic())
+            self._tokens = min(self._tokens, float(remaining))
+
+
+_budgets: dict[tuple[str, str], RateBudget] = {}
+_budgets_lock = threading.Lock()
+
+
+def shared_budget(service: str, account: str, capacity: float, rate_per_s: float) -> RateBudget:
+    key = (service, account)
+    with _budgets_lock:
+        if key not in _budgets:
+            _budgets[key] = RateBudget(capacity, rate_per_s)
+        return _budgets[key]
+
+
+def _retry_after_seconds(resp: requests.Response) -> float | None:
+    value = resp.headers.get("Retry-After")
+    if not value:
+        return None
+    try:
+        return max(float(value), 0.0)
+    except ValueError:
+        return None
+
+
+def _is_retryable(exc: BaseException) -> bool:
+    if isinstance(exc, AmbiguousWriteError):
+        return False
+    return isinstance(exc, (RetryableError, requests.ConnectionError, requests.Timeout))
+
+
+class ApiHook(HttpHook):
+    """Base for the two service hooks: one session per hook, budgeted and retried requests."""
+
+    service = "api"
+    base_path = ""
+
+    def __init__(self, conn_id: str, *, timeout: float = 30.0, max_attempts: int = 6, backoff_max: float = 60.0):
+        super().__init__(method="GET", http_conn_id=conn_id)
+        self.timeout = timeout
+        self.max_attempts = max_attempts
+        self.backoff_max = backoff_max
+        self.calls: Counter[str] = Counter()
+        self._session: requests.Session | None = None
+        self._budget: RateBudget | None = None
+        self.connection = None
+
+    # -- set-up ------------------------------------------------------------------------------
+    def _configure_session_from_extra(self, session, connection, extra_options):
+        # HttpHook copies every key of the connection's extra into request headers. Our extras
+        # hold credentials (private keys, OAuth refresh tokens, client secrets): sending them as
+        # headers on every request would leak them, so only the auth headers below are set.
+        self.merged_extra = dict(extra_options or {})
+        return session
+
+    def auth_headers(self, connection) -> dict[str, str]:
+        raise NotImplementedError
+
+    def make_budget(self, connection) -> RateBudget:
+        raise NotImplementedError
+
+    def observe(self, resp: requests.Response) -> None:
+        """Read what the server says about the budget (override per service)."""
+
+    @property
+    def session(self) -> requests.Session:
+        if self._session is None:
+            self.connection = self.get_connection(self.http_conn_id)
+            session = self.get_conn()
+            session.headers.update(self.auth_headers(self.connection))
+            self._budget = self.make_budget(self.connection)
+            self._session = session
+        return self._session
+
+    @property
+    def budget(self) -> RateBudget:
+        _ = self.session
+        assert self._budget is not None
+        return self._budget
+
+    # -- requests ----------------------------------------------------------------------------
+    def _wait(self, state: RetryCallState) -> float:
+        exc = state.outcome.exception() if state.outcome else None
+        backoff = wait_exponential_jitter(initial=0.5, max=self.backoff_max, jitter=1.0)(state)
+        retry_after = getattr(exc, "retry_after", None)
+        return max(backoff, retry_after) if retry_after else backoff
+
+    def _before_sleep(self, state: RetryCallState) -> None:
+        exc = state.outcome.exception() if state.outcome else None
+        log.warning(
+            "%s: attempt %d failed (%s); retrying in %.1fs",
+            self.service,
+            state.attempt_number,
+            exc,
+            state.next_action.sleep if state.next_action else 0,
+        )
+
+    def request(
+        self,
+        method: str,
+        endpoint: str,
+        *,
+        params: dict[str, Any] | None = None,
+        json: Any = None,
+        idempotent: bool = True,
+    ) -> requests.Response:
+        """Send one request with budget and retries; returns any non-retryable response."""
+        retrying = Retrying(
+            stop=stop_after_attempt(self.max_attempts),
+            wait=self._wait,
+            retry=retry_if_exception(_is_retryable),
+            before_sleep=self._before_sleep,
+            reraise=True,
+        )
+        return retrying(self._send_once, method, endpoint, params, json, idempotent)
+
+    def _send_once(self, method: str, endpoint: str, params, json, idempotent: bool) -> requests.Response:
+        session = self.session
+        self.budget.acquire()
+        url = self.url_from_endpoint(self.base_path + endpoint)
+        prepped = session.prepare_request(requests.Request(method, url, params=params, json=json))
+        self.calls[self.service] += 1
+        try:
+            resp = self.run_and_check(session, prepped, {"check_response": False, "timeout": self.timeout})
+        except (requests.Timeout, requests.ConnectionError) as exc:
+            if not idempotent and not isinstance(exc, requests.ConnectTimeout):
+                # The server may have committed the write; re-sending could duplicate it.
+                raise AmbiguousWriteError(self.service, None, f"{method} {endpoint}: {type(exc).__name__}") from None
+            raise
+        self.observe(resp)
+        if resp.status_code == 429:
+            retry_after = _retry_after_seconds(resp)
+            self.budget.pause(retry_after if retry_after is not None else 1.0)
+            raise RetryableError(self.service, 429, resp.text[:300], retry_after=retry_after)
+        if resp.status_code >= 500:
+            if not idempotent:
+                raise AmbiguousWriteError(self.service, resp.status_code, resp.text[:300])
+            raise RetryableError(self.service, resp.status_code, resp.text[:300])
+        return resp

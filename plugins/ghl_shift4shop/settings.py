@@ -1,0 +1,72 @@
+"""Every tunable of the sync in one place: read from the environment, with sensible defaults.
+
+Connections (credentials, hosts) are Airflow connections (see CONTRACT.md); everything else is an
+environment variable prefixed ``GHL_S4S_`` so it can be set per deployment without code changes.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+GHL_CONN_ID = "ghl_default"
+SHIFT4SHOP_CONN_ID = "shift4shop_default"
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+
+def _env(name: str, default: str) -> str:
+    return os.environ.get(f"GHL_S4S_{name}", default)
+
+
+def _default_data_dir() -> Path:
+    airflow_home = os.environ.get("AIRFLOW_HOME")
+    base = Path(airflow_home) if airflow_home else PROJECT_ROOT / ".local"
+    return base / "ghl_shift4shop"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """A snapshot of the configuration; build one with :func:`load_settings`."""
+
+    data_dir: Path
+    state_url: str
+    include_dir: Path
+    batch_size: int = 5000
+    watermark_lag_seconds: int = 300
+    max_bad_share: float = 0.10
+    initial_watermark: str = "1970-01-01T00:00:00.000Z"
+    ghl_page_limit: int = 500
+    shift4shop_put_chunk: int = 100
+    shift4shop_page_limit: int = 500
+    # "auto": POST an array of new customers and fall back to one at a time if the store refuses.
+    shift4shop_bulk_create: str = "auto"
+    http_timeout_seconds: float = 30.0
+    http_max_attempts: int = 6
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def mappings_dir(self) -> Path:
+        return self.include_dir / "mappings"
+
+    @property
+    def expectations_dir(self) -> Path:
+        return self.include_dir / "expectations"
+
+
+def load_settings() -> Settings:
+    data_dir = Path(_env("DATA_DIR", str(_default_data_dir())))
+    return Settings(
+        data_dir=data_dir,
+        state_url=_env("STATE_URL", f"sqlite:///{data_dir / 'state.db'}"),
+        include_dir=Path(_env("INCLUDE_DIR", str(PROJECT_ROOT / "include"))),
+        batch_size=int(_env("BATCH_SIZE", "5000")),
+        watermark_lag_seconds=int(_env("WATERMARK_LAG_SECONDS", "300")),
+        max_bad_share=float(_env("MAX_BAD_SHARE", "0.10")),
+        ghl_page_limit=int(_env("GHL_PAGE_LIMIT", "500")),
+        shift4shop_put_chunk=int(_env("SHIFT4SHOP_PUT_CHUNK", "100")),
+        shift4shop_bulk_create=_env("SHIFT4SHOP_BULK_CREATE", "auto"),
+        http_timeout_seconds=float(_env("HTTP_TIMEOUT_SECONDS", "30")),
+        http_max_attempts=int(_env("HTTP_MAX_ATTEMPTS", "6")),
+    )

@@ -1,0 +1,289 @@
+"""The sync's own state database: watermarks, id maps, quarantine and run statistics.
+
+SQLite file by default, any SQLAlchemy URL through ``GHL_S4S_STATE_URL`` (Postgres in the
+scale-out setup). This is not Airflow's metadata database: tasks may use it freely.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+metadata = sa.MetaData()
+
+watermarks = sa.Table(
+    "watermarks",
+    metadata,
+    sa.Column("stream", sa.String(64), primary_key=True),
+    sa.Column("value", sa.String(40), nullable=False),
+    sa.Column("run_id", sa.String(250)),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+id_map = sa.Table(
+    "id_map",
+    metadata,
+    sa.Column("stream", sa.String(64), primary_key=True),
+    sa.Column("source_id", sa.String(64), primary_key=True),
+    sa.Column("target_id", sa.String(64), nullable=False),
+    sa.Column("match_key", sa.String(255)),  # lower-cased email for customers
+    sa.Column("payload_hash", sa.String(64)),
+    sa.Column("synced_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Index("ix_id_map_match_key", "stream", "match_key"),
+)
+
+quarantine = sa.Table(
+    "quarantine",
+    metadata,
+    sa.Column("stream", sa.String(64), primary_key=True),
+    sa.Column("source_id", sa.String(255), primary_key=True),
+    sa.Column("run_id", sa.String(250)),
+    sa.Column("stage", sa.String(32), nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("record", sa.Text),
+    sa.Column("first_seen", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("last_seen", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("resolved_at", sa.DateTime(timezone=True)),
+)
+
+run_stats = sa.Table(
+    "run_stats",
+    metadata,
+    sa.Column("run_id", sa.String(250), primary_key=True),
+    sa.Column("stage", sa.String(64), primary_key=True),
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("value", sa.BigInteger, nullable=False),
+)
+
+
+run_summaries = sa.Table(
+    "run_summaries",
+    metadata,
+    sa.Column("run_id", sa.String(250), primary_key=True),
+    sa.Column("finished_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("summary", sa.Text, nullable=False),
+)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class MappedId:
+    source_id: str
+    target_id: str
+    match_key: str | None
+    payload_hash: str | None
+
+
+class StateStore:
+    """All reads and writes of the state database go through here."""
+
+    def __init__(self, url: str):
+        if url.startswith("sqlite:///"):
+            Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        self.engine: Engine = sa.create_engine(url, future=True)
+        if self.engine.dialect.name == "sqlite":
+            # Several task processes share one file: wait for the lock instead of failing.
+            @sa.event.listens_for(self.engine, "connect")
+            def _sqlite_pragmas(dbapi_conn, _record):  # pragma: no cover - trivial
+                cur = dbapi_conn.cursor()
+                cur.execute("PRAGMA journal_mode=WAL")
+                cur.execute("PRAGMA busy_timeout=30000")
+                cur.close()
+
+        metadata.create_all(self.engine)
+
+    @contextmanager
+    def begin(self) -> Iterator[sa.Connection]:
+        with self.engine.begin() as conn:
+            yield conn
+
+    def _upsert(self, conn: sa.Connection, table: sa.Table, values: dict, keys: list[str]) -> None:
+        """Insert or update one row by primary key, portable across SQLite and Postgres."""
+        dialect = conn.dialect.name
+        if dialect in ("sqlite", "postgresql"):
+            mod = sa.dialects.sqlite if dialect == "sqlite" else sa.dialects.postgresql
+            stmt = mod.insert(table).values(**values)
+            update = {k: stmt.excluded[k] for k in values if k not in keys}
+            conn.execute(stmt.on_conflict_do_update(index_elements=keys, set_=update))
+            return
+        where = sa.and_(*(table.c[k] == values[k] for k in keys))
+        if conn.execute(sa.update(table).where(where).values(**values)).rowcount == 0:
+            conn.execute(sa.insert(table).values(**values))
+
+    # -- watermarks ---------------------------------------------------------------------------
+    def get_watermark(self, stream: str) -> str | None:
+        with self.begin() as conn:
+            return conn.execute(
+                sa.select(watermarks.c.value).where(watermarks.c.stream == stream)
+            ).scalar_one_or_none()
+
+    def set_watermark(self, stream: str, value: str, run_id: str | None) -> None:
+        with self.begin() as conn:
+            self._upsert(
+                conn,
+                watermarks,
+                {"stream": stream, "value": value, "run_id": run_id, "updated_at": utcnow()},
+                ["stream"],
+            )
+
+    def reset_watermark(self, stream: str) -> bool:
+        with self.begin() as conn:
+            return conn.execute(sa.delete(watermarks).where(watermarks.c.stream == stream)).rowcount > 0
+
+    def list_watermarks(self) -> list[dict]:
+        with self.begin() as conn:
+            rows = conn.execute(sa.select(watermarks).order_by(watermarks.c.stream)).mappings()
+            return [dict(r) for r in rows]
+
+    # -- id map -------------------------------------------------------------------------------
+    def get_mapped(self, stream: str, source_ids: Iterable[str]) -> dict[str, MappedId]:
+        ids = list(source_ids)
+        out: dict[str, MappedId] = {}
+        with self.begin() as conn:
+            for i in range(0, len(ids), 500):
+                rows = conn.execute(
+                    sa.select(id_map).where(id_map.c.stream == stream, id_map.c.source_id.in_(ids[i : i + 500]))
+                ).mappings()
+                for r in rows:
+                    out[r["source_id"]] = MappedId(r["source_id"], r["target_id"], r["match_key"], r["payload_hash"])
+        return out
+
+    def find_by_match_key(self, stream: str, keys: Iterable[str]) -> dict[str, MappedId]:
+        """Map match key (lower-cased email) → the id-map row that already owns it."""
+        wanted = [k for k in set(keys) if k]
+        out: dict[str, MappedId] = {}
+        with self.begin() as conn:
+            for i in range(0, len(wanted), 500):
+                rows = conn.execute(
+                    sa.select(id_map).where(id_map.c.stream == stream, id_map.c.match_key.in_(wanted[i : i + 500]))
+                ).mappings()
+                for r in rows:
+                    out[r["match_key"]] = MappedId(r["source_id"], r["target_id"], r["match_key"], r["payload_hash"])
+        return out
+
+    def record_mapped(self, stream: str, rows: Iterable[MappedId]) -> None:
+        now = utcnow()
+        with self.begin() as conn:
+            for m in rows:
+                self._upsert(
+                    conn,
+                    id_map,
+                    {
+                        "stream": stream,
+                        "source_id": m.source_id,
+                        "target_id": m.target_id,
+                        "match_key": m.match_key,
+                        "payload_hash": m.payload_hash,
+                        "synced_at": now,
+                    },
+                    ["stream", "source_id"],
+                )
+
+    def forget_mapped(self, stream: str, source_ids: Iterable[str]) -> None:
+        ids = list(source_ids)
+        with self.begin() as conn:
+            conn.execute(sa.delete(id_map).where(id_map.c.stream == stream, id_map.c.source_id.in_(ids)))
+
+    def count_mapped(self, stream: str) -> int:
+        with self.begin() as conn:
+            return conn.execute(
+                sa.select(sa.func.count()).select_from(id_map).where(id_map.c.stream == stream)
+            ).scalar_one()
+
+    # -- quarantine ---------------------------------------------------------------------------
+    def quarantine(self, stream: str, stage: str, run_id: str, items: Iterable[tuple[str, str, dict]]) -> int:
+        """Store (source_id, reason, record) rows; a record seen again keeps its first_seen."""
+        now = utcnow()
+        n = 0
+        with self.begin() as conn:
+            for source_id, reason, record in items:
+                existing = conn.execute(
+                    sa.select(quarantine.c.first_seen).where(
+                        quarantine.c.stream == stream, quarantine.c.source_id == source_id
+                    )
+                ).scalar_one_or_none()
+                values = {
+                    "stream": stream,
+                    "source_id": source_id,
+                    "run_id": run_id,
+                    "stage": stage,
+                    "reason": reason,
+                    "record": json.dumps(record, default=str, ensure_ascii=False),
+                    "first_seen": existing or now,
+                    "last_seen": now,
+                    "resolved_at": None,
+                }
+                self._upsert(conn, quarantine, values, ["stream", "source_id"])
+                n += 1
+        return n
+
+    def resolve_quarantine(self, stream: str, source_ids: Iterable[str]) -> None:
+        """Records that later passed are marked resolved (kept for the audit trail)."""
+        ids = list(source_ids)
+        now = utcnow()
+        with self.begin() as conn:
+            for i in range(0, len(ids), 500):
+                conn.execute(
+                    sa.update(quarantine)
+                    .where(
+                        quarantine.c.stream == stream,
+                        quarantine.c.source_id.in_(ids[i : i + 500]),
+                        quarantine.c.resolved_at.is_(None),
+                    )
+                    .values(resolved_at=now)
+                )
+
+    def open_quarantine(self, stream: str | None = None) -> list[dict]:
+        q = sa.select(quarantine).where(quarantine.c.resolved_at.is_(None))
+        if stream:
+            q = q.where(quarantine.c.stream == stream)
+        with self.begin() as conn:
+            return [dict(r) for r in conn.execute(q.order_by(quarantine.c.source_id)).mappings()]
+
+    # -- run statistics -----------------------------------------------------------------------
+    def add_stats(self, run_id: str, stage: str, stats: dict[str, int]) -> None:
+        """Replace a stage's counters for a run (a retried task overwrites, never double counts)."""
+        with self.begin() as conn:
+            for name, value in stats.items():
+                self._upsert(
+                    conn,
+                    run_stats,
+                    {"run_id": run_id, "stage": stage, "name": name, "value": int(value)},
+                    ["run_id", "stage", "name"],
+                )
+
+    def run_totals(self, run_id: str) -> dict[str, int]:
+        """Sum of every counter over the run's stages (mapped batches are separate stages)."""
+        with self.begin() as conn:
+            rows = conn.execute(
+                sa.select(run_stats.c.name, sa.func.sum(run_stats.c.value))
+                .where(run_stats.c.run_id == run_id)
+                .group_by(run_stats.c.name)
+            ).all()
+        return {name: int(total) for name, total in rows}
+
+    def save_summary(self, run_id: str, summary: dict) -> None:
+        with self.begin() as conn:
+            self._upsert(
+                conn,
+                run_summaries,
+                {"run_id": run_id, "finished_at": utcnow(), "summary": json.dumps(summary, default=str)},
+                ["run_id"],
+            )
+
+    def recent_summaries(self, limit: int = 10) -> list[dict]:
+        with self.begin() as conn:
+            rows = conn.execute(
+                sa.select(run_summaries).order_by(run_summaries.c.finished_at.desc()).limit(limit)
+            ).mappings()
+            return [{"run_id": r["run_id"], "finished_at": r["finished_at"], **json.loads(r["summary"])} for r in rows]
