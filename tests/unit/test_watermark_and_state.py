@@ -1,0 +1,89 @@
+"""Watermark rule and the state database (SQLite here; Postgres when reachable)."""
+
+from __future__ import annotations
+
+import os
+import uuid
+
+import pytest
+import sqlalchemy as sa
+
+from ghl_shift4shop.state import MappedId, StateStore
+from ghl_shift4shop.timeutil import format_ts, next_watermark, parse_ts
+
+
+def test_watermark_is_min_of_lagged_start_and_newest_loaded():
+    start = "2026-11-27T12:00:00.000Z"
+    assert next_watermark(None, start, "2026-11-27T10:00:00.000Z", 300) == "2026-11-27T10:00:00.000Z"
+    # Newer than the lagged start (changed during the extract): held back to start - lag.
+    assert next_watermark(None, start, "2026-11-27T11:59:00.000Z", 300) == "2026-11-27T11:55:00.000Z"
+
+
+def test_watermark_never_moves_back_and_stays_when_nothing_loaded():
+    cur = "2026-11-27T10:00:00.000Z"
+    assert next_watermark(cur, "2026-11-27T12:00:00.000Z", None, 300) == cur
+    assert next_watermark(cur, "2026-11-27T12:00:00.000Z", "2026-11-20T00:00:00.000Z", 300) == cur
+
+
+def test_timestamp_round_trip():
+    assert format_ts(parse_ts("2021-07-02T05:18:26.704Z")) == "2021-07-02T05:18:26.704Z"
+    assert format_ts(parse_ts("2023-09-25T16:00:00+05:30")) == "2023-09-25T10:30:00.000Z"
+
+
+def _pg_url() -> str | None:
+    url = os.environ.get("GHL_S4S_TEST_POSTGRES_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/test")
+    try:
+        eng = sa.create_engine(url)
+        with eng.connect():
+            pass
+        eng.dispose()
+        return url
+    except Exception:
+        return None
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store(request, tmp_path):
+    if request.param == "sqlite":
+        yield StateStore(f"sqlite:///{tmp_path / 'state.db'}")
+        return
+    url = _pg_url()
+    if url is None:
+        if os.environ.get("CI"):
+            pytest.fail("Postgres is not reachable in CI (.ci/run starts it)")
+        pytest.skip("Postgres not reachable")
+    schema = f"t_{uuid.uuid4().hex[:10]}"
+    eng = sa.create_engine(url)
+    with eng.begin() as c:
+        c.execute(sa.text(f"CREATE SCHEMA {schema}"))
+    yield StateStore(f"{url}?options=-csearch_path%3D{schema}")
+    with eng.begin() as c:
+        c.execute(sa.text(f"DROP SCHEMA {schema} CASCADE"))
+
+
+def test_state_round_trip(store):
+    assert store.get_watermark("contacts") is None
+    store.set_watermark("contacts", "2026-01-01T00:00:00.000Z", "r1")
+    store.set_watermark("contacts", "2026-01-02T00:00:00.000Z", "r2")
+    assert store.get_watermark("contacts") == "2026-01-02T00:00:00.000Z"
+    assert store.reset_watermark("contacts") and store.get_watermark("contacts") is None
+
+    store.record_mapped("contacts", [MappedId("g1", "101", "a@x.io", "h1"), MappedId("g2", "102", "b@x.io", "h2")])
+    store.record_mapped("contacts", [MappedId("g1", "101", "a2@x.io", "h1b")])
+    got = store.get_mapped("contacts", ["g1", "g2", "nope"])
+    assert set(got) == {"g1", "g2"} and got["g1"].payload_hash == "h1b"
+    assert store.find_by_match_key("contacts", ["a2@x.io", "a@x.io"])["a2@x.io"].source_id == "g1"
+    assert "a@x.io" not in store.find_by_match_key("contacts", ["a@x.io"])
+
+    store.quarantine("contacts", "validate", "r1", [("g9", "missing_email", {"id": "g9"})])
+    store.quarantine("contacts", "validate", "r2", [("g9", "invalid_email", {"id": "g9"})])
+    [row] = store.open_quarantine("contacts")
+    assert row["reason"] == "invalid_email" and row["run_id"] == "r2"
+    store.resolve_quarantine("contacts", ["g9"])
+    assert store.open_quarantine("contacts") == []
+
+    store.add_stats("r1", "load", {"created": 3})
+    store.add_stats("r1", "load", {"created": 5})  # a retried task replaces, never double counts
+    store.add_stats("r1", "validate:1", {"valid": 2})
+    store.add_stats("r1", "validate:2", {"valid": 4})
+    assert store.run_totals("r1") == {"created": 5, "valid": 6}
