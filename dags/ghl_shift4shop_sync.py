@@ -18,7 +18,6 @@ from datetime import datetime, timedelta
 
 from airflow.sdk import Param, dag, get_current_context, task
 from airflow.timetables.interval import CronDataIntervalTimetable
-
 from ghl_shift4shop import sync
 
 

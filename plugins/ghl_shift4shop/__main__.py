@@ -1,10 +1,10 @@
 """Operator commands on the sync's state: ``python -m ghl_shift4shop --help``.
 
-    watermark show                 every stream's watermark
-    watermark reset [--stream S]   forget it: the next run starts from the beginning
-    watermark set --to ISO         move it (e.g. to re-sync the last week)
-    quarantine [--stream S]        open quarantine entries with their reasons
-    runs [--limit N]               the latest run summaries
+watermark show                 every stream's watermark
+watermark reset [--stream S]   forget it: the next run starts from the beginning
+watermark set --to ISO         move it (e.g. to re-sync the last week)
+quarantine [--stream S]        open quarantine entries with their reasons
+runs [--limit N]               the latest run summaries
 """
 
 from __future__ import annotations
@@ -20,8 +20,9 @@ from ghl_shift4shop.timeutil import format_ts, parse_ts
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m ghl_shift4shop", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m ghl_shift4shop", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     wm = sub.add_parser("watermark", help="show, reset or set a stream's watermark")
     wm.add_argument("action", choices=["show", "reset", "set"])
@@ -31,6 +32,7 @@ def main(argv: list[str] | None = None) -> int:
     q.add_argument("--stream")
     r = sub.add_parser("runs", help="latest run summaries")
     r.add_argument("--limit", type=int, default=5)
+    r.add_argument("--table", action="store_true", help="one aligned table per run instead of JSON lines")
     args = parser.parse_args(argv)
 
     settings = load_settings()
@@ -57,7 +59,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{len(rows)} open entries")
     elif args.command == "runs":
         for row in state.recent_summaries(args.limit):
-            print(json.dumps(row, default=str))
+            if not args.table:
+                print(json.dumps(row, default=str))
+                continue
+            print(f"   run {row.pop('run_id')}  (finished {row.pop('finished_at')})")
+            for key, value in row.items():
+                print(f"     {key:<18}{value}")
     return 0
 
 

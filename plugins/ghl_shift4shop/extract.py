@@ -80,6 +80,10 @@ def extract_contacts(
     }
     log.info(
         "extracted %d %s (%d batches) changed since %s with %d GHL calls",
-        summary["extracted"], stream, len(batches), since, summary["calls_ghl"],
+        summary["extracted"],
+        stream,
+        len(batches),
+        since,
+        summary["calls_ghl"],
     )
     return summary

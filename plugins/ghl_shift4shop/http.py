@@ -29,6 +29,8 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
+from ghl_shift4shop.errors import PermanentError
+
 log = logging.getLogger(__name__)
 
 _EMAIL_RE = re.compile(r"([A-Za-z0-9._%+\-])[A-Za-z0-9._%+\-]*@([A-Za-z0-9.\-]+)")
@@ -54,7 +56,7 @@ class RetryableError(ApiError):
     """429 and 5xx: worth trying again after a pause."""
 
 
-class AuthError(ApiError):
+class AuthError(ApiError, PermanentError):
     """401/403: credentials or permissions are wrong; retrying will not help."""
 
 

@@ -223,7 +223,10 @@ class CustomerLoader:
                 self._quarantine(row, "store_conflict: customer vanished between create and update")
 
     def _post(self, chunk: list[dict], resolver: EmailResolver) -> list[ItemResult]:
-        bodies = [{**row["payload"], "Password": secrets.token_urlsafe(24)} for row in chunk]
+        # The store requires a password on create; a random one, never logged or stored. The
+        # customer sets their own through the store's reset flow.
+        defaults = dict(self.mapping.create_defaults)
+        bodies = [{**defaults, **row["payload"], "Password": secrets.token_urlsafe(24)} for row in chunk]
         if self.bulk_create != "off" and len(chunk) > 1:
             try:
                 status, items = self.hook.create_customers(bodies)

@@ -17,13 +17,14 @@ import phonenumbers
 import pycountry
 import yaml
 
+from ghl_shift4shop.errors import PermanentError
 from ghl_shift4shop.shift4shop.fields import CUSTOMER_MAX_LENGTHS
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _SPACES = re.compile(r"\s+")
 
 
-class MappingError(ValueError):
+class MappingError(PermanentError, ValueError):
     """The mapping file is wrong (unknown normalizer, missing keys): fix the YAML."""
 
 
@@ -88,6 +89,7 @@ class Mapping:
     source_id_field: str
     match_field: str
     rules: tuple[FieldRule, ...]
+    create_defaults: tuple[tuple[str, object], ...] = ()
 
     def apply(self, record: dict) -> dict:
         """One source record (with derived columns) → one target payload, cut to store limits."""
@@ -149,7 +151,17 @@ def load_mapping(path: Path) -> Mapping:
     for key in ("source_id_field", "match_field"):
         if doc[key] not in targets:
             raise MappingError(f"{path}: {key} {doc[key]!r} is not one of the mapped fields")
-    return Mapping(doc["stream"], doc["target"], doc["source_id_field"], doc["match_field"], tuple(rules))
+    defaults = doc.get("create_defaults") or {}
+    if not isinstance(defaults, dict):
+        raise MappingError(f"{path}: create_defaults must be a mapping of field → value")
+    return Mapping(
+        doc["stream"],
+        doc["target"],
+        doc["source_id_field"],
+        doc["match_field"],
+        tuple(rules),
+        tuple(defaults.items()),
+    )
 
 
 def payload_hash(payload: dict) -> str:

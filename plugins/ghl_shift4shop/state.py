@@ -123,9 +123,7 @@ class StateStore:
     # -- watermarks ---------------------------------------------------------------------------
     def get_watermark(self, stream: str) -> str | None:
         with self.begin() as conn:
-            return conn.execute(
-                sa.select(watermarks.c.value).where(watermarks.c.stream == stream)
-            ).scalar_one_or_none()
+            return conn.execute(sa.select(watermarks.c.value).where(watermarks.c.stream == stream)).scalar_one_or_none()
 
     def set_watermark(self, stream: str, value: str, run_id: str | None) -> None:
         with self.begin() as conn:

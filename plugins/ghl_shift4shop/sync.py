@@ -6,11 +6,12 @@ testable here without Airflow. Arguments and return values are small JSON-safe d
 
 from __future__ import annotations
 
+import functools
 import logging
 from functools import cache
-
 from typing import TYPE_CHECKING
 
+from ghl_shift4shop.errors import PermanentError
 from ghl_shift4shop.settings import Settings, load_settings
 from ghl_shift4shop.state import StateStore
 from ghl_shift4shop.timeutil import format_ts, next_watermark, parse_ts
@@ -26,6 +27,23 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 STREAM = "contacts"
+
+
+def fail_without_retry(fn):
+    """A :class:`PermanentError` fails the task at once: retries would repeat the same failure."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except PermanentError as exc:
+            from airflow.sdk.exceptions import AirflowFailException
+
+            raise AirflowFailException(f"{type(exc).__name__}: {exc}") from exc
+
+    return wrapper
+
+
 MAPPING_FILE = "contacts_to_customers.yaml"
 
 
@@ -76,6 +94,7 @@ def plan_window(run_id: str, run_type: str, data_interval: tuple | None, params:
     return {**window, "run_id": run_id, "stream": STREAM}
 
 
+@fail_without_retry
 def extract(window: dict) -> dict:
     from ghl_shift4shop import extract as extract_stage
 
@@ -92,12 +111,14 @@ def extract(window: dict) -> dict:
         stream=window["stream"],
     )
     state_store(settings).add_stats(
-        window["run_id"], f"extract:{window['stream']}",
+        window["run_id"],
+        f"extract:{window['stream']}",
         {"extracted": summary["extracted"], "calls_ghl": summary["calls_ghl"]},
     )
     return summary
 
 
+@fail_without_retry
 def validate(ref: dict, run_id: str) -> dict:
     from ghl_shift4shop import validate as validate_stage
 
@@ -112,6 +133,7 @@ def validate(ref: dict, run_id: str) -> dict:
     )
 
 
+@fail_without_retry
 def quality_gate(results: list[dict], max_bad_share: float | None = None) -> dict:
     from ghl_shift4shop import validate as validate_stage
 
@@ -120,6 +142,7 @@ def quality_gate(results: list[dict], max_bad_share: float | None = None) -> dic
     return validate_stage.quality_gate(list(results), threshold)
 
 
+@fail_without_retry
 def transform(ref: dict, run_id: str) -> dict:
     from ghl_shift4shop import transform as transform_stage
 
@@ -129,6 +152,7 @@ def transform(ref: dict, run_id: str) -> dict:
     )
 
 
+@fail_without_retry
 def load(refs: list[dict], run_id: str) -> dict:
     from ghl_shift4shop import load as load_stage
 
@@ -163,7 +187,14 @@ def commit_watermark(window: dict, extracted: dict, loaded: dict) -> dict:
 
 
 SUMMARY_FIELDS = (
-    "extracted", "valid", "quarantined", "created", "updated", "unchanged", "calls_ghl", "calls_shift4shop",
+    "extracted",
+    "valid",
+    "quarantined",
+    "created",
+    "updated",
+    "unchanged",
+    "calls_ghl",
+    "calls_shift4shop",
 )
 
 

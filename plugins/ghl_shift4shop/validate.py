@@ -15,12 +15,13 @@ from pathlib import Path
 import pandas as pd
 
 from ghl_shift4shop.batches import read_jsonl, stage_path, write_jsonl
+from ghl_shift4shop.errors import PermanentError
 from ghl_shift4shop.state import StateStore
 
 log = logging.getLogger(__name__)
 
 
-class QualityGateError(RuntimeError):
+class QualityGateError(PermanentError):
     """Too large a share of the run failed validation."""
 
 
@@ -61,7 +62,9 @@ def run_suite(spec: dict, frame: pd.DataFrame) -> dict[int, list[str]]:
         )
     suite = ctx.suites.add(suite)
     batch_def = (
-        ctx.data_sources.add_pandas("batch").add_dataframe_asset(spec["name"]).add_batch_definition_whole_dataframe("all")
+        ctx.data_sources.add_pandas("batch")
+        .add_dataframe_asset(spec["name"])
+        .add_batch_definition_whole_dataframe("all")
     )
     vd = ctx.validation_definitions.add(gx.ValidationDefinition(name=spec["name"], data=batch_def, suite=suite))
     result = vd.run(batch_parameters={"dataframe": frame}, result_format={"result_format": "COMPLETE"})
@@ -104,7 +107,13 @@ def validate_batch(
     state.resolve_quarantine(stream, [r["id"] for r in good])
     out = stage_path(data_dir, run_id, stream, "validated", ref["batch"])
     write_jsonl(out, good)
-    result = {"batch": ref["batch"], "path": str(out), "rows": len(records), "valid": len(good), "quarantined": len(bad)}
+    result = {
+        "batch": ref["batch"],
+        "path": str(out),
+        "rows": len(records),
+        "valid": len(good),
+        "quarantined": len(bad),
+    }
     state.add_stats(run_id, f"validate:{stream}:{ref['batch']}", {"valid": len(good), "quarantined": len(bad)})
     log.info("batch %d: %d valid, %d quarantined", ref["batch"], len(good), len(bad))
     return result

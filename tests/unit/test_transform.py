@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from ghl_shift4shop.mapping import MappingError, load_mapping, normalize_country, normalize_phone, payload_hash
 from ghl_shift4shop.shift4shop.fields import CUSTOMER_MAX_LENGTHS
 from ghl_shift4shop.transform import transform_records
@@ -62,7 +61,9 @@ def test_name_fallbacks():
 
 
 def test_every_string_is_cut_to_the_store_limit():
-    p = one(firstName="A" * 80, address1="x" * 400, city="c" * 150, postalCode="9" * 30, tags=["t" * 40] * 20)["payload"]
+    p = one(firstName="A" * 80, address1="x" * 400, city="c" * 150, postalCode="9" * 30, tags=["t" * 40] * 20)[
+        "payload"
+    ]
     for field, value in p.items():
         if isinstance(value, str) and field in CUSTOMER_MAX_LENGTHS:
             assert len(value) <= CUSTOMER_MAX_LENGTHS[field], field

@@ -7,7 +7,6 @@ import uuid
 
 import pytest
 import sqlalchemy as sa
-
 from ghl_shift4shop.state import MappedId, StateStore
 from ghl_shift4shop.timeutil import format_ts, next_watermark, parse_ts
 

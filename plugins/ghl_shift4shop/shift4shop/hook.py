@@ -176,6 +176,8 @@ class Shift4ShopHook(ApiHook):
                 )
             # A whole-request failure (e.g. 404 with one element): it applies to every item.
             first = items[0] if items else ItemResult("Error", "", resp.status_code, resp.text[:200])
-            return [ItemResult(first.key, str(c.get("CustomerID", "")), first.status or resp.status_code,
-                               first.message) for c in customers]
+            return [
+                ItemResult(first.key, str(c.get("CustomerID", "")), first.status or resp.status_code, first.message)
+                for c in customers
+            ]
         return items

@@ -1,0 +1,51 @@
+# Common commands. `make demo` and `make test` are the two README commands.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: venv demo test lint format sandbox-start sandbox-stop ui watermark quarantine clean
+
+$(STAMP): requirements.txt requirements-dev.txt requirements.lock
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet -r requirements-dev.txt -c requirements.lock
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+## Set up and run the main job on the embedded default (local simulators, SQLite).
+demo: venv
+	./scripts/demo.sh
+
+## Set up and run the whole test suite (.ci/run calls exactly this).
+test: venv
+	./scripts/services.sh
+	$(PY) -m ruff check .
+	$(PY) -m pytest -q
+
+lint: venv
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+
+format: venv
+	$(PY) -m ruff check --fix .
+	$(PY) -m ruff format .
+
+sandbox-start: venv
+	$(PY) -m sandbox start
+sandbox-stop: venv
+	$(PY) -m sandbox stop
+
+## The Airflow UI on the demo's Airflow home (see README).
+ui: venv
+	./scripts/ui.sh
+
+watermark: venv
+	PYTHONPATH=plugins $(PY) -m ghl_shift4shop watermark show
+quarantine: venv
+	PYTHONPATH=plugins $(PY) -m ghl_shift4shop quarantine
+
+clean:
+	-$(PY) -m sandbox stop
+	rm -rf .local

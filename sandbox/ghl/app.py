@@ -1,0 +1,335 @@
+"""HTTP face of the HighLevel (GHL) API v2 simulator: the contacts routes on ``create_app(state)``.
+
+Owns everything that is HTTP: the gateway checks every API request passes in order (bearer token ->
+rate limit -> ``Version`` header -> route -> scope -> location -> body validation), the five
+``X-RateLimit-*`` headers and ``x-trace-id`` on every response, status codes, and the NestJS-style
+error bodies that replace every FastAPI default (no ``{"detail": ...}`` ever leaves). Data rules
+live in ``state.py``. The ``/_sim`` admin endpoints (no auth, no rate limit, not logged) let tests
+and the sandbox seed, inspect and reconfigure a running simulator. See ``BEHAVIOR.md``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from typing import Any
+from urllib.parse import urlencode
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from sandbox.common import install_request_log
+from sandbox.ghl.state import PUBLISHED_VERSIONS, ApiError, GhlState, Token, unprocessable
+
+TRACE_HEADER = "x-trace-id"
+READ = "contacts.readonly"
+WRITE = "contacts.write"
+
+
+def _error(status: int, message: str | list[str], **extra: Any) -> JSONResponse:
+    return JSONResponse({"statusCode": status, "message": message, **extra}, status_code=status)
+
+
+async def _json_body(request: Request) -> dict:
+    """The request's JSON object (``{}`` when empty), or a GHL 400/422."""
+    raw = await request.body()
+    if not raw.strip():
+        return {}
+    try:
+        body = json.loads(raw)
+    except ValueError as exc:
+        raise ApiError(400, f"Unexpected token in JSON at position {getattr(exc, 'pos', 0)}") from exc
+    if not isinstance(body, dict):
+        raise unprocessable("request body must be a JSON object")
+    return body
+
+
+def _guard(request: Request, scope: str, location_id: Any = None) -> Token:
+    """Scope first (401), then location (403): the order the live API checks them in."""
+    token: Token = request.state.token
+    if scope not in token.scopes:
+        raise ApiError(401, "The token is not authorized for this scope.")
+    if isinstance(location_id, str) and location_id and location_id != token.location_id:
+        raise ApiError(403, "The token does not have access to this location.")
+    return token
+
+
+def _int_query(request: Request, name: str, default: int, *, lo: int, hi: int | None = None) -> int:
+    raw = request.query_params.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise unprocessable(f"{name} must be a number conforming to the specified constraints") from None
+    if not value.is_integer():
+        raise unprocessable(f"{name} must be an integer number")
+    if value < lo:
+        raise unprocessable(f"{name} must not be less than {lo}")
+    if hi is not None and value > hi:
+        raise unprocessable(f"{name} must not be greater than {hi}")
+    return int(value)
+
+
+def create_app(state: GhlState) -> FastAPI:
+    """Build the simulator app around ``state`` (which tests may also use directly)."""
+    app = FastAPI(title="HighLevel API v2 simulator", docs_url=None, redoc_url=None, openapi_url=None)
+    # `/contacts` and `/contacts/` are both routed explicitly; a 307 redirect would break POSTs.
+    app.router.redirect_slashes = False
+
+    # ---- errors: never a FastAPI-shaped body ------------------------------------------------------
+
+    @app.exception_handler(ApiError)
+    async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
+        return JSONResponse(exc.body(), status_code=exc.status)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code in (404, 405):  # NestJS answers an unknown method+path pair with 404
+            return _error(404, f"Cannot {request.method} {request.url.path}")
+        return _error(exc.status_code, str(exc.detail))
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        messages = [
+            f"{'.'.join(str(p) for p in e.get('loc', ())[1:])} {e.get('msg', '')}".strip() for e in exc.errors()
+        ]
+        return _error(422, messages or ["Unprocessable Entity"], error="Unprocessable Entity")
+
+    @app.exception_handler(Exception)
+    async def _crash(request: Request, exc: Exception) -> JSONResponse:
+        return _error(500, "Internal server error", error="Internal Server Error")
+
+    # ---- gateway: token, rate limit, version, headers ---------------------------------------------
+
+    @app.middleware("http")
+    async def _gateway(request: Request, call_next) -> Response:
+        if request.url.path.startswith("/_sim"):
+            return await call_next(request)
+        trace_id = str(uuid.uuid4())
+        request.state.trace_id = trace_id
+        auth = request.headers.get("authorization", "")
+        scheme, _, credential = auth.partition(" ")
+        token = state.resolve_token(credential.strip()) if scheme.lower() == "bearer" else None
+        decision = state.hit(token)
+        if token is None:
+            response: Response = _error(401, "Invalid JWT")
+        elif not decision.allowed:
+            response = _error(429, "Too Many Requests")
+            if state.send_retry_after and decision.retry_after is not None:
+                response.headers["Retry-After"] = str(decision.retry_after)
+        elif "version" not in request.headers:
+            response = _error(401, "version header was not found.")
+        elif request.headers["version"] not in PUBLISHED_VERSIONS:
+            response = _error(401, "version header is invalid")
+        else:
+            request.state.token = token
+            response = await call_next(request)
+        response.headers.update(decision.headers)
+        response.headers[TRACE_HEADER] = trace_id
+        return response
+
+    # Added after the gateway so it wraps it: 401/429 answers are logged and delayed too.
+    install_request_log(app, state.request_log, lambda: state.latency_s)
+
+    # ---- contacts ---------------------------------------------------------------------------------
+
+    @app.post("/contacts/search")
+    async def search_contacts(request: Request) -> JSONResponse:
+        _guard(request, READ)
+        body = await _json_body(request)
+        _guard(request, READ, body.get("locationId"))
+        return JSONResponse(state.search(state.parse_search(body)))
+
+    @app.get("/contacts/search/duplicate")
+    async def search_duplicate(request: Request) -> JSONResponse:
+        _guard(request, READ)
+        q = request.query_params
+        location_id = q.get("locationId")
+        _guard(request, READ, location_id)
+        if not location_id:
+            raise unprocessable("locationId should not be empty")
+        dup = state.find_duplicate(location_id, q.get("email") or None, q.get("number") or None)
+        return JSONResponse({"contact": dict(dup[0]) if dup else None})
+
+    @app.get("/contacts/")
+    @app.get("/contacts", include_in_schema=False)
+    async def list_contacts(request: Request) -> JSONResponse:
+        _guard(request, READ)
+        q = request.query_params
+        location_id = q.get("locationId")
+        _guard(request, READ, location_id)
+        if not location_id:
+            raise unprocessable("locationId should not be empty", "locationId must be a string")
+        limit = _int_query(request, "limit", 20, lo=1, hi=100)
+        start_after = _int_query(request, "startAfter", -1, lo=0) if q.get("startAfter") else None
+        start_after_id = q.get("startAfterId") or None
+        query = q.get("query") or None
+        page = state.list_contacts(
+            location_id, limit=limit, start_after=start_after, start_after_id=start_after_id, query=query
+        )
+        current = page["position"] // limit + 1
+        meta: dict[str, Any] = {
+            "total": page["total"],
+            "nextPageUrl": None,
+            "startAfterId": None,
+            "startAfter": None,
+            "currentPage": current,
+            "nextPage": None,
+            "prevPage": current - 1 if current > 1 else None,
+        }
+        if page["last"] is not None:
+            meta["startAfter"], meta["startAfterId"] = page["last"]
+        if page["more"]:
+            params = {"locationId": location_id, "startAfter": meta["startAfter"], "startAfterId": meta["startAfterId"]}
+            if "limit" in q:
+                params["limit"] = limit
+            if query:
+                params["query"] = query
+            meta["nextPageUrl"] = f"{str(request.base_url).rstrip('/')}/contacts/?{urlencode(params)}"
+            meta["nextPage"] = current + 1
+        return JSONResponse({"contacts": page["contacts"], "count": page["total"], "meta": meta})
+
+    @app.post("/contacts/")
+    @app.post("/contacts", include_in_schema=False)
+    async def create_contact(request: Request) -> JSONResponse:
+        _guard(request, WRITE)
+        body = await _json_body(request)
+        _guard(request, WRITE, body.get("locationId"))
+        contact = state.create_contact(body)
+        # The create response (CreateContactSchema) shows dateOfBirth as a timestamp; reads show a date.
+        if contact.get("dateOfBirth"):
+            contact["dateOfBirth"] = f"{contact['dateOfBirth']}T00:00:00.000Z"
+        return JSONResponse({"contact": contact}, status_code=201)
+
+    @app.post("/contacts/upsert")
+    async def upsert_contact(request: Request) -> JSONResponse:
+        _guard(request, WRITE)
+        body = await _json_body(request)
+        _guard(request, WRITE, body.get("locationId"))
+        new, contact = state.upsert_contact(body)
+        return JSONResponse({"new": new, "contact": contact, "traceId": request.state.trace_id})
+
+    @app.get("/contacts/business/{business_id}")
+    async def business_contacts(request: Request, business_id: str) -> JSONResponse:
+        _guard(request, READ)
+        location_id = request.query_params.get("locationId")
+        _guard(request, READ, location_id)
+        if not location_id:
+            raise unprocessable("locationId should not be empty", "locationId must be a string")
+        limit = _int_query(request, "limit", 25, lo=1, hi=100)
+        skip = _int_query(request, "skip", 0, lo=0)
+        query = request.query_params.get("query") or None
+        return JSONResponse(state.business_contacts(business_id, location_id, limit=limit, skip=skip, query=query))
+
+    @app.get("/contacts/{contact_id}")
+    async def get_contact(request: Request, contact_id: str) -> JSONResponse:
+        token = _guard(request, READ)
+        return JSONResponse({"contact": state.get_contact(contact_id, token.location_id)})
+
+    @app.put("/contacts/{contact_id}")
+    async def update_contact(request: Request, contact_id: str) -> JSONResponse:
+        token = _guard(request, WRITE)
+        body = await _json_body(request)
+        contact = state.update_contact(contact_id, body, token.location_id)
+        return JSONResponse({"succeded": True, "contact": contact})
+
+    @app.delete("/contacts/{contact_id}")
+    async def delete_contact(request: Request, contact_id: str) -> JSONResponse:
+        token = _guard(request, WRITE)
+        state.delete_contact(contact_id, token.location_id)
+        return JSONResponse({"succeded": True})
+
+    async def _tags_body(request: Request) -> list[str]:
+        body = await _json_body(request)
+        errors = [f"property {k} should not exist" for k in body if k != "tags"]
+        tags = body.get("tags")
+        if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
+            errors += ["tags must be an array", "each value in tags must be a string"]
+        if errors:
+            raise unprocessable(*errors)
+        return tags
+
+    @app.post("/contacts/{contact_id}/tags")
+    async def add_tags(request: Request, contact_id: str) -> JSONResponse:
+        token = _guard(request, WRITE)
+        tags = await _tags_body(request)
+        return JSONResponse({"tags": state.change_tags(contact_id, tags, add=True, location_id=token.location_id)}, 201)
+
+    @app.delete("/contacts/{contact_id}/tags")
+    async def remove_tags(request: Request, contact_id: str) -> JSONResponse:
+        token = _guard(request, WRITE)
+        tags = await _tags_body(request)
+        return JSONResponse({"tags": state.change_tags(contact_id, tags, add=False, location_id=token.location_id)})
+
+    # ---- admin (/_sim): no auth, no rate limit, not logged ------------------------------------------
+
+    @app.post("/_sim/contacts")
+    async def sim_load(request: Request) -> JSONResponse:
+        body = json.loads(await request.body() or b"[]")
+        if isinstance(body, dict):
+            body = body.get("contacts", [])
+        if not isinstance(body, list):
+            raise ApiError(400, "body must be a list of contacts")
+        return JSONResponse({"loaded": state.load_contacts(body), "total": state.count()})
+
+    @app.get("/_sim/contacts/{contact_id}")
+    async def sim_get(contact_id: str) -> JSONResponse:
+        doc = state.raw_contact(contact_id)
+        if doc is None:
+            return _error(404, f"Contact with id {contact_id} not found")
+        return JSONResponse(doc)
+
+    @app.get("/_sim/contacts")
+    async def sim_list(request: Request) -> JSONResponse:
+        offset = _int_query(request, "offset", 0, lo=0)
+        limit = _int_query(request, "limit", 1000, lo=1)
+        return JSONResponse(
+            {"contacts": state.all_contacts(offset, limit), "total": state.count(), "offset": offset, "limit": limit}
+        )
+
+    @app.get("/_sim/config")
+    async def sim_get_config() -> JSONResponse:
+        return JSONResponse(state.config())
+
+    @app.post("/_sim/config")
+    async def sim_config(request: Request) -> JSONResponse:
+        body = await _json_body(request)
+        return JSONResponse(state.configure(**body))
+
+    @app.post("/_sim/reset")
+    async def sim_reset() -> JSONResponse:
+        state.reset()
+        return JSONResponse({"reset": True})
+
+    @app.post("/_sim/tokens")
+    async def sim_token(request: Request) -> JSONResponse:
+        body = await _json_body(request)
+        token = body.get("token")
+        if not isinstance(token, str) or not token:
+            raise ApiError(400, "token is required")
+        expires_at = body.get("expires_at")
+        if expires_at is None and body.get("expires_in") is not None:
+            expires_at = time.time() + float(body["expires_in"])
+        tok = state.add_token(
+            token,
+            location_id=body.get("location_id") or body.get("locationId"),
+            scopes=body.get("scopes"),
+            expires_at=expires_at,
+            subject=body.get("subject") or "",
+        )
+        return JSONResponse(
+            {
+                "token": tok.token,
+                "location_id": tok.location_id,
+                "scopes": sorted(tok.scopes),
+                "expires_at": tok.expires_at,
+                "subject": tok.client,
+            },
+            status_code=201,
+        )
+
+    return app

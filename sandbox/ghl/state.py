@@ -1,0 +1,1540 @@
+"""In-memory state of the GHL simulator and every rule that does not depend on HTTP.
+
+Owns: the token store, the per-(client, location) rate limiter, contact storage (with the derived
+name/email fields and duplicate detection), the search index (a possibly lagging copy of the
+contacts with sorted ``(epoch_ms, id)`` lists for ``dateAdded``/``dateUpdated``), and the search,
+list and business-listing engines. ``app.py`` only turns HTTP into calls on this object.
+
+Every public method takes ``self.lock``; the lock is re-entrant so methods may call each other.
+Rule violations are raised as ``ApiError`` carrying the exact GHL error body.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import re
+import secrets
+import string
+import threading
+import time
+from bisect import bisect_left, bisect_right
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import phonenumbers
+
+from sandbox.common import RequestLog
+
+__all__ = [
+    "ALL_SCOPES",
+    "CONFIG_KEYS",
+    "PUBLISHED_VERSIONS",
+    "SORTABLE_FIELDS",
+    "ApiError",
+    "GhlState",
+    "RateDecision",
+    "Token",
+    "iso_ms",
+    "parse_ms",
+]
+
+ALL_SCOPES: frozenset[str] = frozenset(
+    {
+        "contacts.readonly",
+        "contacts.write",
+        "locations.readonly",
+        "locations/tasks.readonly",
+        "calendars.readonly",
+        "calendars.write",
+        "calendars/events.readonly",
+        "calendars/events.write",
+    }
+)
+# Values the Versioning page publishes and live probes confirmed on v2 paths ("legacy" is the v1 API).
+PUBLISHED_VERSIONS: frozenset[str] = frozenset({"v3", "2023-02-21", "2021-07-28", "2021-04-15"})
+SORTABLE_FIELDS: tuple[str, ...] = (
+    "firstNameLowerCase",
+    "lastNameLowerCase",
+    "businessName",
+    "dateAdded",
+    "dateUpdated",
+    "email",
+    "dnd",
+    "source",
+)
+CONFIG_KEYS: tuple[str, ...] = (
+    "rate_limit",
+    "burst_max",
+    "burst_window_ms",
+    "daily_limit",
+    "send_retry_after",
+    "index_lag_s",
+    "latency_s",
+    "allow_duplicates",
+)
+_CONFIG_TYPES: dict[str, type] = {
+    "rate_limit": bool,
+    "burst_max": int,
+    "burst_window_ms": int,
+    "daily_limit": int,
+    "send_retry_after": bool,
+    "index_lag_s": float,
+    "latency_s": float,
+    "allow_duplicates": bool,
+}
+DAY_S = 86_400.0
+PAGE_PAGING_CAP = 10_000  # page * pageLimit may not go past this many records
+MAX_PAGE_LIMIT = 500
+MAX_FILTER_VALUE_LEN = 75
+DEFAULT_SORT: tuple[tuple[str, str], ...] = (("dateAdded", "asc"),)
+
+_ALNUM = string.ascii_letters + string.digits
+
+
+# --------------------------------------------------------------------------------------------------
+# errors, time helpers
+
+
+class ApiError(Exception):
+    """A GHL error response: ``statusCode`` + ``message`` (+ ``error`` / ``meta``)."""
+
+    def __init__(
+        self,
+        status: int,
+        message: str | list[str],
+        *,
+        error: str | None = None,
+        meta: dict | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.error = error
+        self.meta = meta
+
+    def body(self) -> dict:
+        out: dict[str, Any] = {"statusCode": self.status, "message": self.message}
+        if self.error is not None:
+            out["error"] = self.error
+        if self.meta is not None:
+            out["meta"] = self.meta
+        return out
+
+
+def unprocessable(*messages: str) -> ApiError:
+    """422 with the NestJS ValidationPipe shape: ``message`` is always an array."""
+    return ApiError(422, list(messages), error="Unprocessable Entity")
+
+
+def not_found(contact_id: str) -> ApiError:
+    # Third parties saw 400 (not 404) for unknown contact ids on v2.
+    return ApiError(400, f"Contact with id {contact_id} not found")
+
+
+def iso_ms(ms: int) -> str:
+    """Epoch ms -> ``YYYY-MM-DDTHH:mm:ss.sssZ`` (the API's timestamp format)."""
+    dt = datetime.fromtimestamp(ms // 1000, tz=UTC)
+    return f"{dt:%Y-%m-%dT%H:%M:%S}.{ms % 1000:03d}Z"
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def parse_ms(value: Any) -> int | None:
+    """ISO-8601 string (``Z``/offset/date-only) or epoch-ms number -> epoch ms; None if unparseable."""
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, int | float):
+        return int(math.floor(value)) if math.isfinite(value) else None
+    if not isinstance(value, str) or not value:
+        return None
+    s = value.strip()
+    if s.lstrip("-").isdigit():
+        return int(s)
+    try:
+        dt = datetime.fromisoformat(s)
+    except ValueError:
+        return None
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=UTC)
+    return (dt - _EPOCH) // timedelta(milliseconds=1)
+
+
+_ID_RNG = random.Random(secrets.randbits(64))  # ids need uniqueness, not secrecy; urandom per char is slow
+
+
+def new_id() -> str:
+    """A 20-char alphanumeric id like the API's (``seD4PfOuKoVMLkEZqohJ``)."""
+    return "".join(_ID_RNG.choices(_ALNUM, k=20))
+
+
+# --------------------------------------------------------------------------------------------------
+# tokens and rate limits
+
+
+@dataclass(frozen=True)
+class Token:
+    """One bearer token. PITs have ``expires_at=None``; OAuth access tokens get a wall-clock expiry.
+
+    ``subject`` is the rate-limit client identity (a Marketplace app's client id for OAuth tokens);
+    it defaults to the token itself, so every PIT is its own client.
+    """
+
+    token: str
+    location_id: str
+    scopes: frozenset[str] = ALL_SCOPES
+    expires_at: float | None = None
+    subject: str = ""
+
+    @property
+    def client(self) -> str:
+        return self.subject or self.token
+
+    def expired(self, at: float | None = None) -> bool:
+        return self.expires_at is not None and (at if at is not None else time.time()) >= self.expires_at
+
+
+@dataclass
+class _Bucket:
+    window_start: float
+    window_count: int = 0
+    day_start: float = 0.0
+    day_count: int = 0
+
+
+@dataclass(frozen=True)
+class RateDecision:
+    allowed: bool
+    headers: dict[str, str]
+    retry_after: int | None = None
+
+
+# --------------------------------------------------------------------------------------------------
+# contact normalisation
+
+_NAME_KEYS = ("firstNameLowerCase", "lastNameLowerCase", "fullNameLowerCase", "emailLowerCase")
+# Fields CreateContactDto / UpdateContactDto / UpsertContactDto accept (contacts.json).
+_UPDATE_FIELDS = frozenset(
+    {
+        "firstName", "lastName", "name", "email", "phone", "address1", "city", "state", "postalCode",
+        "website", "timezone", "dnd", "dndSettings", "inboundDndSettings", "tags", "customFields",
+        "source", "dateOfBirth", "country", "assignedTo",
+    }
+)  # fmt: skip
+CREATE_FIELDS = _UPDATE_FIELDS | {"locationId", "gender", "companyName"}
+UPDATE_FIELDS = _UPDATE_FIELDS
+UPSERT_FIELDS = CREATE_FIELDS | {"createNewIfDuplicateAllowed"}
+_STRING_FIELDS = frozenset(
+    {
+        "firstName", "lastName", "name", "email", "phone", "address1", "city", "state", "postalCode",
+        "website", "timezone", "source", "country", "companyName", "assignedTo", "gender", "locationId",
+    }
+)  # fmt: skip
+_NON_NULLABLE = frozenset({"locationId", "gender", "postalCode", "country"})
+_EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_DOB_FORMATS = (
+    "%Y/%m/%d", "%m/%d/%Y", "%Y-%m-%d", "%m-%d-%Y", "%Y.%m.%d", "%m.%d.%Y", "%Y_%m_%d", "%m_%d_%Y",
+)  # fmt: skip
+# Key order of a stored contact, so responses read like the API's examples.
+_KEY_ORDER = (
+    "id", "locationId", "name", "contactName", "firstName", "lastName", "firstNameLowerCase",
+    "lastNameLowerCase", "fullNameLowerCase", "email", "emailLowerCase", "phone", "companyName",
+    "address1", "city", "state", "postalCode", "country", "timezone", "website", "type", "source",
+    "assignedTo", "businessId", "tags", "customFields", "dnd", "dndSettings", "inboundDndSettings",
+    "dateOfBirth", "gender", "dateAdded", "dateUpdated",
+)  # fmt: skip
+
+
+def _ordered(doc: dict) -> dict:
+    out = {k: doc[k] for k in _KEY_ORDER if k in doc}
+    for k, v in doc.items():
+        if k not in out:
+            out[k] = v
+    return out
+
+
+def derive(doc: dict) -> dict:
+    """Set the derived fields (lower-case copies, ``name``, ``contactName``) from the source fields."""
+    first, last = doc.get("firstName") or "", doc.get("lastName") or ""
+    for key in _NAME_KEYS:
+        doc.pop(key, None)
+    if first:
+        doc["firstNameLowerCase"] = first.lower()
+    if last:
+        doc["lastNameLowerCase"] = last.lower()
+    full = f"{first} {last}".strip() or (doc.get("name") or "")
+    if full:
+        doc["name"] = full
+        doc["fullNameLowerCase"] = full.lower()
+    else:
+        doc.pop("name", None)
+    # contactName falls back to email/phone like the live list endpoint does for nameless contacts.
+    contact_name = full or doc.get("email") or doc.get("phone")
+    if contact_name:
+        doc["contactName"] = contact_name
+    else:
+        doc.pop("contactName", None)
+    if doc.get("email"):
+        doc["emailLowerCase"] = str(doc["email"]).lower()
+    return doc
+
+
+def normalize_phone(raw: str, country: str | None) -> str:
+    """E.164 when the number parses (input like ``+1 888-888-8888``); otherwise kept as sent."""
+    try:
+        parsed = phonenumbers.parse(raw, (country or "US").upper())
+    except phonenumbers.NumberParseException:
+        return raw.strip()
+    if phonenumbers.is_possible_number(parsed):
+        return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+    return raw.strip()
+
+
+def _phone_key(phone: str | None) -> str | None:
+    if not phone:
+        return None
+    digits = re.sub(r"\D", "", phone)
+    return digits or None
+
+
+def _parse_dob(value: Any) -> str | None:
+    if not isinstance(value, str):
+        return None
+    s = value.strip()[:10] if "T" in value else value.strip()
+    for fmt in _DOB_FORMATS:
+        try:
+            return datetime.strptime(s, fmt).strftime("%Y-%m-%d")
+        except ValueError:
+            continue
+    return None
+
+
+# --------------------------------------------------------------------------------------------------
+# search index
+
+
+class _Rec:
+    """An indexed contact: the document as search sees it plus its date keys in epoch ms."""
+
+    __slots__ = ("added", "doc", "id", "updated")
+
+    def __init__(self, doc: dict) -> None:
+        self.doc = doc
+        self.id: str = doc["id"]
+        self.added: int = parse_ms(doc.get("dateAdded")) or 0
+        self.updated: int = parse_ms(doc.get("dateUpdated")) or self.added
+
+
+class _Index:
+    """Contacts as search sees them, with ``(ms, id)`` lists kept sorted for the date hot paths."""
+
+    def __init__(self, home_location: str) -> None:
+        self.home = home_location
+        self.recs: dict[str, _Rec] = {}
+        self.by_added: list[tuple[int, str]] = []
+        self.by_updated: list[tuple[int, str]] = []
+        # Contacts of other locations (admin loads, tokens for other locations). While this is 0,
+        # searches of the home location need no per-contact location check: the O(log n) path.
+        self.foreign = 0
+
+    def clear(self) -> None:
+        self.recs.clear()
+        self.by_added.clear()
+        self.by_updated.clear()
+        self.foreign = 0
+
+    def only_home(self, location_id: str) -> bool:
+        return location_id == self.home and self.foreign == 0
+
+    def put(self, doc: dict) -> None:
+        self.remove(doc["id"])
+        rec = _Rec(doc)
+        self.recs[rec.id] = rec
+        self.foreign += doc.get("locationId") != self.home
+        self._insert(self.by_added, (rec.added, rec.id))
+        self._insert(self.by_updated, (rec.updated, rec.id))
+
+    def remove(self, cid: str) -> None:
+        rec = self.recs.pop(cid, None)
+        if rec is None:
+            return
+        self.foreign -= rec.doc.get("locationId") != self.home
+        for lst, key in ((self.by_added, (rec.added, cid)), (self.by_updated, (rec.updated, cid))):
+            i = bisect_left(lst, key)
+            if i < len(lst) and lst[i] == key:
+                del lst[i]
+
+    def bulk_put(self, docs: Iterable[dict]) -> None:
+        """Insert many documents, then re-sort once (bisect inserts would be quadratic)."""
+        for doc in docs:
+            self.recs[doc["id"]] = _Rec(doc)
+        self.by_added = sorted((r.added, r.id) for r in self.recs.values())
+        self.by_updated = sorted((r.updated, r.id) for r in self.recs.values())
+        self.foreign = sum(r.doc.get("locationId") != self.home for r in self.recs.values())
+
+    @staticmethod
+    def _insert(lst: list[tuple[int, str]], key: tuple[int, str]) -> None:
+        lst.insert(bisect_left(lst, key), key)
+
+
+# --------------------------------------------------------------------------------------------------
+# search filters
+
+_EQ_EXISTS = frozenset({"eq", "not_eq", "exists", "not_exists"})
+_TEXT_OPS = frozenset({"eq", "not_eq", "contains", "not_contains", "exists", "not_exists"})
+_DATE_OPS = frozenset({"range", "exists", "not_exists"})
+_ALL_OPS = _TEXT_OPS | {"range"}
+
+# search field -> (document key, allowed operators, kind); per the Contacts Search API doc (S6).
+FILTER_FIELDS: dict[str, tuple[str, frozenset[str], str]] = {
+    "id": ("id", frozenset({"eq", "not_eq"}), "str"),
+    "contactName": ("contactName", _EQ_EXISTS, "str"),
+    "country": ("country", _EQ_EXISTS, "str"),
+    "assignedTo": ("assignedTo", _EQ_EXISTS, "str"),
+    "followers": ("followers", _EQ_EXISTS, "list"),
+    "dnd": ("dnd", _EQ_EXISTS, "bool"),
+    "email": ("email", _EQ_EXISTS, "email"),
+    "timezone": ("timezone", _EQ_EXISTS, "str"),
+    "type": ("type", _EQ_EXISTS, "str"),
+    "validEmail": ("validEmail", _EQ_EXISTS, "bool"),
+    "website": ("website", _EQ_EXISTS, "str"),
+    "isValidWhatsapp": ("isValidWhatsapp", _EQ_EXISTS, "bool"),
+    "activeWorkflows": ("activeWorkflows", _EQ_EXISTS, "list"),
+    "finishedWorkflows": ("finishedWorkflows", _EQ_EXISTS, "list"),
+    "address": ("address1", _TEXT_OPS, "str"),
+    "businessName": ("businessName", _TEXT_OPS, "str"),
+    "city": ("city", _TEXT_OPS, "str"),
+    "companyName": ("companyName", _TEXT_OPS, "str"),
+    "firstNameLowerCase": ("firstNameLowerCase", _TEXT_OPS, "str"),
+    "lastNameLowerCase": ("lastNameLowerCase", _TEXT_OPS, "str"),
+    "phone": ("phone", _TEXT_OPS, "str"),
+    "postalCode": ("postalCode", _TEXT_OPS, "str"),
+    "source": ("source", _TEXT_OPS, "str"),
+    "state": ("state", _TEXT_OPS, "str"),
+    "tags": ("tags", _TEXT_OPS, "list"),
+    "dateAdded": ("dateAdded", _DATE_OPS, "date"),
+    "dateUpdated": ("dateUpdated", _DATE_OPS, "date"),
+    "dateOfBirth": ("dateOfBirth", _DATE_OPS, "date"),
+    "lastEmailClickedDate": ("lastEmailClickedDate", _DATE_OPS, "date"),
+    "lastEmailOpenedDate": ("lastEmailOpenedDate", _DATE_OPS, "date"),
+    "lastAppointment": ("lastAppointment", _DATE_OPS, "date"),
+}
+
+Pred = Callable[[_Rec], bool]
+
+
+def _present(v: Any) -> bool:
+    return v is not None and v != "" and v != []
+
+
+def _doc_value(rec: _Rec, key: str) -> Any:
+    if key == "dateAdded":
+        return rec.added
+    if key == "dateUpdated":
+        return rec.updated
+    if key.startswith("customFields."):
+        cf_id = key.split(".", 1)[1]
+        for item in rec.doc.get("customFields") or ():
+            if item.get("id") == cf_id:
+                return item.get("value")
+        return None
+    return rec.doc.get(key)
+
+
+@dataclass
+class _Range:
+    lo: float = -math.inf  # inclusive
+    hi: float = math.inf  # inclusive
+
+    def contains(self, v: float) -> bool:
+        return self.lo <= v <= self.hi
+
+
+def _parse_range(value: Any, where: str) -> _Range:
+    if not isinstance(value, dict) or not value:
+        raise unprocessable(f"{where}.value must be an object with any of gte, gt, lte, lt")
+    bad = sorted(set(value) - {"gte", "gt", "lte", "lt"})
+    if bad:
+        raise unprocessable(f"{where}.value.{bad[0]} is not a valid range operator (use gte, gt, lte, lt)")
+    out = _Range()
+    for op, raw in value.items():
+        ms: float | None
+        if isinstance(raw, int | float) and not isinstance(raw, bool):
+            ms = float(raw)
+        else:
+            parsed = parse_ms(raw)
+            ms = None if parsed is None else float(parsed)
+        if ms is None:
+            raise unprocessable(f"{where}.value.{op} must be an ISO-8601 date or epoch milliseconds")
+        # Stored values are whole milliseconds, so strict bounds become inclusive integer bounds.
+        if op == "gte":
+            out.lo = max(out.lo, math.ceil(ms))
+        elif op == "gt":
+            out.lo = max(out.lo, math.floor(ms) + 1)
+        elif op == "lte":
+            out.hi = min(out.hi, math.floor(ms))
+        else:
+            out.hi = min(out.hi, math.ceil(ms) - 1)
+    return out
+
+
+def _compile_filter(item: Any, where: str) -> Pred:
+    if not isinstance(item, dict):
+        raise unprocessable(f"{where} must be an object")
+    if "group" in item:
+        group = item["group"]
+        subs = item.get("filters")
+        if group not in ("AND", "OR"):
+            raise unprocessable(f"{where}.group must be one of the following values: AND, OR")
+        if not isinstance(subs, list) or not subs:
+            raise unprocessable(f"{where}.filters must be a non-empty array")
+        preds = [_compile_filter(sub, f"{where}.filters.{i}") for i, sub in enumerate(subs)]
+        if group == "AND":
+            return lambda r: all(p(r) for p in preds)
+        return lambda r: any(p(r) for p in preds)
+
+    name, op = item.get("field"), item.get("operator")
+    if not isinstance(name, str) or not name:
+        raise unprocessable(f"{where}.field must be a string")
+    if name.startswith("customFields.") and len(name) > len("customFields."):
+        key, ops, kind = name, _ALL_OPS, "custom"
+    elif name in FILTER_FIELDS:
+        key, ops, kind = FILTER_FIELDS[name]
+    else:
+        raise unprocessable(f"{where}.field {name} is not a searchable contact field")
+    if op not in ops:
+        raise unprocessable(
+            f"{where}.operator {op} is not supported for field {name} (allowed: {', '.join(sorted(ops))})"
+        )
+
+    if op == "exists":
+        return lambda r: _present(_doc_value(r, key))
+    if op == "not_exists":
+        return lambda r: not _present(_doc_value(r, key))
+    if "value" not in item:
+        raise unprocessable(f"{where}.value should not be empty")
+    value = item["value"]
+    if op == "range":
+        rng = _parse_range(value, where)
+        if kind == "date":
+            if key in ("dateAdded", "dateUpdated"):
+                return lambda r: rng.contains(_doc_value(r, key))
+
+            def date_in(r: _Rec) -> bool:
+                ms = parse_ms(_doc_value(r, key))
+                return ms is not None and rng.contains(ms)
+
+            return date_in
+
+        def num_in(r: _Rec) -> bool:
+            v = _doc_value(r, key)
+            try:
+                return v is not None and not isinstance(v, bool) and rng.contains(float(v))
+            except (TypeError, ValueError):
+                ms = parse_ms(v)
+                return ms is not None and rng.contains(ms)
+
+        return num_in
+
+    values = value if isinstance(value, list) else [value]
+    if not values:
+        raise unprocessable(f"{where}.value should not be empty")
+    for v in values:
+        if isinstance(v, str) and len(v) > MAX_FILTER_VALUE_LEN:
+            raise unprocessable(f"{where}.value must be shorter than or equal to {MAX_FILTER_VALUE_LEN} characters")
+    if kind == "bool":
+        wanted = set()
+        for v in values:
+            if isinstance(v, bool):
+                wanted.add(v)
+            elif v in ("true", "false"):
+                wanted.add(v == "true")
+            else:
+                raise unprocessable(f"{where}.value must be a boolean value")
+        positive: Pred = lambda r: _doc_value(r, key) in wanted  # noqa: E731
+    elif op in ("eq", "not_eq"):
+        if kind == "email":  # emails compare case-insensitively (the index keeps emailLowerCase)
+            wanted_l = {str(v).lower() for v in values}
+            positive = lambda r: str(r.doc.get("email") or "").lower() in wanted_l  # noqa: E731
+        else:
+            wanted_s = {v if isinstance(v, str) else json.dumps(v) for v in values}
+
+            def positive(r: _Rec) -> bool:
+                v = _doc_value(r, key)
+                items = v if isinstance(v, list) else [v]
+                return any((x if isinstance(x, str) else json.dumps(x)) in wanted_s for x in items if x is not None)
+    else:  # contains / not_contains: case-insensitive substring, like a wildcard on a lower-cased keyword
+        needles = [str(v).lower() for v in values]
+
+        def positive(r: _Rec) -> bool:
+            v = _doc_value(r, key)
+            items = v if isinstance(v, list) else [v]
+            return any(isinstance(x, str) and n in x.lower() for x in items for n in needles)
+
+    if op in ("not_eq", "not_contains"):
+        return lambda r: not positive(r)
+    return positive
+
+
+def _range_bounds(filters: list, field_name: str) -> _Range:
+    """Intersection of the top-level (AND-ed) ``range`` filters on ``field_name``."""
+    out = _Range()
+    for i, item in enumerate(filters):
+        if isinstance(item, dict) and item.get("field") == field_name and item.get("operator") == "range":
+            r = _parse_range(item.get("value"), f"filters.{i}")
+            out.lo, out.hi = max(out.lo, r.lo), min(out.hi, r.hi)
+    return out
+
+
+# --------------------------------------------------------------------------------------------------
+# sort keys
+
+
+def _sort_value(rec: _Rec, field_name: str) -> Any:
+    """The value a contact exposes for a sort field (also what goes into its ``searchAfter``)."""
+    if field_name == "dateAdded":
+        return rec.added
+    if field_name == "dateUpdated":
+        return rec.updated
+    if field_name == "dnd":
+        v = rec.doc.get("dnd")
+        return None if v is None else int(bool(v))  # Elasticsearch reports booleans as 0/1 sort values
+    if field_name == "email":
+        v = rec.doc.get("email")
+        return v.lower() if isinstance(v, str) else None
+    v = rec.doc.get(field_name)
+    return v if isinstance(v, str) else None
+
+
+def _coerce_cursor(value: Any, field_name: str, i: int) -> Any:
+    if value is None and field_name not in ("dateAdded", "dateUpdated"):
+        return None
+    if field_name in ("dateAdded", "dateUpdated"):
+        ms = parse_ms(value)
+        if ms is None:
+            raise unprocessable(f"searchAfter.{i} must be epoch milliseconds for sort field {field_name}")
+        return ms
+    if field_name == "dnd":
+        if isinstance(value, bool | int):
+            return int(bool(value))
+        raise unprocessable(f"searchAfter.{i} must be 0/1 or a boolean for sort field dnd")
+    if not isinstance(value, str):
+        raise unprocessable(f"searchAfter.{i} must be a string for sort field {field_name}")
+    return value.lower() if field_name == "email" else value
+
+
+def _missing_last_key(value: Any) -> tuple:
+    # Missing values sort last in both directions (Elasticsearch's default "missing": "_last").
+    return (1, 0) if value is None else (0, value)
+
+
+def _missing_last_key_desc(value: Any) -> tuple:
+    # Used with reverse=True: present values (1, v) descend first, missing ones (0, 0) end up last.
+    return (0, 0) if value is None else (1, value)
+
+
+def _position_cmp(rec: _Rec, sort: list[tuple[str, str]], cursor: list[Any], cursor_id: str) -> int:
+    """-1/0/1: is ``rec`` before, at, or after the cursor position in the result order?"""
+    for (f, d), c in zip(sort, cursor, strict=True):
+        v = _sort_value(rec, f)
+        if v == c:
+            continue
+        if v is None:
+            return 1
+        if c is None:
+            return -1
+        before = v < c if d == "asc" else v > c
+        return -1 if before else 1
+    if rec.id == cursor_id:
+        return 0
+    return -1 if rec.id < cursor_id else 1
+
+
+# --------------------------------------------------------------------------------------------------
+# the state
+
+
+@dataclass
+class _Pending:
+    written_at: float  # time.monotonic() of the write
+    cid: str
+    doc: dict | None  # None = deleted
+
+
+@dataclass
+class SearchParams:
+    """A validated ``POST /contacts/search`` body."""
+
+    location_id: str
+    page_limit: int
+    page: int | None = None
+    search_after: list | None = None
+    filters: list = field(default_factory=list)
+    sort: list[tuple[str, str]] = field(default_factory=list)
+    query: str | None = None
+    compiled: list[tuple[Any, Pred]] = field(default_factory=list)  # (top-level filter item, predicate)
+
+
+class GhlState:
+    """Everything the simulator knows; see the module docstring."""
+
+    def __init__(
+        self,
+        location_id: str,
+        tokens: dict[str, dict] | None = None,
+        *,
+        rate_limit: bool = True,
+        burst_max: int = 100,
+        burst_window_ms: int = 10_000,
+        daily_limit: int = 200_000,
+        send_retry_after: bool = True,
+        index_lag_s: float = 0.0,
+        latency_s: float = 0.0,
+        allow_duplicates: bool = False,
+    ) -> None:
+        self.location_id = location_id
+        self.rate_limit = rate_limit
+        self.burst_max = burst_max
+        self.burst_window_ms = burst_window_ms
+        self.daily_limit = daily_limit
+        self.send_retry_after = send_retry_after
+        self.index_lag_s = index_lag_s
+        self.latency_s = latency_s
+        self.allow_duplicates = allow_duplicates
+
+        self.lock = threading.RLock()
+        self.request_log = RequestLog()
+        self.tokens: dict[str, Token] = {}
+        for tok, info in (tokens or {}).items():
+            self.add_token(tok, **info)
+        self._buckets: dict[tuple[str, str], _Bucket] = {}
+        self._docs: dict[str, dict] = {}  # fresh contacts (what GET /contacts/{id} returns)
+        self._by_email: dict[str, dict[str, None]] = {}  # lower email -> ids (insertion-ordered)
+        self._by_phone: dict[str, dict[str, None]] = {}  # phone digits -> ids
+        self._custom_keys: dict[str, str] = {}  # custom field key -> id, for writes by key
+        self._index = _Index(location_id)
+        self._pending: deque[_Pending] = deque()
+
+    # ---- construction / persistence -------------------------------------------------------------
+
+    @classmethod
+    def from_seed_file(cls, path: str | Path, **kw: Any) -> GhlState:
+        """Load ``{"locationId": ..., "contacts": [...]}`` (or a bare list of contacts)."""
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+        contacts = data if isinstance(data, list) else data.get("contacts", [])
+        location_id = kw.pop("location_id", None)
+        if location_id is None:
+            location_id = (data.get("locationId") if isinstance(data, dict) else None) or (
+                contacts[0].get("locationId") if contacts else None
+            )
+        if not location_id:
+            raise ValueError("seed file has no locationId; pass location_id=")
+        state = cls(location_id, **kw)
+        state.load_contacts(contacts)
+        return state
+
+    def dump_seed(self, path: str | Path) -> None:
+        with self.lock:
+            contacts = self.all_contacts()
+        Path(path).write_text(
+            json.dumps({"locationId": self.location_id, "contacts": contacts}, ensure_ascii=False, indent=1),
+            encoding="utf-8",
+        )
+
+    # ---- config / tokens ------------------------------------------------------------------------
+
+    def config(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in CONFIG_KEYS}
+
+    def configure(self, **changes: Any) -> dict[str, Any]:
+        unknown = sorted(set(changes) - set(CONFIG_KEYS))
+        if unknown:
+            raise ApiError(400, f"unknown config key(s): {', '.join(unknown)}")
+        with self.lock:
+            for k, v in changes.items():
+                setattr(self, k, _CONFIG_TYPES[k](v))
+            return self.config()
+
+    def add_token(
+        self,
+        token: str,
+        location_id: str | None = None,
+        scopes: Iterable[str] | str | None = None,
+        expires_at: float | None = None,
+        subject: str = "",
+    ) -> Token:
+        """Register a bearer token (a PIT when ``expires_at`` is None, else an expiring OAuth token)."""
+        if isinstance(scopes, str):
+            scopes = scopes.split()
+        tok = Token(
+            token=token,
+            location_id=location_id or self.location_id,
+            scopes=frozenset(scopes) if scopes is not None else ALL_SCOPES,
+            expires_at=expires_at,
+            subject=subject,
+        )
+        with self.lock:
+            self.tokens[token] = tok
+        return tok
+
+    def resolve_token(self, token: str | None) -> Token | None:
+        if not token:
+            return None
+        with self.lock:
+            tok = self.tokens.get(token)
+        if tok is None or tok.expired():
+            return None
+        return tok
+
+    # ---- rate limits ----------------------------------------------------------------------------
+
+    def _headers(self, bucket: _Bucket | None) -> dict[str, str]:
+        used_window = bucket.window_count if bucket and self.rate_limit else 0
+        used_day = bucket.day_count if bucket and self.rate_limit else 0
+        return {
+            "X-RateLimit-Limit-Daily": str(self.daily_limit),
+            "X-RateLimit-Daily-Remaining": str(max(0, self.daily_limit - used_day)),
+            "X-RateLimit-Interval-Milliseconds": str(self.burst_window_ms),
+            "X-RateLimit-Max": str(self.burst_max),
+            "X-RateLimit-Remaining": str(max(0, self.burst_max - used_window)),
+        }
+
+    def _bucket(self, token: Token, now: float) -> _Bucket:
+        key = (token.client, token.location_id)
+        b = self._buckets.get(key)
+        if b is None:
+            b = self._buckets[key] = _Bucket(window_start=now, day_start=now)
+        # Fixed windows that start at the first request after the previous one ended.
+        if now - b.window_start >= self.burst_window_ms / 1000:
+            b.window_start, b.window_count = now, 0
+        if now - b.day_start >= DAY_S:
+            b.day_start, b.day_count = now, 0
+        return b
+
+    def hit(self, token: Token | None) -> RateDecision:
+        """Count one request for the token's (client, location) and decide whether it may proceed."""
+        with self.lock:
+            if token is None:
+                return RateDecision(True, self._headers(None))
+            if not self.rate_limit:
+                return RateDecision(True, self._headers(None))
+            now = time.monotonic()
+            b = self._bucket(token, now)
+            if b.day_count >= self.daily_limit:
+                wait = b.day_start + DAY_S - now
+                return RateDecision(False, self._headers(b), max(1, math.ceil(wait)))
+            if b.window_count >= self.burst_max:
+                wait = b.window_start + self.burst_window_ms / 1000 - now
+                return RateDecision(False, self._headers(b), max(1, math.ceil(wait)))
+            b.window_count += 1
+            b.day_count += 1
+            return RateDecision(True, self._headers(b))
+
+    # ---- storage primitives -----------------------------------------------------------------------
+
+    @staticmethod
+    def _dup_keys(doc: dict) -> list[tuple[dict[str, dict[str, None]] | None, str]]:
+        """(index selector, key) pairs; keys are per location, since duplicates are per location."""
+        loc = doc.get("locationId") or ""
+        out: list = []
+        email = doc.get("email")
+        if isinstance(email, str) and email:
+            out.append(("email", f"{loc}\x00{email.lower()}"))
+        phone = doc.get("phone")
+        pk = _phone_key(phone) if isinstance(phone, str) else None
+        if pk:
+            out.append(("phone", f"{loc}\x00{pk}"))
+        return out
+
+    def _unindex_dups(self, doc: dict) -> None:
+        for kind, key in self._dup_keys(doc):
+            table = self._by_email if kind == "email" else self._by_phone
+            ids = table.get(key)
+            if ids is not None:
+                ids.pop(doc["id"], None)
+                if not ids:
+                    del table[key]
+
+    def _index_dups(self, doc: dict) -> None:
+        for kind, key in self._dup_keys(doc):
+            table = self._by_email if kind == "email" else self._by_phone
+            table.setdefault(key, {})[doc["id"]] = None
+
+    def _store(self, doc: dict) -> None:
+        """Write a contact to the fresh store; search sees it after ``index_lag_s``."""
+        old = self._docs.get(doc["id"])
+        if old is not None:
+            self._unindex_dups(old)
+        self._docs[doc["id"]] = doc
+        self._index_dups(doc)
+        self._to_index(doc["id"], doc)
+
+    def _delete(self, cid: str) -> None:
+        old = self._docs.pop(cid, None)
+        if old is not None:
+            self._unindex_dups(old)
+            self._to_index(cid, None)
+
+    def _to_index(self, cid: str, doc: dict | None) -> None:
+        if self.index_lag_s > 0:
+            self._pending.append(_Pending(time.monotonic(), cid, doc))
+        else:
+            self._apply(cid, doc)
+
+    def _apply(self, cid: str, doc: dict | None) -> None:
+        if doc is None:
+            self._index.remove(cid)
+        else:
+            self._index.put(doc)
+
+    def _drain(self) -> None:
+        """Make writes older than ``index_lag_s`` visible to search (lag read at drain time)."""
+        if not self._pending:
+            return
+        cutoff = time.monotonic() - max(0.0, self.index_lag_s)
+        while self._pending and self._pending[0].written_at <= cutoff:
+            p = self._pending.popleft()
+            self._apply(p.cid, p.doc)
+
+    # ---- bulk / admin ---------------------------------------------------------------------------
+
+    def load_contacts(self, contacts: Iterable[dict]) -> int:
+        """Insert or replace contacts in API read shape, keeping their ids and dates.
+
+        Loads bypass the index lag: they model data that existed before the run. Missing ids are
+        generated, a missing ``locationId`` becomes the state's location, missing dates become now.
+        """
+        stamp = iso_ms(now_ms())
+        docs = []
+        for raw in contacts:
+            if not isinstance(raw, dict):
+                raise ApiError(400, "each contact must be a JSON object")
+            doc = dict(raw)
+            if not doc.get("id"):
+                doc["id"] = new_id()
+            doc.setdefault("locationId", self.location_id)
+            doc.setdefault("dateAdded", doc.get("dateUpdated") or stamp)
+            doc.setdefault("dateUpdated", doc["dateAdded"])
+            doc.setdefault("tags", [])
+            doc.setdefault("customFields", [])
+            docs.append(derive(doc))  # key order kept as given: loads model existing data
+        with self.lock:
+            loaded = {d["id"] for d in docs}
+            if self._pending:
+                self._pending = deque(p for p in self._pending if p.cid not in loaded)
+            for doc in docs:
+                old = self._docs.get(doc["id"])
+                if old is not None:
+                    self._unindex_dups(old)
+                self._docs[doc["id"]] = doc
+                self._index_dups(doc)
+            if len(docs) > 64:
+                self._index.bulk_put(docs)
+            else:
+                for doc in docs:
+                    self._index.put(doc)
+        return len(docs)
+
+    def reset(self) -> None:
+        """Drop all contacts, pending index writes and rate-limit counters (tokens and config stay)."""
+        with self.lock:
+            self._docs.clear()
+            self._by_email.clear()
+            self._by_phone.clear()
+            self._index.clear()
+            self._pending.clear()
+            self._buckets.clear()
+
+    def reset_rate_limits(self) -> None:
+        with self.lock:
+            self._buckets.clear()
+
+    def raw_contact(self, cid: str) -> dict | None:
+        with self.lock:
+            doc = self._docs.get(cid)
+            return dict(doc) if doc is not None else None
+
+    def all_contacts(self, offset: int = 0, limit: int | None = None) -> list[dict]:
+        with self.lock:
+            docs = sorted(self._docs.values(), key=lambda d: (parse_ms(d.get("dateAdded")) or 0, d["id"]))
+        end = None if limit is None else offset + limit
+        return [dict(d) for d in docs[offset:end]]
+
+    def count(self) -> int:
+        with self.lock:
+            return len(self._docs)
+
+    # ---- single-contact reads / writes ----------------------------------------------------------
+
+    def get_contact(self, cid: str, location_id: str | None = None) -> dict:
+        """Fresh read; ``location_id`` (the caller's) must own the contact."""
+        with self.lock:
+            doc = self._docs.get(cid)
+            if doc is None:
+                raise not_found(cid)
+            self._check_owner(doc, location_id)
+            return dict(doc)
+
+    @staticmethod
+    def _check_owner(doc: dict, location_id: str | None) -> None:
+        if location_id is not None and doc.get("locationId") != location_id:
+            raise ApiError(403, "The token does not have access to this location.")
+
+    def _validate_write(self, body: dict, allowed: frozenset[str]) -> None:
+        errors = [f"property {k} should not exist" for k in body if k not in allowed]
+        if "locationId" in allowed and not body.get("locationId"):
+            errors.append("locationId should not be empty")
+        for k, v in body.items():
+            if k not in allowed:
+                continue
+            if k in _STRING_FIELDS:
+                if v is None and k not in _NON_NULLABLE:
+                    continue
+                if not isinstance(v, str):
+                    errors.append(f"{k} must be a string")
+            elif k in ("dnd", "createNewIfDuplicateAllowed"):
+                if not isinstance(v, bool):
+                    errors.append(f"{k} must be a boolean value")
+            elif k == "tags":
+                if not isinstance(v, list) or not all(isinstance(t, str) for t in v):
+                    errors.append("each value in tags must be a string")
+            elif k == "customFields":
+                errors.extend(self._custom_field_errors(v))
+            elif k in ("dndSettings", "inboundDndSettings"):
+                if not isinstance(v, dict):
+                    errors.append(f"{k} must be an object")
+            elif k == "dateOfBirth" and v is not None and _parse_dob(v) is None:
+                errors.append("dateOfBirth must be a valid date (YYYY-MM-DD, MM/DD/YYYY, ...)")
+        email = body.get("email")
+        if isinstance(email, str) and email and not _EMAIL_RE.match(email):
+            errors.append("email must be an email")
+        if errors:
+            raise unprocessable(*errors)
+
+    @staticmethod
+    def _custom_field_errors(value: Any) -> list[str]:
+        if not isinstance(value, list):
+            return ["customFields must be an array"]
+        errors = []
+        for i, item in enumerate(value):
+            if not isinstance(item, dict):
+                errors.append(f"customFields.{i} must be an object")
+                continue
+            for k in item:
+                if k not in ("id", "key", "field_value", "fieldValue"):
+                    errors.append(f"customFields.{i}.property {k} should not exist")
+            if not item.get("id") and not item.get("key"):
+                errors.append(f"customFields.{i} must have an id or a key")
+        return errors
+
+    def _custom_field_id(self, key: str) -> str:
+        if key not in self._custom_keys:
+            self._custom_keys[key] = new_id()
+        return self._custom_keys[key]
+
+    def _apply_fields(self, doc: dict, body: dict) -> None:
+        """Apply a validated write body to ``doc`` (write shapes -> read shapes)."""
+        names_given = "firstName" in body or "lastName" in body
+        if names_given:
+            doc.pop("name", None)  # recomputed from the parts by derive()
+        for k, v in body.items():
+            if k in ("createNewIfDuplicateAllowed", "locationId"):
+                continue
+            if k == "tags":
+                doc["tags"] = list(dict.fromkeys(t.strip() for t in v if t.strip()))  # replaces
+            elif k == "customFields":
+                current = {cf["id"]: cf for cf in doc.get("customFields") or []}
+                for item in v:
+                    cf_id = item.get("id") or self._custom_field_id(item["key"])
+                    val = item.get("field_value", item.get("fieldValue"))
+                    if val is None or val == "" or val == []:
+                        current.pop(cf_id, None)  # an empty value clears the field
+                    else:
+                        current[cf_id] = {"id": cf_id, "value": val}
+                doc["customFields"] = list(current.values())
+            elif k == "dateOfBirth":
+                if v is None:
+                    doc.pop(k, None)
+                else:
+                    doc[k] = _parse_dob(v)
+            elif k == "phone":
+                if v is None or v == "":
+                    doc.pop(k, None)
+                else:
+                    doc[k] = normalize_phone(v, body.get("country") or doc.get("country"))
+            elif k == "name":
+                if v is None:
+                    doc.pop("name", None)
+                elif not names_given:
+                    # Only a full name given: split it the way the UI does (first word / rest).
+                    first, _, last = v.strip().partition(" ")
+                    doc["firstName"], doc["lastName"] = first, last
+                    if not last:
+                        doc.pop("lastName")
+                    doc["name"] = v.strip()
+            elif v is None:
+                doc.pop(k, None)
+            else:
+                doc[k] = v
+        derive(doc)
+
+    def find_duplicate(
+        self, location_id: str, email: str | None, phone: str | None, exclude: str | None = None
+    ) -> tuple[dict, str] | None:
+        """The oldest-inserted contact of the location matching by email (case-insensitive), then phone."""
+        with self.lock:
+            candidates = (
+                ("email", self._by_email.get(f"{location_id}\x00{email.lower()}") if email else None),
+                ("phone", self._by_phone.get(f"{location_id}\x00{_phone_key(phone)}") if phone else None),
+            )
+            for matching, ids in candidates:
+                for cid in ids or ():
+                    if cid != exclude:
+                        return self._docs[cid], matching
+            return None
+
+    def _duplicate_error(self, dup: tuple[dict, str]) -> ApiError:
+        doc, matching = dup
+        return ApiError(
+            400,
+            "This location does not allow duplicated contacts.",
+            meta={
+                "contactId": doc["id"],
+                "contactName": doc.get("contactName") or doc.get("name") or "",
+                "matchingField": matching,
+            },
+        )
+
+    def _phone_of(self, body: dict, fallback_country: str | None = None) -> str | None:
+        phone = body.get("phone")
+        if not isinstance(phone, str) or not phone:
+            return None
+        return normalize_phone(phone, body.get("country") or fallback_country)
+
+    def create_contact(self, body: dict) -> dict:
+        """``POST /contacts/``: validated body -> stored contact (raises 400 on duplicates)."""
+        self._validate_write(body, CREATE_FIELDS)
+        with self.lock:
+            if not self.allow_duplicates:
+                dup = self.find_duplicate(body["locationId"], body.get("email"), self._phone_of(body))
+                if dup:
+                    raise self._duplicate_error(dup)
+            return self._insert_new(body)
+
+    def _insert_new(self, body: dict) -> dict:
+        cid = new_id()
+        while cid in self._docs:
+            cid = new_id()
+        stamp = iso_ms(now_ms())
+        doc: dict[str, Any] = {
+            "id": cid,
+            "locationId": body["locationId"],
+            "type": "lead",
+            "tags": [],
+            "customFields": [],
+            "dnd": False,
+        }
+        self._apply_fields(doc, body)
+        doc["dateAdded"] = doc["dateUpdated"] = stamp
+        doc = _ordered(doc)
+        self._store(doc)
+        return dict(doc)
+
+    def update_contact(self, cid: str, body: dict, location_id: str | None = None) -> dict:
+        """``PUT /contacts/{id}``: ``tags`` replaces, customFields merge by id, ``null`` clears."""
+        self._validate_write(body, UPDATE_FIELDS)
+        with self.lock:
+            old = self._docs.get(cid)
+            if old is None:
+                raise not_found(cid)
+            self._check_owner(old, location_id)
+            if not self.allow_duplicates:
+                dup = self.find_duplicate(
+                    old["locationId"], body.get("email"), self._phone_of(body, old.get("country")), exclude=cid
+                )
+                if dup:
+                    raise self._duplicate_error(dup)
+            return self._write_update(old, body)
+
+    def _write_update(self, old: dict, body: dict) -> dict:
+        doc = dict(old)  # copy-on-write: the index may still hold ``old``
+        doc["tags"] = list(old.get("tags") or [])
+        doc["customFields"] = [dict(cf) for cf in old.get("customFields") or []]
+        self._apply_fields(doc, body)
+        doc["dateUpdated"] = self._next_stamp(old)
+        doc = _ordered(doc)
+        self._store(doc)
+        return dict(doc)
+
+    @staticmethod
+    def _next_stamp(old: dict) -> str:
+        # dateUpdated never goes backwards, even for seeded contacts dated in the future.
+        ms = max(now_ms(), parse_ms(old.get("dateUpdated")) or 0)
+        return iso_ms(ms)
+
+    def upsert_contact(self, body: dict) -> tuple[bool, dict]:
+        """``POST /contacts/upsert``: update the email match, else the phone match, else create."""
+        self._validate_write(body, UPSERT_FIELDS)
+        with self.lock:
+            if not (self.allow_duplicates and body.get("createNewIfDuplicateAllowed")):
+                dup = self.find_duplicate(body["locationId"], body.get("email"), self._phone_of(body))
+                if dup:
+                    return False, self._write_update(dup[0], body)
+            return True, self._insert_new(body)
+
+    def delete_contact(self, cid: str, location_id: str | None = None) -> None:
+        with self.lock:
+            doc = self._docs.get(cid)
+            if doc is None:
+                raise not_found(cid)
+            self._check_owner(doc, location_id)
+            self._delete(cid)
+
+    def change_tags(self, cid: str, tags: list[str], *, add: bool, location_id: str | None = None) -> list[str]:
+        """Tags endpoints: add (union, order kept) or remove; returns the contact's tags afterwards."""
+        with self.lock:
+            old = self._docs.get(cid)
+            if old is None:
+                raise not_found(cid)
+            self._check_owner(old, location_id)
+            current = list(old.get("tags") or [])
+            clean = [t.strip() for t in tags if t.strip()]
+            if add:
+                new = list(dict.fromkeys(current + clean))
+            else:
+                drop = set(clean)
+                new = [t for t in current if t not in drop]
+            if new != current:
+                self._write_update(old, {"tags": new})
+            return new
+
+    # ---- search -----------------------------------------------------------------------------------
+
+    def parse_search(self, body: dict) -> SearchParams:
+        """Validate a ``POST /contacts/search`` body (422 with all problems found)."""
+        known = {"locationId", "page", "pageLimit", "searchAfter", "filters", "sort", "query"}
+        errors = [f"property {k} should not exist" for k in body if k not in known]
+        location_id = body.get("locationId")
+        if not isinstance(location_id, str) or not location_id:
+            errors += ["locationId should not be empty", "locationId must be a string"]
+        page_limit = body.get("pageLimit")
+        if page_limit is None:
+            errors += [
+                "pageLimit should not be empty",
+                "pageLimit must be a number conforming to the specified constraints",
+            ]
+        elif not _is_int(page_limit):
+            errors.append("pageLimit must be a number conforming to the specified constraints")
+        elif page_limit < 1:
+            errors.append("pageLimit must not be less than 1")
+        elif page_limit > MAX_PAGE_LIMIT:
+            errors.append(f"pageLimit must not be greater than {MAX_PAGE_LIMIT}")
+        page = body.get("page")
+        search_after = body.get("searchAfter")
+        if page is not None:
+            if not _is_int(page):
+                errors.append("page must be a number conforming to the specified constraints")
+            elif page < 1:
+                errors.append("page must not be less than 1")
+        if page is not None and search_after is not None:
+            errors.append("page and searchAfter cannot be used together; omit page when using searchAfter")
+        if search_after is not None and (not isinstance(search_after, list) or not search_after):
+            errors.append("searchAfter must be a non-empty array")
+        query = body.get("query")
+        if query is not None and (not isinstance(query, str) or len(query) > MAX_FILTER_VALUE_LEN):
+            errors.append(f"query must be a string shorter than or equal to {MAX_FILTER_VALUE_LEN} characters")
+        filters = body.get("filters")
+        if filters is not None and not isinstance(filters, list):
+            errors.append("filters must be an array")
+        sort_raw = body.get("sort")
+        sort: list[tuple[str, str]] = []
+        if sort_raw is not None:
+            if not isinstance(sort_raw, list):
+                errors.append("sort must be an array")
+            elif len(sort_raw) > 2:
+                errors.append("sort must contain no more than 2 elements")
+            else:
+                for i, s in enumerate(sort_raw):
+                    f = s.get("field") if isinstance(s, dict) else None
+                    d = s.get("direction", "asc") if isinstance(s, dict) else None
+                    if f not in SORTABLE_FIELDS:
+                        errors.append(
+                            f"sort.{i}.field must be one of the following values: {', '.join(SORTABLE_FIELDS)}"
+                        )
+                    if d not in ("asc", "desc"):
+                        errors.append(f"sort.{i}.direction must be one of the following values: asc, desc")
+                    if f in SORTABLE_FIELDS and d in ("asc", "desc"):
+                        sort.append((f, d))
+        if errors:
+            raise unprocessable(*errors)
+        assert isinstance(location_id, str)
+        page_limit = int(page_limit)  # 20.0 is the same JSON number as 20
+        page = None if page is None else int(page)
+        if page is not None and page * page_limit > PAGE_PAGING_CAP:
+            raise unprocessable(
+                f"page * pageLimit must not exceed {PAGE_PAGING_CAP}; "
+                f"use searchAfter to page beyond {PAGE_PAGING_CAP} records"
+            )
+        sort = sort or list(DEFAULT_SORT)
+        if search_after is not None and len(search_after) != len(sort) + 1:
+            raise unprocessable(
+                f"searchAfter must have {len(sort) + 1} values: one per sort field and then the contact id"
+            )
+        filters = filters or []
+        compiled: list[tuple[Any, Pred]] = [
+            (item, _compile_filter(item, f"filters.{i}")) for i, item in enumerate(filters)
+        ]
+        if query:
+            needle = query.lower()
+            compiled.append((None, lambda r: _query_match(r.doc, needle)))
+        return SearchParams(
+            location_id=location_id,
+            page_limit=page_limit,
+            page=page,
+            search_after=search_after,
+            filters=filters,
+            sort=sort,
+            query=query or None,
+            compiled=compiled,
+        )
+
+    def search(self, params: SearchParams | dict) -> dict:
+        """Run a search; returns ``{"contacts": [...], "total": n}`` with ``searchAfter`` per contact."""
+        if isinstance(params, dict):
+            params = self.parse_search(params)
+        with self.lock:
+            self._drain()
+            if len(params.sort) == 1 and params.sort[0][0] in ("dateAdded", "dateUpdated"):
+                recs, total = self._search_by_date(params)
+            else:
+                recs, total = self._search_general(params)
+            contacts = []
+            for rec in recs:
+                out = {k: v for k, v in rec.doc.items() if k != "dndSettings"}  # live search omits it (#43)
+                out["searchAfter"] = [_sort_value(rec, f) for f, _ in params.sort] + [rec.id]
+                contacts.append(out)
+        return {"contacts": contacts, "total": total}
+
+    def _residual_pred(self, params: SearchParams, skip_range_on: str | None = None) -> Pred | None:
+        """AND of the filters still to check per contact (None = every contact in range matches).
+
+        Top-level ``range`` filters on ``skip_range_on`` are left out: the caller already applied
+        them by bisecting the sorted list. The location check is left out while the index holds only
+        the home location's contacts.
+        """
+        preds = [
+            pred
+            for item, pred in params.compiled
+            if not (
+                skip_range_on
+                and isinstance(item, dict)
+                and item.get("field") == skip_range_on
+                and item.get("operator") == "range"
+            )
+        ]
+        if not self._index.only_home(params.location_id):
+            loc = params.location_id
+            preds.insert(0, lambda r: r.doc.get("locationId") == loc)
+        if not preds:
+            return None
+        if len(preds) == 1:
+            return preds[0]
+        return lambda r: all(p(r) for p in preds)
+
+    def _search_by_date(self, params: SearchParams) -> tuple[list[_Rec], int]:
+        """Hot path: one date sort; narrow by top-level ranges with bisect, walk the sorted list."""
+        field_name, direction = params.sort[0]
+        lst = self._index.by_updated if field_name == "dateUpdated" else self._index.by_added
+        recs = self._index.recs
+        bounds = _range_bounds(params.filters, field_name)
+        lo = 0 if bounds.lo == -math.inf else bisect_left(lst, (int(bounds.lo),))
+        hi = len(lst) if bounds.hi == math.inf else bisect_left(lst, (int(bounds.hi) + 1,))
+        hi = max(lo, hi)
+        pred = self._residual_pred(params, skip_range_on=field_name)
+        total = hi - lo if pred is None else sum(1 for _, cid in lst[lo:hi] if pred(recs[cid]))
+
+        cursor = None
+        if params.search_after is not None:
+            cursor = (
+                _coerce_cursor(params.search_after[0], field_name, 0),
+                _cursor_id(params.search_after[-1], len(params.search_after) - 1),
+            )
+        skip = (params.page - 1) * params.page_limit if params.page else 0
+        if direction == "asc":
+            start = lo if cursor is None else max(lo, bisect_right(lst, cursor))
+            if pred is None:  # O(log n + page): no per-contact work at all
+                return [recs[cid] for _, cid in lst[start + skip : min(hi, start + skip + params.page_limit)]], total
+            order: Iterable[tuple[int, str]] = (lst[i] for i in range(start, hi))
+        else:
+            order = _desc_order(lst, lo, hi, cursor)
+        out: list[_Rec] = []
+        for _, cid in order:
+            rec = recs[cid]
+            if pred is not None and not pred(rec):
+                continue
+            if skip:
+                skip -= 1
+                continue
+            out.append(rec)
+            if len(out) >= params.page_limit:
+                break
+        return out, total
+
+    def _search_general(self, params: SearchParams) -> tuple[list[_Rec], int]:
+        """Any sort: filter everything, sort with the id tiebreaker, then cursor/page (O(n log n)).
+
+        Sorting is done as stable passes from the last key to the first (id first), which keeps
+        native comparisons; missing values go last in both directions, like Elasticsearch.
+        """
+        pred = self._residual_pred(params)
+        recs = self._index.recs.values()
+        matches = list(recs) if pred is None else [r for r in recs if pred(r)]
+        matches.sort(key=lambda r: r.id)
+        for f, d in reversed(params.sort):
+            if d == "asc":
+                matches.sort(key=lambda r, f=f: _missing_last_key(_sort_value(r, f)))
+            else:
+                matches.sort(key=lambda r, f=f: _missing_last_key_desc(_sort_value(r, f)), reverse=True)
+        start = 0
+        if params.search_after is not None:
+            cursor = [
+                _coerce_cursor(v, f, i)
+                for i, ((f, _), v) in enumerate(zip(params.sort, params.search_after[:-1], strict=True))
+            ]
+            cursor_id = _cursor_id(params.search_after[-1], len(params.sort))
+            # Binary search for the first contact strictly after the cursor position.
+            lo_i, hi_i = 0, len(matches)
+            while lo_i < hi_i:
+                mid = (lo_i + hi_i) // 2
+                if _position_cmp(matches[mid], params.sort, cursor, cursor_id) > 0:
+                    hi_i = mid
+                else:
+                    lo_i = mid + 1
+            start = lo_i
+        if params.page:
+            start += (params.page - 1) * params.page_limit
+        return matches[start : start + params.page_limit], len(matches)
+
+    # ---- deprecated list + business listing -------------------------------------------------------
+
+    def list_contacts(
+        self,
+        location_id: str,
+        *,
+        limit: int = 20,
+        start_after: int | None = None,
+        start_after_id: str | None = None,
+        query: str | None = None,
+    ) -> dict:
+        """``GET /contacts/``: dateAdded asc, id asc; cursor = contacts strictly after (startAfter, id)."""
+        with self.lock:
+            self._drain()
+            lst = self._index.by_added
+            recs = self._index.recs
+            if start_after is None and start_after_id:
+                rec = recs.get(start_after_id)
+                start_after = rec.added if rec else None
+            if start_after is None:
+                start = 0
+            elif start_after_id:
+                start = bisect_right(lst, (start_after, start_after_id))
+            else:
+                start = bisect_left(lst, (start_after + 1,))
+            needle = query.lower() if query else None
+            same_location = self._index.only_home(location_id)
+
+            def match(rec: _Rec) -> bool:
+                if not same_location and rec.doc.get("locationId") != location_id:
+                    return False
+                return needle is None or _query_match(rec.doc, needle)
+
+            if same_location and needle is None:
+                total, before = len(lst), start
+                page = [recs[cid] for _, cid in lst[start : start + limit]]
+                more = start + limit < len(lst)
+            else:
+                flags = [match(recs[cid]) for _, cid in lst]
+                total, before = sum(flags), sum(flags[:start])
+                page, more = [], False
+                for i in range(start, len(lst)):
+                    if flags[i]:
+                        if len(page) == limit:
+                            more = True
+                            break
+                        page.append(recs[lst[i][1]])
+            return {
+                "contacts": [dict(r.doc) for r in page],
+                "total": total,
+                "position": before,
+                "more": more and bool(page),
+                "last": (page[-1].added, page[-1].id) if page else None,
+            }
+
+    def business_contacts(
+        self, business_id: str, location_id: str, *, limit: int, skip: int, query: str | None
+    ) -> dict:
+        """``GET /contacts/business/{id}``: dateAdded asc, id asc; skip/limit paging."""
+        with self.lock:
+            self._drain()
+            needle = query.lower() if query else None
+            recs = self._index.recs
+            matches = [
+                recs[cid]
+                for _, cid in self._index.by_added
+                if recs[cid].doc.get("businessId") == business_id
+                and recs[cid].doc.get("locationId") == location_id
+                and (needle is None or _query_match(recs[cid].doc, needle))
+            ]
+            return {"contacts": [dict(r.doc) for r in matches[skip : skip + limit]], "count": len(matches)}
+
+
+# --------------------------------------------------------------------------------------------------
+# helpers
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) or (isinstance(v, float) and v.is_integer())
+
+
+def _cursor_id(v: Any, i: int) -> str:
+    if not isinstance(v, str) or not v:
+        raise unprocessable(f"searchAfter.{i} must be the contact id (a string)")
+    return v
+
+
+def _query_match(doc: dict, needle: str) -> bool:
+    for key in ("fullNameLowerCase", "contactName", "email", "phone", "companyName"):
+        v = doc.get(key)
+        if isinstance(v, str) and needle in v.lower():
+            return True
+    return False
+
+
+def _desc_order(
+    lst: list[tuple[int, str]], lo: int, hi: int, cursor: tuple[Any, str] | None
+) -> Iterator[tuple[int, str]]:
+    """Walk ``lst[lo:hi]`` by ms descending with ids ascending inside each ms (the id tiebreaker)."""
+    upper = hi
+    if cursor is not None:
+        c_ms, c_id = cursor
+        # Rest of the cursor's own millisecond: ids after the cursor id.
+        g_from = max(lo, bisect_right(lst, (c_ms, c_id)))
+        g_to = min(hi, bisect_left(lst, (c_ms + 1,)))
+        yield from (lst[i] for i in range(g_from, g_to))
+        upper = min(hi, bisect_left(lst, (c_ms,)))
+    i = upper - 1
+    while i >= lo:
+        ms = lst[i][0]
+        j = bisect_left(lst, (ms,), lo, i + 1)
+        yield from (lst[k] for k in range(j, i + 1))
+        i = j - 1

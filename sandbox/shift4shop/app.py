@@ -1,0 +1,389 @@
+"""HTTP face of the Shift4Shop (3dcart) REST API v1 simulator.
+
+Owns everything that is HTTP: the ``/3dCartWebAPI/v1`` (and ``v2``) routes, the SecureURL /
+PrivateKey / Token headers, the rate-limit answer, media types, status codes, the ASP.NET-style
+response headers and the error-array body that replaces every FastAPI default. Data rules live in
+``state.py``; this module only translates. The ``/_sim`` admin endpoints (no auth, no rate limit,
+not logged) let tests and the sandbox seed, inspect and reconfigure a running simulator.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable
+from typing import Any
+
+from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from sandbox.common import install_request_log
+from sandbox.shift4shop.state import (
+    AUTH_FAILURE_MESSAGE,
+    CUSTOMER_FILTER_FIELDS,
+    TOO_MANY_REQUESTS_MESSAGE,
+    ApiError,
+    CustomerFilter,
+    Shift4ShopState,
+    error_item,
+    parse_filter_date,
+)
+
+API_PREFIX = "/3dcartwebapi"  # matched case-insensitively, see CaseInsensitiveApiPaths
+API_VERSIONS = ("v1", "v2")  # v2 serves the same Customer payload (spec §1.1)
+JSON_MEDIA_TYPES = frozenset({"application/json", "text/json"})
+
+# What the real ASP.NET Web API backend sends on every response (spec §1.1, S8 recordings).
+_ASPNET_HEADERS = {"Cache-Control": "no-cache", "Pragma": "no-cache", "Expires": "-1"}
+
+
+class ApiJSONResponse(JSONResponse):
+    media_type = "application/json; charset=utf-8"
+
+    def __init__(self, content: Any, status_code: int = 200, headers: dict[str, str] | None = None, **kw: Any):
+        super().__init__(content, status_code, {**_ASPNET_HEADERS, **(headers or {})}, **kw)
+
+
+def _error_response(
+    status: int, message: str, value: str = "", headers: dict[str, str] | None = None
+) -> ApiJSONResponse:
+    return ApiJSONResponse([error_item(value, status, message)], status, headers)
+
+
+class CaseInsensitiveApiPaths:
+    """ASP.NET routing ignores case (``/3dcartwebapi/v1/customers`` works), Starlette's does not.
+
+    API paths hold only fixed segments and numeric ids, so lower-casing them is lossless. It runs
+    inside the request log, which therefore records the path exactly as the client sent it.
+    """
+
+    def __init__(self, app: ASGIApp):
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"].lower().startswith(API_PREFIX + "/"):
+            scope = {**scope, "path": scope["path"].lower()}
+        await self.app(scope, receive, send)
+
+
+def _query(request: Request) -> dict[str, str]:
+    # ASP.NET binds query names case-insensitively, and the docs' own samples send blank
+    # parameters (`?limit=&offset=&countonly=`), which bind as "not given".
+    return {k.lower(): v for k, v in request.query_params.multi_items() if v.strip() != ""}
+
+
+def _int_param(params: dict[str, str], name: str) -> int | None:
+    raw = params.get(name)
+    if raw is None:
+        return None
+    try:
+        value = int(raw)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise ApiError(400, f"The value '{raw}' is not valid for {name}.", name)
+    return value
+
+
+def _countonly(params: dict[str, str]) -> bool:
+    raw = params.get("countonly", "0").strip().lower()
+    if raw in ("1", "true"):
+        return True
+    if raw in ("0", "false"):
+        return False
+    raise ApiError(400, f"The value '{raw}' is not valid for countonly.", "countonly")
+
+
+def _customer_filter(params: dict[str, str], group_id: int | None = None) -> CustomerFilter:
+    dates: dict[str, Any] = {}
+    for name in ("lastupdatestart", "lastupdateend"):
+        if name in params:
+            try:
+                dates[name] = parse_filter_date(params[name])
+            except ValueError:
+                raise ApiError(400, f"The value '{params[name]}' is not valid for {name}.", name) from None
+    text = {field: params[name].strip().lower() for name, field in CUSTOMER_FILTER_FIELDS.items() if name in params}
+    return CustomerFilter(
+        text=text,
+        updated_from=dates.get("lastupdatestart"),
+        updated_to=dates.get("lastupdateend"),
+        group_id=group_id,
+    )
+
+
+def _path_id(raw: str) -> int:
+    # The real route binds {id} to an int; anything else is ASP.NET's generic invalid request.
+    try:
+        return int(raw)
+    except ValueError:
+        raise ApiError(400, "The request is invalid.", raw) from None
+
+
+async def _json_body(request: Request) -> Any:
+    """The parsed body, after the media-type check the real server makes first (415, then 400)."""
+    content_type = request.headers.get("content-type", "")
+    # ASP.NET treats a missing Content-Type as application/octet-stream, which no formatter reads.
+    media = content_type.split(";")[0].strip().lower() or "application/octet-stream"
+    if media not in JSON_MEDIA_TYPES:
+        raise ApiError(415, f"The request entity's media type '{media}' is not supported for this resource.")
+    raw = await request.body()
+    try:
+        return json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        raise ApiError(400, "The request body is not valid JSON.") from None
+
+
+def _batch_status(results: list[dict[str, str]], success: int) -> int:
+    """HTTP status of a multi-item write: all ok, some ok (206), none found (404), else 400."""
+    succeeded = sum(r["Status"] == str(success) for r in results)
+    if succeeded == len(results):
+        return success
+    if succeeded:
+        return 206
+    if all(r["Status"] == "404" for r in results):
+        return 404
+    return 400
+
+
+def _single(result: dict[str, str]) -> ApiJSONResponse:
+    return ApiJSONResponse([result], int(result["Status"]))
+
+
+def _many(results: list[dict[str, str]], success: int) -> ApiJSONResponse:
+    return ApiJSONResponse(results, _batch_status(results, success))
+
+
+def _array_body(body: Any, what: str) -> list[Any]:
+    if not isinstance(body, list) or not body:
+        raise ApiError(400, f"The request body must be a non-empty JSON array of {what} objects.")
+    return body
+
+
+def _object_body(body: Any, what: str) -> dict[str, Any]:
+    if not isinstance(body, dict):
+        raise ApiError(400, f"The request body must be a single {what} object.")
+    return body
+
+
+def _api_router(state: Shift4ShopState) -> APIRouter:
+    def store(request: Request) -> str:
+        """Authenticate the three headers, then charge the (store, app) leaky bucket."""
+        headers = request.headers  # case-insensitive; an extra Authorization: Bearer is ignored
+        private_key = headers.get("privatekey")
+        key = state.authenticate(headers.get("secureurl"), private_key, headers.get("token"))
+        if key is None:
+            raise ApiError(401, AUTH_FAILURE_MESSAGE)
+        wait = state.throttle(key, private_key or "")
+        if wait is not None:
+            retry = {"Retry-After": str(max(1, math.ceil(wait)))} if state.send_retry_after else {}
+            raise ApiError(429, TOO_MANY_REQUESTS_MESSAGE, headers=retry)
+        return key
+
+    router = APIRouter()
+    Store = Depends(store)  # noqa: N806 - reads like a type in the signatures below
+
+    # --- Customers ---
+    @router.get("/customers")
+    def list_customers(request: Request, key: str = Store) -> ApiJSONResponse:
+        params = _query(request)
+        return ApiJSONResponse(
+            state.list_customers(
+                key,
+                _customer_filter(params),
+                limit=_int_param(params, "limit"),
+                offset=_int_param(params, "offset"),
+                countonly=_countonly(params),
+            )
+        )
+
+    @router.get("/customers/{customer_id}")
+    def get_customer(customer_id: str, key: str = Store) -> ApiJSONResponse:
+        return ApiJSONResponse([state.get_customer(key, _path_id(customer_id))])
+
+    @router.post("/customers")
+    async def create_customers(request: Request, key: str = Store) -> ApiJSONResponse:
+        body = await _json_body(request)
+        if isinstance(body, list):
+            # Bulk POST is undocumented (spec §2.1); answering per item is a switchable choice.
+            if not state.accept_array_post:
+                raise ApiError(400, "The request body must be a single Customer object.")
+            return _many([state.create_customer(key, item) for item in _array_body(body, "Customer")], 201)
+        return _single(state.create_customer(key, _object_body(body, "Customer")))
+
+    @router.put("/customers")
+    async def update_customers(request: Request, key: str = Store) -> ApiJSONResponse:
+        items = _array_body(await _json_body(request), "Customer")
+        return _many(state.update_customers(key, items), 200)
+
+    @router.put("/customers/{customer_id}")
+    async def update_customer(customer_id: str, request: Request, key: str = Store) -> ApiJSONResponse:
+        cid = _path_id(customer_id)
+        body = _object_body(await _json_body(request), "Customer")
+        return _single(state.update_customer(key, cid, body))
+
+    @router.delete("/customers/{customer_id}")
+    def delete_customer(customer_id: str, key: str = Store) -> ApiJSONResponse:
+        return ApiJSONResponse([state.delete_customer(key, _path_id(customer_id))])
+
+    # --- CustomerGroups ---
+    @router.get("/customergroups")
+    def list_customer_groups(request: Request, key: str = Store) -> ApiJSONResponse:
+        params = _query(request)
+        return ApiJSONResponse(
+            state.list_customer_groups(
+                key,
+                limit=_int_param(params, "limit"),
+                offset=_int_param(params, "offset"),
+                countonly=_countonly(params),
+            )
+        )
+
+    @router.get("/customergroups/{group_id}")
+    def get_customer_group(group_id: str, key: str = Store) -> ApiJSONResponse:
+        return ApiJSONResponse([state.get_customer_group(key, _path_id(group_id))])
+
+    @router.get("/customergroups/{group_id}/customers")
+    def list_group_customers(group_id: str, request: Request, key: str = Store) -> ApiJSONResponse:
+        params = _query(request)
+        return ApiJSONResponse(
+            state.list_customers(
+                key,
+                _customer_filter(params, group_id=_path_id(group_id)),
+                limit=_int_param(params, "limit"),
+                offset=_int_param(params, "offset"),
+                countonly=_countonly(params),
+            )
+        )
+
+    @router.post("/customergroups")
+    async def create_customer_group(request: Request, key: str = Store) -> ApiJSONResponse:
+        body = _object_body(await _json_body(request), "CustomerGroup")
+        return _single(state.create_customer_group(key, body))
+
+    @router.put("/customergroups")
+    async def update_customer_groups(request: Request, key: str = Store) -> ApiJSONResponse:
+        items = _array_body(await _json_body(request), "CustomerGroup")
+        return _many(state.update_customer_groups(key, items), 200)
+
+    @router.put("/customergroups/{group_id}")
+    async def update_customer_group(group_id: str, request: Request, key: str = Store) -> ApiJSONResponse:
+        gid = _path_id(group_id)
+        body = _object_body(await _json_body(request), "CustomerGroup")
+        return _single(state.update_customer_group(key, gid, body))
+
+    @router.delete("/customergroups/{group_id}")
+    def delete_customer_group(group_id: str, key: str = Store) -> ApiJSONResponse:
+        return ApiJSONResponse([state.delete_customer_group(key, _path_id(group_id))])
+
+    return router
+
+
+def _admin_router(state: Shift4ShopState) -> APIRouter:
+    router = APIRouter(prefix="/_sim")
+
+    async def admin_json(request: Request) -> Any:
+        try:
+            return json.loads(await request.body())
+        except (ValueError, UnicodeDecodeError):
+            raise ApiError(400, "The request body is not valid JSON.") from None
+
+    def admin(call: Callable[[], Any], status: int = 200) -> ApiJSONResponse:
+        try:
+            return ApiJSONResponse(call(), status)
+        except KeyError as exc:
+            raise ApiError(404, str(exc.args[0] if exc.args else exc)) from None
+        except (ValueError, TypeError, AttributeError) as exc:
+            raise ApiError(400, str(exc)) from None
+
+    @router.post("/customers")
+    async def load_customers(request: Request, secure_url: str | None = None) -> ApiJSONResponse:
+        """Bulk insert raw customers (a list, or a seed-shaped object with customerGroups too)."""
+        body = await admin_json(request)
+
+        def load() -> dict[str, Any]:
+            seed = {"customers": body} if isinstance(body, list) else dict(body)
+            groups = state.load_customer_groups(secure_url, seed.get("customerGroups") or [])
+            customers = state.load_customers(secure_url, seed.get("customers") or [])
+            return {"inserted": len(customers), "ids": customers, "customerGroupIds": groups}
+
+        return admin(load, 201)
+
+    @router.get("/customers")
+    def dump_customers(secure_url: str | None = None) -> ApiJSONResponse:
+        return admin(lambda: state.all_customers(secure_url))
+
+    @router.get("/config")
+    def get_config() -> ApiJSONResponse:
+        return ApiJSONResponse(state.config())
+
+    @router.post("/config")
+    async def set_config(request: Request) -> ApiJSONResponse:
+        changes = await admin_json(request)
+        return admin(lambda: state.configure(**changes))
+
+    @router.post("/reset")
+    def reset() -> ApiJSONResponse:
+        state.reset()
+        return ApiJSONResponse({"reset": True})
+
+    @router.post("/stores")
+    async def add_store(request: Request) -> ApiJSONResponse:
+        body = await admin_json(request)
+
+        def add() -> dict[str, str]:
+            key = state.add_store(body.get("secure_url"), body.get("private_key"), body.get("token"))
+            return {"store": key}
+
+        return admin(add, 201)
+
+    return router
+
+
+def create_app(state: Shift4ShopState) -> FastAPI:
+    """Build the simulator app around ``state`` (which the caller keeps to inspect or change)."""
+    app = FastAPI(
+        title="Shift4Shop REST API v1 simulator",
+        default_response_class=ApiJSONResponse,
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+    )
+    app.state.sim = state
+
+    @app.exception_handler(ApiError)
+    async def _api_error(_: Request, exc: ApiError) -> ApiJSONResponse:
+        return _error_response(exc.status, exc.message, exc.value, exc.headers)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> ApiJSONResponse:
+        # ASP.NET Web API's own wording for unmatched routes and methods.
+        if exc.status_code == 404:
+            # raw_path still holds the client's spelling; scope["path"] may have been lower-cased.
+            client_path = request.scope.get("raw_path", b"").decode("latin-1") or request.url.path
+            uri = request.url.replace(path=client_path)
+            message = f"No HTTP resource was found that matches the request URI '{uri}'."
+        elif exc.status_code == 405:
+            message = f"The requested resource does not support http method '{request.method}'."
+        else:
+            message = str(exc.detail)
+        return _error_response(exc.status_code, message, headers=dict(exc.headers or {}))
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_: Request, __: RequestValidationError) -> ApiJSONResponse:
+        return _error_response(400, "The request is invalid.")
+
+    @app.exception_handler(Exception)
+    async def _crash(_: Request, __: Exception) -> ApiJSONResponse:
+        return _error_response(500, "An error has occurred.")
+
+    # Added first so the request log (added next, hence outermost) sees the client's own path.
+    app.add_middleware(CaseInsensitiveApiPaths)
+    install_request_log(app, state.request_log, lambda: state.latency_s)
+    app.include_router(_admin_router(state))
+    api = _api_router(state)
+    for version in API_VERSIONS:
+        app.include_router(api, prefix=f"{API_PREFIX}/{version}")
+    return app

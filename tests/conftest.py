@@ -1,0 +1,136 @@
+"""Test bed: a throw-away Airflow home, both simulators on free ports, and a fresh state database.
+
+Airflow reads its configuration at import, so the environment is set here, before any test
+module imports airflow.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+_HOME = Path(tempfile.mkdtemp(prefix="ghl-s4s-test-airflow-"))
+os.environ.update(
+    {
+        "AIRFLOW_HOME": str(_HOME),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
+        "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__UNIT_TEST_MODE": "True",
+        "AIRFLOW__CORE__PARALLELISM": "4",
+        "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
+        "GHL_S4S_DATA_DIR": str(_HOME / "data"),
+    }
+)
+for _name in ("AIRFLOW_CONN_GHL_DEFAULT", "AIRFLOW_CONN_SHIFT4SHOP_DEFAULT"):
+    os.environ.pop(_name, None)
+
+import pytest  # noqa: E402
+
+from sandbox.common import ServerThread  # noqa: E402
+from sandbox.ghl import GhlState  # noqa: E402
+from sandbox.ghl import create_app as create_ghl_app  # noqa: E402
+from sandbox.shift4shop import Shift4ShopState  # noqa: E402
+from sandbox.shift4shop import create_app as create_s4s_app  # noqa: E402
+
+LOCATION_ID = "ve9EPM428h8vShlRW1KT"
+GHL_TOKEN = "pit-test-0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0"
+SECURE_URL = "https://test-store.3dcartstores.com"
+PRIVATE_KEY = "pk-test-8c6d4e2f0a1b3c5d7e9f"
+S4S_TOKEN = "tk-test-1a2b3c4d5e6f7a8b9c0d"
+SECRETS = (GHL_TOKEN, PRIVATE_KEY, S4S_TOKEN)
+
+ALL_SCOPES = None  # the GHL simulator's default: every scope
+
+
+def pytest_sessionfinish(session, exitstatus):
+    shutil.rmtree(_HOME, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def airflow_db():
+    """Airflow's metadata database (SQLite), created once per session."""
+    from airflow.utils import db
+
+    db.resetdb()
+    return True
+
+
+class Sims:
+    """Both simulators, running in threads; tests reach their state objects directly."""
+
+    def __init__(self):
+        self.ghl_state = GhlState(location_id=LOCATION_ID, tokens={GHL_TOKEN: {"location_id": LOCATION_ID}})
+        self.s4s_state = Shift4ShopState(stores={SECURE_URL: {"private_key": PRIVATE_KEY, "token": S4S_TOKEN}})
+        self.ghl = ServerThread(create_ghl_app(self.ghl_state)).start()
+        self.s4s = ServerThread(create_s4s_app(self.s4s_state)).start()
+
+    def stop(self):
+        self.ghl.stop()
+        self.s4s.stop()
+
+    def connections_env(self) -> dict[str, str]:
+        return {
+            "AIRFLOW_CONN_GHL_DEFAULT": json.dumps(
+                {
+                    "conn_type": "http",
+                    "host": self.ghl.url,
+                    "password": GHL_TOKEN,
+                    "extra": {"location_id": LOCATION_ID, "version": "2021-07-28"},
+                }
+            ),
+            "AIRFLOW_CONN_SHIFT4SHOP_DEFAULT": json.dumps(
+                {
+                    "conn_type": "http",
+                    "host": self.s4s.url,
+                    "extra": {"secure_url": SECURE_URL, "private_key": PRIVATE_KEY, "token": S4S_TOKEN},
+                }
+            ),
+        }
+
+    def ghl_requests(self, path_prefix: str = "") -> list[dict]:
+        return [r for r in self.ghl_state.request_log.snapshot() if r["path"].startswith(path_prefix)]
+
+    def s4s_requests(self, method: str | None = None) -> list[dict]:
+        return [r for r in self.s4s_state.request_log.snapshot() if method is None or r["method"] == method]
+
+    def clear_logs(self):
+        self.ghl_state.request_log.clear()
+        self.s4s_state.request_log.clear()
+
+    def customers(self) -> list[dict]:
+        return self.s4s_state.all_customers(SECURE_URL)
+
+
+@pytest.fixture(scope="session")
+def _sims():
+    sims = Sims()
+    yield sims
+    sims.stop()
+
+
+@pytest.fixture
+def sims(_sims, monkeypatch, tmp_path):
+    """Empty simulators with limits off, connections pointing at them, a fresh state database."""
+    _sims.ghl_state.reset()
+    _sims.s4s_state.reset()
+    _sims.ghl_state.configure(rate_limit=False, index_lag_s=0.0, latency_s=0.0)
+    _sims.s4s_state.configure(rate_limit=False, latency_s=0.0, accept_array_post=True)
+    _sims.clear_logs()
+    for key, value in _sims.connections_env().items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("GHL_S4S_STATE_URL", f"sqlite:///{tmp_path / 'state.db'}")
+    monkeypatch.setenv("GHL_S4S_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("GHL_S4S_WATERMARK_LAG_SECONDS", "0")
+    return _sims
+
+
+@pytest.fixture
+def state(sims):
+    from ghl_shift4shop.sync import state_store
+
+    return state_store()

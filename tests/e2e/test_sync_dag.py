@@ -1,0 +1,196 @@
+"""End to end: ``dag.test()`` of ghl_shift4shop_sync against both simulators over real HTTP.
+
+Call counts come from the simulators' request logs, not from the client's own counters.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+import requests
+
+from sandbox.seed import generate_contacts
+from tests.conftest import GHL_TOKEN, LOCATION_ID, SECURE_URL
+
+pytestmark = pytest.mark.usefixtures("airflow_db")
+
+
+@pytest.fixture(scope="module")
+def sync_dag():
+    from airflow.dag_processing.dagbag import DagBag
+
+    from tests.conftest import ROOT
+
+    bag = DagBag(dag_folder=str(ROOT / "dags"))
+    assert not bag.import_errors
+    return bag.dags["ghl_shift4shop_sync"]
+
+
+def run(dag, **conf):
+    dr = dag.test(run_conf=conf or None)
+    return dr
+
+
+def summary_of(dr) -> dict:
+    from ghl_shift4shop.sync import state_store
+
+    return state_store().recent_summaries(1)[0] if dr else {}
+
+
+def ghl_put(sims, contact_id: str, body: dict) -> dict:
+    r = requests.put(
+        f"{sims.ghl.url}/contacts/{contact_id}",
+        json=body,
+        headers={"Authorization": f"Bearer {GHL_TOKEN}", "Version": "2021-07-28"},
+        timeout=10,
+    )
+    assert r.status_code == 200, r.text
+    return r.json()["contact"]
+
+
+def by_ghl_id(customers: list[dict]) -> dict[str, dict]:
+    out = {}
+    for c in customers:
+        assert c["AdditionalField1"] not in out, f"duplicate customer for {c['AdditionalField1']}"
+        out[c["AdditionalField1"]] = c
+    return out
+
+
+def writes(sims) -> list[dict]:
+    return [r for r in sims.s4s_requests() if r["method"] in ("POST", "PUT", "DELETE")]
+
+
+def test_first_run_mirrors_contacts_field_by_field_then_rerun_writes_nothing(sims, sync_dag):
+    contacts = generate_contacts(1000, seed=3, dirty_share=0.0, location_id=LOCATION_ID)
+    sims.ghl_state.load_contacts(contacts)
+    # One customer already exists in the store with the same email in other case: adopted, not duplicated.
+    first = contacts[0]
+    sims.s4s_state.load_customers(SECURE_URL, [{"Email": first["email"].upper(), "Password": "x", "Comments": "shop"}])
+
+    dr = run(sync_dag)
+    assert dr.state == "success"
+    customers = sims.customers()
+    assert len(customers) == 1000
+    mirrored = by_ghl_id(customers)
+    for c in contacts:
+        cust = mirrored[c["id"]]
+        assert cust["Email"].lower() == c["email"].strip().lower()
+        assert cust["BillingFirstName"] == (c.get("firstName") or "").strip()[:50] or cust["BillingFirstName"]
+        assert cust["BillingLastName"] == ((c.get("lastName") or "").strip()[:50] or None)
+        assert cust["BillingCity"] == ((c.get("city") or "").strip()[:100] or None)
+        assert cust["BillingZipCode"] == ((c.get("postalCode") or "").strip()[:20] or None)
+        assert cust["BillingCountry"] == (c.get("country") or None)
+        if c.get("phone"):
+            assert cust["BillingPhoneNumber"].startswith("+")
+        assert cust["AdditionalField2"] == (", ".join(c.get("tags") or []) or None)
+    adopted = mirrored[first["id"]]
+    assert adopted["Comments"] == "shop"  # fields we do not map are left alone
+    summary = summary_of(dr)
+    assert summary["extracted"] == 1000 and summary["created"] == 999 and summary["adopted"] == 1
+    ghl_searches = sims.ghl_requests("/contacts/search")
+    assert len(ghl_searches) <= 3, ghl_searches
+    assert summary["calls_ghl"] == len(sims.ghl_requests())
+
+    sims.clear_logs()
+    dr = run(sync_dag)
+    assert dr.state == "success"
+    assert writes(sims) == []
+    assert len(sims.customers()) == 1000
+    summary = summary_of(dr)
+    assert summary["created"] == summary["updated"] == 0
+
+
+def test_incremental_run_writes_only_changed_contacts_within_the_call_budget(sims, sync_dag):
+    contacts = generate_contacts(1000, seed=4, dirty_share=0.0, location_id=LOCATION_ID)
+    sims.ghl_state.load_contacts(contacts)
+    assert run(sync_dag).state == "success"
+
+    sims.clear_logs()
+    changed = contacts[100:130]
+    for c in changed:
+        ghl_put(sims, c["id"], {"city": "Reykjavík"})
+    dr = run(sync_dag)
+    assert dr.state == "success"
+    summary = summary_of(dr)
+    assert summary["updated"] == 30 and summary["created"] == 0
+    puts = [r for r in sims.s4s_requests("PUT")]
+    assert len(puts) == 1 and writes(sims) == puts
+    mirrored = by_ghl_id(sims.customers())
+    assert all(mirrored[c["id"]]["BillingCity"] == "Reykjavík" for c in changed)
+    assert sum(1 for c in mirrored.values() if c["BillingCity"] == "Reykjavík") >= 30
+
+    # All 1,000 changed: updates cost at most 13 Shift4Shop calls (10 bulk PUTs of 100).
+    sims.clear_logs()
+    for c in contacts:
+        ghl_put(sims, c["id"], {"address1": "1 Renamed Road"})  # companyName is not updatable (UpdateContactDto)
+    sims.clear_logs()
+    dr = run(sync_dag)
+    assert dr.state == "success"
+    assert summary_of(dr)["updated"] == 1000
+    assert len(sims.s4s_requests()) <= 13, sims.s4s_requests()
+    assert len(sims.ghl_requests("/contacts/search")) <= 3
+    assert all(c["BillingAddress1"] == "1 Renamed Road" for c in sims.customers())
+
+
+def test_contact_updated_while_the_extract_runs_is_picked_up_next_run(sims, sync_dag):
+    contacts = generate_contacts(1200, seed=5, dirty_share=0.0, location_id=LOCATION_ID)
+    sims.ghl_state.load_contacts(contacts)
+    sims.ghl_state.configure(latency_s=0.3)
+    # The oldest change sorts first: on page 1, long behind the cursor when it is edited just
+    # after the last page was served, while the run goes on to validate and load.
+    target = min(contacts, key=lambda c: (c["dateUpdated"], c["id"]))
+
+    def edit_after_last_page():
+        deadline = time.time() + 60
+        while time.time() < deadline and len(sims.ghl_requests("/contacts/search")) < 3:
+            time.sleep(0.01)
+        ghl_put(sims, target["id"], {"city": "Changed Mid-Extract"})
+
+    editor = threading.Thread(target=edit_after_last_page)
+    editor.start()
+    assert run(sync_dag).state == "success"
+    editor.join()
+    sims.ghl_state.configure(latency_s=0.0)
+    assert by_ghl_id(sims.customers())[target["id"]]["BillingCity"] != "Changed Mid-Extract"
+
+    dr = run(sync_dag)
+    assert dr.state == "success"
+    assert by_ghl_id(sims.customers())[target["id"]]["BillingCity"] == "Changed Mid-Extract"
+    assert len(sims.customers()) == 1200
+
+
+def test_bad_rows_are_quarantined_and_too_many_fail_the_run(sims, sync_dag, monkeypatch):
+    from ghl_shift4shop.sync import state_store
+
+    contacts = generate_contacts(200, seed=6, dirty_share=0.0, location_id=LOCATION_ID)
+    contacts[0]["email"] = None
+    contacts[1]["email"] = "not-an-email"
+    contacts[2]["email"] = ("x" * 95) + "@example.com"
+    contacts[3]["email"] = contacts[4]["email"].upper()  # same person twice, other case
+    sims.ghl_state.load_contacts(contacts)
+
+    dr = run(sync_dag)
+    assert dr.state == "success"
+    reasons = {q["source_id"]: q["reason"] for q in state_store().open_quarantine("contacts")}
+    assert reasons[contacts[0]["id"]].startswith("missing_email")
+    assert reasons[contacts[1]["id"]].startswith("invalid_email")
+    assert reasons[contacts[2]["id"]].startswith("email_too_long")
+    dup = {contacts[3]["id"], contacts[4]["id"]} & set(reasons)
+    assert len(dup) == 1 and reasons[dup.pop()].startswith("duplicate_email")
+    assert len(sims.customers()) == 196
+    assert summary_of(dr)["quarantined"] == 4
+
+    # Above the threshold the run fails before anything is written.
+    sims.ghl_state.reset()
+    sims.s4s_state.reset()
+    sims.clear_logs()
+    monkeypatch.setenv("GHL_S4S_STATE_URL", f"sqlite:///{state_store().engine.url.database}.2")
+    bad = generate_contacts(50, seed=8, dirty_share=0.0, location_id=LOCATION_ID)
+    for c in bad[:10]:
+        c["email"] = "broken"
+    sims.ghl_state.load_contacts(bad)
+    dr = run(sync_dag)
+    assert dr.state == "failed"
+    assert writes(sims) == []
