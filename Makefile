@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: venv demo test lint format sandbox-start sandbox-stop ui watermark quarantine clean
+.PHONY: venv demo test lint format sandbox-start sandbox-stop ui watermark quarantine clean lock
 
 $(STAMP): requirements.txt requirements-dev.txt requirements.lock
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -49,3 +49,11 @@ quarantine: venv
 clean:
 	-$(PY) -m sandbox stop
 	rm -rf .local
+
+## Re-freeze requirements.lock after changing requirements*.txt.
+lock:
+	rm -rf /tmp/ghl-s4s-lock && $(PYTHON) -m venv /tmp/ghl-s4s-lock
+	/tmp/ghl-s4s-lock/bin/pip install --quiet -r requirements-dev.txt
+	{ echo "# Frozen set (pip freeze of a venv built from requirements-dev.txt). Used as constraints by"; \
+	  echo "# \`make venv\`, so every machine installs exactly these versions. Regenerate: make lock"; \
+	  /tmp/ghl-s4s-lock/bin/pip freeze; } > requirements.lock

@@ -8,5 +8,6 @@ export AIRFLOW__CORE__PARALLELISM=4
 export AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS=True
 export GHL_S4S_DATA_DIR="$ROOT/.local/data"
 export PYTHONPATH="$ROOT/plugins:$ROOT${PYTHONPATH:+:$PYTHONPATH}"
+export PATH="$ROOT/.venv/bin:$PATH"  # airflow standalone starts its parts as `airflow ...`
 PY="$ROOT/.venv/bin/python"
 AIRFLOW="$ROOT/.venv/bin/airflow"
