@@ -108,8 +108,8 @@ def serve(args: argparse.Namespace) -> int:
             rng = random.Random(args.seed)
             picks = [c for c in rng.sample(contacts, min(args.preexisting, len(contacts))) if c.get("email")]
             s4s.load_customers(SECURE_URL, [_customer_from_contact(c) for c in picks])
-    ghl_server = ServerThread(ghl_app(ghl), port=args.ghl_port).start()
-    s4s_server = ServerThread(s4s_app(s4s), port=args.s4s_port).start()
+    ghl_server = ServerThread(ghl_app(ghl), port=args.ghl_port, host=args.host).start()
+    s4s_server = ServerThread(s4s_app(s4s), port=args.s4s_port, host=args.host).start()
     print(f"GHL simulator on {ghl_server.url}, Shift4Shop simulator on {s4s_server.url}", flush=True)
 
     stop = threading.Event()
@@ -242,6 +242,7 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     for name in ("start", "serve"):
         p = sub.add_parser(name)
+        p.add_argument("--host", default="127.0.0.1", help="address to bind (0.0.0.0 in a container)")
         p.add_argument("--ghl-port", type=int, default=8701)
         p.add_argument("--s4s-port", type=int, default=8702)
         p.add_argument("--contacts", type=int, default=3000, help="generated contacts (without --ghl-seed)")

@@ -1,0 +1,1 @@
+CREATE DATABASE ghl_sync_state;

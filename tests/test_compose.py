@@ -1,0 +1,62 @@
+"""docker-compose.yaml is checked without a Docker engine: it parses, and what it runs exists."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+AIRFLOW_SERVICES = {
+    "airflow-init",
+    "airflow-apiserver",
+    "airflow-scheduler",
+    "airflow-dag-processor",
+    "airflow-triggerer",
+    "airflow-worker",
+}
+
+
+def compose() -> dict:
+    return yaml.safe_load((ROOT / "docker-compose.yaml").read_text())
+
+
+def test_services_and_shared_settings():
+    services = compose()["services"]
+    assert AIRFLOW_SERVICES | {"postgres", "redis", "sandbox"} <= set(services)
+    for name in AIRFLOW_SERVICES:
+        env = services[name]["environment"]
+        assert env["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor"
+        assert env["AIRFLOW__CELERY__BROKER_URL"].startswith("redis://redis:6379")
+        assert env["GHL_S4S_STATE_URL"].startswith("postgresql+psycopg2://")
+        assert int(env["AIRFLOW__CORE__PARALLELISM"]) <= 4
+        for conn in ("AIRFLOW_CONN_GHL_DEFAULT", "AIRFLOW_CONN_SHIFT4SHOP_DEFAULT"):
+            assert json.loads(env[conn])["conn_type"] == "http"
+
+
+def test_connections_match_the_sandbox_it_serves():
+    from sandbox.__main__ import GHL_TOKEN, LOCATION_ID, PRIVATE_KEY, S4S_TOKEN, SECURE_URL
+
+    env = compose()["services"]["airflow-worker"]["environment"]
+    ghl = json.loads(env["AIRFLOW_CONN_GHL_DEFAULT"])
+    s4s = json.loads(env["AIRFLOW_CONN_SHIFT4SHOP_DEFAULT"])
+    assert (ghl["password"], ghl["extra"]["location_id"]) == (GHL_TOKEN, LOCATION_ID)
+    assert s4s["extra"] == {"secure_url": SECURE_URL, "private_key": PRIVATE_KEY, "token": S4S_TOKEN}
+
+
+def test_commands_exist():
+    from sandbox.__main__ import main
+
+    services = compose()["services"]
+    cmd = services["sandbox"]["command"]
+    assert cmd[:3] == ["python", "-m", "sandbox"]
+    try:
+        main([*cmd[3:], "--help"])
+    except SystemExit as exc:
+        assert exc.code == 0
+    for name in AIRFLOW_SERVICES:
+        assert services[name]["command"][0] == "airflow"
+    assert (ROOT / "requirements-scaleout.txt").exists()
+    init_sql = services["postgres"]["volumes"][1].split(":")[0]
+    assert (ROOT / init_sql).exists()
