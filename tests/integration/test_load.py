@@ -5,12 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from ghl_shift4shop.batches import write_jsonl
 from ghl_shift4shop.load import load_customers
 from ghl_shift4shop.mapping import load_mapping
 from ghl_shift4shop.shift4shop.hook import Shift4ShopHook
 from ghl_shift4shop.transform import transform_records
+
 from tests.conftest import SECURE_URL
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from ghl_shift4shop.batches import read_jsonl, write_jsonl
 from ghl_shift4shop.errors import PermanentError
 from ghl_shift4shop.state import StateStore
