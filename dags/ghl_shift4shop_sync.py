@@ -46,7 +46,8 @@ def ghl_shift4shop_sync():
         ctx = get_current_context()
         dr = ctx["dag_run"]
         interval = (ctx.get("data_interval_start"), ctx.get("data_interval_end"))
-        return sync.plan_window(ctx["run_id"], str(dr.run_type), interval, dict(ctx["params"]))
+        run_type = getattr(dr.run_type, "value", dr.run_type)
+        return sync.plan_window(ctx["run_id"], str(run_type), interval, dict(ctx["params"]))
 
     @task
     def extract(window: dict) -> list[dict]:

@@ -44,6 +44,7 @@ class Settings:
     shift4shop_bulk_create: str = "auto"
     http_timeout_seconds: float = 30.0
     http_max_attempts: int = 6
+    keep_run_days: float = 7.0
     extra: dict = field(default_factory=dict)
 
     @property
@@ -69,4 +70,5 @@ def load_settings() -> Settings:
         shift4shop_bulk_create=_env("SHIFT4SHOP_BULK_CREATE", "auto"),
         http_timeout_seconds=float(_env("HTTP_TIMEOUT_SECONDS", "30")),
         http_max_attempts=int(_env("HTTP_MAX_ATTEMPTS", "6")),
+        keep_run_days=float(_env("KEEP_RUN_DAYS", "7")),
     )

@@ -200,12 +200,18 @@ SUMMARY_FIELDS = (
 
 def report(run_id: str, watermark: dict) -> dict:
     """The run's summary: logged as a table, stored, and returned (visible in the UI's XCom tab)."""
-    totals = state_store().run_totals(run_id)
+    from ghl_shift4shop.batches import prune_runs
+
+    settings = load_settings()
+    pruned = prune_runs(settings.data_dir, settings.keep_run_days)
+    if pruned:
+        log.info("removed %d run folders older than %s days", pruned, settings.keep_run_days)
+    totals = state_store(settings).run_totals(run_id)
     totals["quarantined"] = totals.get("quarantined", 0) + totals.pop("load_quarantined", 0)
     summary = {name: totals.get(name, 0) for name in SUMMARY_FIELDS}
     summary["adopted"] = totals.get("adopted", 0)
     summary["watermark"] = watermark.get("watermark")
-    state_store().save_summary(run_id, summary)
+    state_store(settings).save_summary(run_id, summary)
     lines = [f"sync summary for {run_id}"] + [f"  {k:<17}{v}" for k, v in summary.items()]
     log.info("\n".join(lines))
     return summary

@@ -194,3 +194,22 @@ def test_bad_rows_are_quarantined_and_too_many_fail_the_run(sims, sync_dag, monk
     dr = run(sync_dag)
     assert dr.state == "failed"
     assert writes(sims) == []
+
+
+def test_manual_window_syncs_exactly_that_window_and_leaves_the_watermark(sims, sync_dag):
+    from datetime import UTC, datetime, timedelta
+
+    from ghl_shift4shop.sync import state_store
+    from ghl_shift4shop.timeutil import format_ts
+
+    base = datetime(2026, 10, 1, tzinfo=UTC)
+    contacts = generate_contacts(48, seed=12, dirty_share=0.0, location_id=LOCATION_ID)
+    for i, c in enumerate(contacts):
+        c["dateAdded"] = c["dateUpdated"] = format_ts(base + timedelta(hours=i))
+    sims.ghl_state.load_contacts(contacts)
+    state_store().set_watermark("contacts", "2026-09-01T00:00:00.000Z", "setup")
+
+    dr = run(sync_dag, window_start="2026-10-01T12:00:00Z", window_end="2026-10-01T23:59:59Z")
+    assert dr.state == "success"
+    assert sorted(by_ghl_id(sims.customers())) == sorted(c["id"] for c in contacts[12:24])
+    assert state_store().get_watermark("contacts") == "2026-09-01T00:00:00.000Z"
