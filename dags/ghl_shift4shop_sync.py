@@ -1,9 +1,14 @@
 """
 ### GHL → Shift4Shop incremental sync
 
-Pulls HighLevel contacts changed since the stored watermark, validates each batch with Great
-Expectations (bad rows → quarantine), maps them to Shift4Shop customers with
-`include/mappings/contacts_to_customers.yaml`, bulk-upserts them, then advances the watermark.
+Pulls HighLevel contacts changed since the stored watermarks, validates each batch with Great
+Expectations (bad rows → quarantine), fetches the changed contacts' tasks, notes and appointments,
+maps everything to Shift4Shop (`include/mappings/*.yaml`: customer fields, a Comments summary, tag →
+customer group, CRM tickets and messages), bulk-upserts it, then advances each stream's watermark.
+
+* GHL calls of the mapped fetch tasks share the `ghl_api` pool (create it:
+  `airflow pools set ghl_api 2 "HighLevel API budget"`) and the client's request budget.
+* A stream that fails keeps its watermark; the others advance, and the run ends failed.
 
 * Connections: `ghl_default`, `shift4shop_default` (see CONTRACT.md).
 * Manual run over a window: trigger with `window_start` (and optionally `window_end`), ISO-8601.
@@ -19,6 +24,8 @@ from datetime import datetime, timedelta
 from airflow.sdk import Param, dag, get_current_context, task
 from airflow.timetables.interval import CronDataIntervalTimetable
 from ghl_shift4shop import sync
+
+GHL_POOL = "ghl_api"
 
 
 def _run_id() -> str:
@@ -49,7 +56,7 @@ def ghl_shift4shop_sync():
         run_type = getattr(dr.run_type, "value", dr.run_type)
         return sync.plan_window(ctx["run_id"], str(run_type), interval, dict(ctx["params"]))
 
-    @task
+    @task(pool=GHL_POOL)
     def extract(window: dict) -> list[dict]:
         summary = sync.extract(window)
         get_current_context()["ti"].xcom_push(key="summary", value=summary)
@@ -63,6 +70,10 @@ def ghl_shift4shop_sync():
     def quality_gate(results: list[dict]) -> dict:
         return sync.quality_gate(results, get_current_context()["params"].get("max_bad_share"))
 
+    @task(pool=GHL_POOL, max_active_tis_per_dagrun=2)
+    def fetch_children(ref: dict, window: dict) -> dict:
+        return sync.fetch_children(ref, window)
+
     @task(max_active_tis_per_dagrun=2)
     def transform(ref: dict) -> dict:
         return sync.transform(ref, _run_id())
@@ -72,8 +83,12 @@ def ghl_shift4shop_sync():
         return sync.load(refs, _run_id())
 
     @task(trigger_rule="none_failed")
-    def commit_watermark(window: dict, extracted: dict, loaded: dict) -> dict:
-        return sync.commit_watermark(window, extracted, loaded)
+    def load_crm(fetched: list[dict]) -> dict:
+        return sync.load_crm(fetched, _run_id())
+
+    @task(trigger_rule="none_failed")
+    def commit_watermark(window: dict, extracted: dict, loaded: dict, crm: dict) -> dict:
+        return sync.commit_watermark(window, extracted, loaded, crm)
 
     @task(trigger_rule="none_failed")
     def report(watermark: dict) -> dict:
@@ -83,10 +98,13 @@ def ghl_shift4shop_sync():
     extracted = extract(window)
     validated = validate.expand(ref=extracted)
     gate = quality_gate(validated)
-    transformed = transform.expand(ref=validated)
-    gate >> transformed
+    fetched = fetch_children.partial(window=window).expand(ref=validated)
+    gate >> fetched
+    transformed = transform.expand(ref=fetched)
     loaded = load(transformed)
-    mark = commit_watermark(window, extracted["summary"], loaded)
+    crm = load_crm(fetched)
+    loaded >> crm  # tickets need the customers' ids
+    mark = commit_watermark(window, extracted["summary"], loaded, crm)
     report(mark)
 
 

@@ -7,5 +7,6 @@ cd "$ROOT"
 "$PY" -m sandbox status >/dev/null 2>&1 || "$PY" -m sandbox start --contacts "${DEMO_CONTACTS:-3000}"
 eval "$("$PY" -m sandbox env)"
 "$AIRFLOW" db migrate >/dev/null
+"$AIRFLOW" pools set ghl_api 2 "HighLevel API budget (mapped fetch tasks)" >/dev/null
 echo "Airflow UI: http://localhost:8080 (all users are admins in this local setup)"
 exec "$AIRFLOW" standalone

@@ -54,9 +54,11 @@ def pytest_sessionfinish(session, exitstatus):
 @pytest.fixture(scope="session")
 def airflow_db():
     """Airflow's metadata database (SQLite), created once per session."""
+    from airflow.models.pool import Pool
     from airflow.utils import db
 
     db.resetdb()
+    Pool.create_or_update_pool("ghl_api", slots=2, description="HighLevel API budget", include_deferred=False)
     return True
 
 
@@ -126,6 +128,10 @@ def sims(_sims, monkeypatch, tmp_path):
     monkeypatch.setenv("GHL_S4S_STATE_URL", f"sqlite:///{tmp_path / 'state.db'}")
     monkeypatch.setenv("GHL_S4S_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("GHL_S4S_WATERMARK_LAG_SECONDS", "0")
+    # The simulators' limits are off here, so the client's budgets are too (tests that exercise
+    # the limits switch both on).
+    for name in ("GHL_BURST", "GHL_RATE_PER_S", "SHIFT4SHOP_BURST", "SHIFT4SHOP_RATE_PER_S"):
+        monkeypatch.setenv(f"GHL_S4S_{name}", "10000")
     return _sims
 
 

@@ -55,8 +55,9 @@ def test_commands_exist():
         main([*cmd[3:], "--help"])
     except SystemExit as exc:
         assert exc.code == 0
-    for name in AIRFLOW_SERVICES:
+    for name in AIRFLOW_SERVICES - {"airflow-init"}:
         assert services[name]["command"][0] == "airflow"
+    assert "pools set ghl_api" in services["airflow-init"]["command"][-1]
     assert (ROOT / "requirements-scaleout.txt").exists()
     init_sql = services["postgres"]["volumes"][1].split(":")[0]
     assert (ROOT / init_sql).exists()

@@ -33,6 +33,7 @@ def extract_contacts(
     batch_size: int = 5000,
     page_limit: int = 500,
     stream: str = "contacts",
+    inclusive: bool = True,
 ) -> dict:
     """Walk the search from ``since`` and write batches of at most ``batch_size`` contacts.
 
@@ -45,7 +46,8 @@ def extract_contacts(
     rows = 0
     total_reported = None
     newest = None
-    for page in hook.iter_contacts_updated(since=since, until=until, page_limit=page_limit):
+    pages = hook.iter_contacts_updated(since=since, until=until, page_limit=page_limit, inclusive=inclusive)
+    for page in pages:
         if total_reported is None:
             total_reported = page.total
         for contact in page.contacts:

@@ -120,9 +120,13 @@ _budgets_lock = threading.Lock()
 def shared_budget(service: str, account: str, capacity: float, rate_per_s: float) -> RateBudget:
     key = (service, account)
     with _budgets_lock:
-        if key not in _budgets:
-            _budgets[key] = RateBudget(capacity, rate_per_s)
-        return _budgets[key]
+        budget = _budgets.get(key)
+        if budget is None:
+            budget = _budgets[key] = RateBudget(capacity, rate_per_s)
+        elif (budget.capacity, budget.rate) != (float(capacity), float(rate_per_s)):
+            with budget._lock:  # settings changed (a test, or an operator's override)
+                budget.capacity, budget.rate = float(capacity), float(rate_per_s)
+        return budget
 
 
 def _retry_after_seconds(resp: requests.Response) -> float | None:
@@ -153,6 +157,7 @@ class ApiHook(HttpHook):
         self.max_attempts = max_attempts
         self.backoff_max = backoff_max
         self.calls: Counter[str] = Counter()
+        self._calls_lock = threading.Lock()
         self._session: requests.Session | None = None
         self._budget: RateBudget | None = None
         self.connection = None
@@ -215,6 +220,7 @@ class ApiHook(HttpHook):
         params: dict[str, Any] | None = None,
         json: Any = None,
         idempotent: bool = True,
+        headers: dict[str, str] | None = None,
     ) -> requests.Response:
         """Send one request with budget and retries; returns any non-retryable response."""
         retrying = Retrying(
@@ -224,14 +230,15 @@ class ApiHook(HttpHook):
             before_sleep=self._before_sleep,
             reraise=True,
         )
-        return retrying(self._send_once, method, endpoint, params, json, idempotent)
+        return retrying(self._send_once, method, endpoint, params, json, idempotent, headers)
 
-    def _send_once(self, method: str, endpoint: str, params, json, idempotent: bool) -> requests.Response:
+    def _send_once(self, method: str, endpoint: str, params, json, idempotent: bool, headers=None) -> requests.Response:
         session = self.session
         self.budget.acquire()
         url = self.url_from_endpoint(self.base_path + endpoint)
-        prepped = session.prepare_request(requests.Request(method, url, params=params, json=json))
-        self.calls[self.service] += 1
+        prepped = session.prepare_request(requests.Request(method, url, params=params, json=json, headers=headers))
+        with self._calls_lock:  # thread pools share one hook
+            self.calls[self.service] += 1
         try:
             resp = self.run_and_check(session, prepped, {"check_response": False, "timeout": self.timeout})
         except (requests.Timeout, requests.ConnectionError) as exc:

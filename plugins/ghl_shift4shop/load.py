@@ -21,7 +21,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from ghl_shift4shop.batches import read_jsonl
-from ghl_shift4shop.http import AmbiguousWriteError, mask_email
+from ghl_shift4shop.http import AmbiguousWriteError, ApiError, mask_email
 from ghl_shift4shop.mapping import Mapping
 from ghl_shift4shop.shift4shop.hook import ItemResult, Shift4ShopHook
 from ghl_shift4shop.state import MappedId, StateStore
@@ -95,6 +95,33 @@ class EmailResolver:
             self.wanted.discard(email)
 
 
+GROUPS_STREAM = "customer_groups"
+
+
+def resolve_customer_groups(hook: Shift4ShopHook, state: StateStore, names: set[str]) -> dict[str, str]:
+    """Lower-cased group name → CustomerGroupID, creating missing groups (cached in the id map)."""
+    keys = {n.lower(): n for n in names if n}
+    known = {k: m.target_id for k, m in state.get_mapped(GROUPS_STREAM, keys).items()}
+    missing = [k for k in keys if k not in known]
+    if not missing:
+        return known
+    in_store = {str(g.get("Name") or "").strip().lower(): str(g["CustomerGroupID"]) for g in hook.customer_groups()}
+    found = []
+    for key in missing:
+        if key not in in_store:
+            res = hook.create_one("/CustomerGroups", {"Name": keys[key]})
+            if not res.ok:
+                raise ApiError(
+                    "shift4shop", res.status, f"could not create customer group {keys[key]!r}: {res.message}"
+                )
+            in_store[key] = res.value
+            log.info("created customer group %r (%s)", keys[key], res.value)
+        known[key] = in_store[key]
+        found.append(MappedId(key, in_store[key], None, None))
+    state.record_mapped(GROUPS_STREAM, found)
+    return known
+
+
 class CustomerLoader:
     def __init__(
         self,
@@ -116,6 +143,7 @@ class CustomerLoader:
         self.bulk_create = bulk_create  # auto | on | off
         self.page_limit = page_limit
         self.stats = LoadStats()
+        self.group_ids: dict[str, str] = {}
 
     # -- helpers -----------------------------------------------------------------------------
     def _quarantine(self, row: dict, reason: str) -> None:
@@ -135,7 +163,20 @@ class CustomerLoader:
         return emails
 
     # -- the run -----------------------------------------------------------------------------
+    def _resolve_groups(self, refs: list[dict]) -> None:
+        """Group name → CustomerGroupID for every group the rows name; missing groups are created."""
+        wanted = {r["group"] for ref in refs for r in read_jsonl(ref["path"]) if r.get("group")}
+        self.group_ids = resolve_customer_groups(self.hook, self.state, wanted)
+
+    def _body(self, row: dict) -> dict:
+        body = dict(row["payload"])
+        group = row.get("group")
+        if group is not None:
+            body["CustomerGroupID"] = int(self.group_ids[group.lower()]) if group else 0
+        return body
+
     def load(self, refs: list[dict]) -> LoadStats:
+        self._resolve_groups(refs)
         resolver = EmailResolver(self.hook, self._unmapped_emails(refs), self.page_limit)
         for ref in sorted(refs, key=lambda r: r["batch"]):
             self._load_batch(list(read_jsonl(ref["path"])), resolver)
@@ -179,7 +220,7 @@ class CustomerLoader:
         """PUT in chunks; returns rows whose customer no longer exists (to be created again)."""
         gone: list[dict] = []
         for chunk in _chunks(updates, self.put_chunk):
-            body = [{**row["payload"], "CustomerID": int(cid)} for row, cid in chunk]
+            body = [{**self._body(row), "CustomerID": int(cid)} for row, cid in chunk]
             results = self.hook.update_customers(body)
             done: list[MappedId] = []
             for (row, cid), res in zip(chunk, results, strict=True):
@@ -226,7 +267,7 @@ class CustomerLoader:
         # The store requires a password on create; a random one, never logged or stored. The
         # customer sets their own through the store's reset flow.
         defaults = dict(self.mapping.create_defaults)
-        bodies = [{**defaults, **row["payload"], "Password": secrets.token_urlsafe(24)} for row in chunk]
+        bodies = [{**defaults, **self._body(row), "Password": secrets.token_urlsafe(24)} for row in chunk]
         if self.bulk_create != "off" and len(chunk) > 1:
             try:
                 status, items = self.hook.create_customers(bodies)

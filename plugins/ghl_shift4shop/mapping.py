@@ -19,6 +19,7 @@ import yaml
 
 from ghl_shift4shop.errors import PermanentError
 from ghl_shift4shop.shift4shop.fields import CUSTOMER_MAX_LENGTHS
+from ghl_shift4shop.text import cut
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _SPACES = re.compile(r"\s+")
@@ -103,7 +104,7 @@ class Mapping:
                     value = _normalize(step, value, record)
             if isinstance(value, str):
                 limit = CUSTOMER_MAX_LENGTHS.get(rule.target)
-                value = value[:limit] if limit else value
+                value = cut(value, limit) if limit else value
             if not _is_empty(value):
                 out[rule.target] = value
         return out

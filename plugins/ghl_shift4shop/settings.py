@@ -45,6 +45,12 @@ class Settings:
     http_timeout_seconds: float = 30.0
     http_max_attempts: int = 6
     keep_run_days: float = 7.0
+    ghl_workers: int = 8
+    # Client-side request budgets (see each hook's BEHAVIOR.md for why these defaults).
+    ghl_burst: float = 10
+    ghl_rate_per_s: float = 9.0
+    shift4shop_burst: float = 40
+    shift4shop_rate_per_s: float = 2.0
     extra: dict = field(default_factory=dict)
 
     @property
@@ -71,4 +77,9 @@ def load_settings() -> Settings:
         http_timeout_seconds=float(_env("HTTP_TIMEOUT_SECONDS", "30")),
         http_max_attempts=int(_env("HTTP_MAX_ATTEMPTS", "6")),
         keep_run_days=float(_env("KEEP_RUN_DAYS", "7")),
+        ghl_workers=int(_env("GHL_WORKERS", "8")),
+        ghl_burst=float(_env("GHL_BURST", "10")),
+        ghl_rate_per_s=float(_env("GHL_RATE_PER_S", "9")),
+        shift4shop_burst=float(_env("SHIFT4SHOP_BURST", "40")),
+        shift4shop_rate_per_s=float(_env("SHIFT4SHOP_RATE_PER_S", "2")),
     )

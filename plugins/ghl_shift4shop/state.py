@@ -72,6 +72,17 @@ run_summaries = sa.Table(
 )
 
 
+crm_parts = sa.Table(
+    "crm_parts",
+    metadata,
+    sa.Column("contact_id", sa.String(64), primary_key=True),
+    sa.Column("stream", sa.String(32), primary_key=True),
+    sa.Column("head", sa.Text, nullable=False),
+    sa.Column("text", sa.Text, nullable=False),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+
 def utcnow() -> datetime:
     return datetime.now(UTC)
 
@@ -285,3 +296,37 @@ class StateStore:
                 sa.select(run_summaries).order_by(run_summaries.c.finished_at.desc()).limit(limit)
             ).mappings()
             return [{"run_id": r["run_id"], "finished_at": r["finished_at"], **json.loads(r["summary"])} for r in rows]
+
+    # -- the last known summary part of each child stream, per contact ---------------------------
+    def get_parts(self, contact_ids: Iterable[str]) -> dict[str, dict[str, tuple[str, str]]]:
+        ids = list(contact_ids)
+        out: dict[str, dict[str, tuple[str, str]]] = {}
+        with self.begin() as conn:
+            for i in range(0, len(ids), 500):
+                rows = conn.execute(sa.select(crm_parts).where(crm_parts.c.contact_id.in_(ids[i : i + 500])))
+                for r in rows.mappings():
+                    out.setdefault(r["contact_id"], {})[r["stream"]] = (r["head"], r["text"])
+        return out
+
+    def save_parts(self, rows: Iterable[tuple[str, str, tuple[str, str]]]) -> None:
+        now = utcnow()
+        with self.begin() as conn:
+            for contact_id, stream, (head, text) in rows:
+                self._upsert(
+                    conn,
+                    crm_parts,
+                    {"contact_id": contact_id, "stream": stream, "head": head, "text": text, "updated_at": now},
+                    ["contact_id", "stream"],
+                )
+
+    def mapped_for_match_keys(self, stream: str, keys: Iterable[str]) -> list[MappedId]:
+        """Every id-map row of ``stream`` whose match key is one of ``keys`` (e.g. tasks of contacts)."""
+        wanted = [k for k in set(keys) if k]
+        out: list[MappedId] = []
+        with self.begin() as conn:
+            for i in range(0, len(wanted), 500):
+                rows = conn.execute(
+                    sa.select(id_map).where(id_map.c.stream == stream, id_map.c.match_key.in_(wanted[i : i + 500]))
+                ).mappings()
+                out.extend(MappedId(r["source_id"], r["target_id"], r["match_key"], r["payload_hash"]) for r in rows)
+        return out

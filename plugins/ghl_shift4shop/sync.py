@@ -62,16 +62,32 @@ def contacts_mapping(settings: Settings) -> Mapping:
     return load_mapping(settings.mappings_dir / MAPPING_FILE)
 
 
+def crm_config(settings: Settings):
+    from ghl_shift4shop.crm_config import load_crm_config
+
+    return load_crm_config(settings.mappings_dir)
+
+
 def ghl_hook(settings: Settings) -> GhlHook:
     from ghl_shift4shop.ghl.hook import GhlHook
 
-    return GhlHook(timeout=settings.http_timeout_seconds, max_attempts=settings.http_max_attempts)
+    return GhlHook(
+        timeout=settings.http_timeout_seconds,
+        max_attempts=settings.http_max_attempts,
+        burst=settings.ghl_burst,
+        rate_per_s=settings.ghl_rate_per_s,
+    )
 
 
 def shift4shop_hook(settings: Settings) -> Shift4ShopHook:
     from ghl_shift4shop.shift4shop.hook import Shift4ShopHook
 
-    return Shift4ShopHook(timeout=settings.http_timeout_seconds, max_attempts=settings.http_max_attempts)
+    return Shift4ShopHook(
+        timeout=settings.http_timeout_seconds,
+        max_attempts=settings.http_max_attempts,
+        burst=settings.shift4shop_burst,
+        rate_per_s=settings.shift4shop_rate_per_s,
+    )
 
 
 def plan_window(run_id: str, run_type: str, data_interval: tuple | None, params: dict) -> dict:
@@ -82,14 +98,21 @@ def plan_window(run_id: str, run_type: str, data_interval: tuple | None, params:
     * otherwise: everything changed since the stored watermark (incremental).
     """
     settings = load_settings()
+    streams = [STREAM, *crm_config(settings).enabled_children]
     start, end = params.get("window_start"), params.get("window_end")
     if not start and run_type == "backfill" and data_interval and data_interval[0]:
         start, end = format_ts(data_interval[0]), format_ts(data_interval[1])
     if start:
-        window = {"mode": "window", "since": format_ts(parse_ts(start)), "until": end and format_ts(parse_ts(end))}
+        since = format_ts(parse_ts(start))
+        window = {"mode": "window", "since": since, "until": end and format_ts(parse_ts(end))}
+        window["streams"] = dict.fromkeys(streams, since)
     else:
-        mark = state_store(settings).get_watermark(STREAM)
-        window = {"mode": "incremental", "since": mark or settings.initial_watermark, "until": None}
+        # Each stream keeps its own watermark, so one failing stream never holds back the others.
+        # The extract starts at the oldest; each child stream only fetches for contacts at or past
+        # its own watermark.
+        state = state_store(settings)
+        marks = {s: state.get_watermark(s) or settings.initial_watermark for s in streams}
+        window = {"mode": "incremental", "since": min(marks.values()), "until": None, "streams": marks}
     log.info("run %s covers %s", run_id, window)
     return {**window, "run_id": run_id, "stream": STREAM}
 
@@ -109,6 +132,9 @@ def extract(window: dict) -> dict:
         batch_size=settings.batch_size,
         page_limit=settings.ghl_page_limit,
         stream=window["stream"],
+        # Incremental runs start just after the watermark: every contact stamped exactly at it
+        # was loaded by the run that set it (it was older than that run's start − lag, so indexed).
+        inclusive=window["mode"] != "incremental",
     )
     state_store(settings).add_stats(
         window["run_id"],
@@ -143,12 +169,38 @@ def quality_gate(results: list[dict], max_bad_share: float | None = None) -> dic
 
 
 @fail_without_retry
+def fetch_children(ref: dict, window: dict) -> dict:
+    """Tasks, notes and appointments of the batch's changed contacts; returns the ref plus them."""
+    from ghl_shift4shop.children import fetch_children as fetch_stage
+
+    settings = load_settings()
+    result = fetch_stage(
+        ref,
+        hook=ghl_hook(settings),
+        state=state_store(settings),
+        cfg=crm_config(settings),
+        data_dir=settings.data_dir,
+        expectations_dir=settings.expectations_dir,
+        run_id=window["run_id"],
+        since_by_stream=window.get("streams") or {},
+        workers=settings.ghl_workers,
+        inclusive=window["mode"] != "incremental",
+    )
+    return {**ref, "children": result["streams"]}
+
+
+@fail_without_retry
 def transform(ref: dict, run_id: str) -> dict:
     from ghl_shift4shop import transform as transform_stage
 
     settings = load_settings()
     return transform_stage.transform_batch(
-        ref, mapping=contacts_mapping(settings), data_dir=settings.data_dir, run_id=run_id
+        ref,
+        mapping=contacts_mapping(settings),
+        data_dir=settings.data_dir,
+        run_id=run_id,
+        crm=crm_config(settings),
+        state=state_store(settings),
     )
 
 
@@ -169,21 +221,60 @@ def load(refs: list[dict], run_id: str) -> dict:
     )
 
 
-def commit_watermark(window: dict, extracted: dict, loaded: dict) -> dict:
-    """Advance the stream's watermark after a successful load (incremental runs only)."""
+@fail_without_retry
+def load_crm(fetched: list[dict], run_id: str) -> dict:
+    """Load each CRM child stream; a failing stream is recorded and the others carry on."""
+    from ghl_shift4shop.http import ApiError
+    from ghl_shift4shop.tickets import load_crm_stream
+
+    settings = load_settings()
+    cfg = crm_config(settings)
+    state = state_store(settings)
+    hook = shift4shop_hook(settings)
+    status: dict[str, dict] = {}
+    for stream in cfg.enabled_children:
+        infos = [(ref.get("children") or {}).get(stream) or {"ok": False, "error": "not fetched"} for ref in fetched]
+        refs = [{"path": i["path"]} for i in infos if i.get("ok")]
+        failed = [i.get("error") for i in infos if not i.get("ok")]
+        calls_before = hook.calls["shift4shop"]
+        try:
+            counts = load_crm_stream(stream, refs, hook=hook, state=state, cfg=cfg, run_id=run_id)
+        except ApiError as exc:
+            log.error("%s: loading into the store failed; its watermark will not move: %s", stream, exc)
+            failed.append(str(exc)[:300])
+            counts = {}
+        calls = hook.calls["shift4shop"] - calls_before
+        state.add_stats(
+            run_id, f"load_crm:{stream}", {**counts, "calls_shift4shop": calls, f"{stream}_failed": int(bool(failed))}
+        )
+        status[stream] = {"ok": not failed, "errors": failed[:3], **counts}
+    return status
+
+
+def commit_watermark(window: dict, extracted: dict, loaded: dict, crm: dict | None = None) -> dict:
+    """Advance each stream's watermark after its successful load (incremental runs only)."""
     settings = load_settings()
     state = state_store(settings)
-    current = state.get_watermark(window["stream"])
+    marks = window.get("streams") or {window["stream"]: window["since"]}
     if window["mode"] != "incremental":
-        return {"watermark": current, "advanced": False, "reason": "explicit window"}
-    new = next_watermark(
-        current, extracted["started_at"], loaded.get("newest_date_updated"), settings.watermark_lag_seconds
-    )
-    advanced = new is not None and new != current
-    if advanced:
-        state.set_watermark(window["stream"], new, window["run_id"])
-    log.info("watermark %s: %s → %s", window["stream"], current, new)
-    return {"watermark": new, "previous": current, "advanced": advanced}
+        return {"watermark": state.get_watermark(window["stream"]), "advanced": [], "reason": "explicit window"}
+    ok = {window["stream"]: True, **{s: bool(v.get("ok")) for s, v in (crm or {}).items()}}
+    advanced, held = [], []
+    for stream in marks:
+        if not ok.get(stream, False):
+            held.append(stream)
+            continue
+        current = state.get_watermark(stream)
+        new = next_watermark(
+            current, extracted["started_at"], loaded.get("newest_date_updated"), settings.watermark_lag_seconds
+        )
+        if new is not None and new != current:
+            state.set_watermark(stream, new, window["run_id"])
+            advanced.append(stream)
+        log.info("watermark %s: %s → %s", stream, current, new)
+    if held:
+        log.warning("watermarks held back for failed streams: %s", ", ".join(held))
+    return {"watermark": state.get_watermark(window["stream"]), "advanced": advanced, "held": held}
 
 
 SUMMARY_FIELDS = (
@@ -195,6 +286,18 @@ SUMMARY_FIELDS = (
     "unchanged",
     "calls_ghl",
     "calls_shift4shop",
+)
+CRM_FIELDS = (
+    "tasks_fetched",
+    "notes_fetched",
+    "appointments_fetched",
+    "tickets_created",
+    "tickets_updated",
+    "tickets_closed",
+    "messages_added",
+    "messages_updated",
+    "messages_deleted",
+    "messages_cut",
 )
 
 
@@ -210,8 +313,16 @@ def report(run_id: str, watermark: dict) -> dict:
     totals["quarantined"] = totals.get("quarantined", 0) + totals.pop("load_quarantined", 0)
     summary = {name: totals.get(name, 0) for name in SUMMARY_FIELDS}
     summary["adopted"] = totals.get("adopted", 0)
+    summary.update({name: totals[name] for name in CRM_FIELDS if totals.get(name)})
+    failed = sorted({name.removesuffix("_failed") for name, v in totals.items() if name.endswith("_failed") and v})
+    summary["failed_streams"] = ", ".join(failed) or "none"
     summary["watermark"] = watermark.get("watermark")
     state_store(settings).save_summary(run_id, summary)
     lines = [f"sync summary for {run_id}"] + [f"  {k:<17}{v}" for k, v in summary.items()]
     log.info("\n".join(lines))
+    if failed:
+        from airflow.sdk.exceptions import AirflowFailException
+
+        # The healthy streams' progress is saved; the run goes red so someone looks at the rest.
+        raise AirflowFailException(f"streams failed this run: {', '.join(failed)} (their watermarks were held)")
     return summary

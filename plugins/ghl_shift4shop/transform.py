@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import logging
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pandas as pd
 
 from ghl_shift4shop.batches import read_jsonl, stage_path, write_jsonl
+from ghl_shift4shop.crm_config import CHILD_STREAMS, CrmConfig
 from ghl_shift4shop.mapping import Mapping, payload_hash
+from ghl_shift4shop.state import StateStore
 
 log = logging.getLogger(__name__)
 
@@ -28,13 +31,62 @@ def derive_columns(frame: pd.DataFrame) -> pd.DataFrame:
     return frame.astype(object).where(frame.notna(), None)
 
 
-def transform_records(records: list[dict], mapping: Mapping) -> list[dict]:
+def crm_enrichment(
+    records: list[dict], crm: CrmConfig, children: dict[str, dict[str, list[dict]]], state: StateStore | None
+) -> dict[str, dict]:
+    """Per contact id: the ``Comments`` summary and the tag group, from this run's child data.
+
+    A stream not fetched for a contact this run (older than the stream's watermark, switched
+    off, or failed) contributes the part stored when it last was, so a failing stream never
+    blanks the summary.
+    """
+    from ghl_shift4shop.crm_summary import PART_BUILDERS, compose
+
+    now = datetime.now(UTC)
+    ids = [r["id"] for r in records]
+    stored = state.get_parts(ids) if (state is not None and crm.comments_enabled) else {}
+    fresh: list[tuple[str, str, tuple[str, str]]] = []
+    out: dict[str, dict] = {}
+    for record in records:
+        cid = record["id"]
+        extra: dict = {}
+        if crm.comments_enabled:
+            parts = []
+            for stream in CHILD_STREAMS:
+                if stream in children and cid in children[stream]:
+                    part = PART_BUILDERS[stream](children[stream][cid], now)
+                    fresh.append((cid, stream, part))
+                else:
+                    part = stored.get(cid, {}).get(stream, ("", ""))
+                parts.append(part)
+            extra["Comments"] = compose(parts)
+        if crm.tags_enabled:
+            extra["group"] = crm.tag_rules.group_for(record.get("tags"))
+        out[cid] = extra
+    if fresh and state is not None:
+        state.save_parts(fresh)
+    return out
+
+
+def transform_records(
+    records: list[dict],
+    mapping: Mapping,
+    *,
+    crm: CrmConfig | None = None,
+    children: dict[str, dict[str, list[dict]]] | None = None,
+    state: StateStore | None = None,
+) -> list[dict]:
     if not records:
         return []
+    enrich = crm_enrichment(records, crm, children or {}, state) if crm else {}
     frame = derive_columns(pd.DataFrame.from_records(records))
     out = []
     for row in frame.to_dict("records"):
         payload = mapping.apply(row)
+        extra = enrich.get(row["id"], {})
+        if "Comments" in extra:
+            payload["Comments"] = extra["Comments"]
+        group = extra.get("group")
         match = payload.get(mapping.match_field)
         out.append(
             {
@@ -42,14 +94,33 @@ def transform_records(records: list[dict], mapping: Mapping) -> list[dict]:
                 "match_key": match.strip().lower() if isinstance(match, str) else None,
                 "date_updated": row.get("dateUpdated"),
                 "payload": payload,
-                "hash": payload_hash(payload),
+                # Group name, resolved to a CustomerGroupID at load; None leaves the group alone.
+                "group": group,
+                "hash": payload_hash({**payload, "_group": group}),
             }
         )
     return out
 
 
-def transform_batch(ref: dict, *, mapping: Mapping, data_dir: Path, run_id: str) -> dict:
-    rows = transform_records(list(read_jsonl(ref["path"])), mapping)
+def read_children(ref: dict) -> dict[str, dict[str, list[dict]]]:
+    """The child items fetched for this batch, per stream and contact (failed streams absent)."""
+    children: dict[str, dict[str, list[dict]]] = {}
+    for stream, info in (ref.get("children") or {}).items():
+        if info.get("ok") and info.get("path"):
+            children[stream] = {row["contact_id"]: row["items"] for row in read_jsonl(info["path"])}
+    return children
+
+
+def transform_batch(
+    ref: dict,
+    *,
+    mapping: Mapping,
+    data_dir: Path,
+    run_id: str,
+    crm: CrmConfig | None = None,
+    state: StateStore | None = None,
+) -> dict:
+    rows = transform_records(list(read_jsonl(ref["path"])), mapping, crm=crm, children=read_children(ref), state=state)
     out = stage_path(data_dir, run_id, mapping.stream, "transformed", ref["batch"])
     write_jsonl(out, rows)
     log.info("batch %d: %d %s transformed", ref["batch"], len(rows), mapping.target)

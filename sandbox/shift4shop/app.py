@@ -23,11 +23,15 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from sandbox.common import install_request_log
 from sandbox.shift4shop.state import (
     AUTH_FAILURE_MESSAGE,
+    CRM_DATE_FILTERS,
+    CRM_ID_FILTERS,
+    CRM_TEXT_FILTERS,
     CUSTOMER_FILTER_FIELDS,
     TOO_MANY_REQUESTS_MESSAGE,
     ApiError,
     CustomerFilter,
     Shift4ShopState,
+    TicketFilter,
     error_item,
     parse_filter_date,
 )
@@ -112,6 +116,47 @@ def _customer_filter(params: dict[str, str], group_id: int | None = None) -> Cus
         updated_to=dates.get("lastupdateend"),
         group_id=group_id,
     )
+
+
+def _date_param(params: dict[str, str], name: str) -> Any:
+    if name not in params:
+        return None
+    try:
+        return parse_filter_date(params[name])
+    except ValueError:
+        raise ApiError(400, f"The value '{params[name]}' is not valid for {name}.", name) from None
+
+
+def _ticket_filter(params: dict[str, str]) -> TicketFilter:
+    """GET /CRM filters. Id filters bind as int with 0 meaning "not given" (the Help page default)."""
+    ids: dict[str, int] = {}
+    for name, field in CRM_ID_FILTERS.items():
+        if name in params:
+            try:
+                value = int(params[name])
+            except ValueError:
+                raise ApiError(400, f"The value '{params[name]}' is not valid for {name}.", name) from None
+            if value:
+                ids[field] = value
+    dates = {name: _date_param(params, name) for name in CRM_DATE_FILTERS}
+    return TicketFilter(
+        text={field: params[name].strip().lower() for name, field in CRM_TEXT_FILTERS.items() if name in params},
+        ids=ids,
+        opened_from=dates["openedstartdate"],
+        opened_to=dates["openedenddate"],
+        last_action_from=dates["lastactionstartdate"],
+        last_action_to=dates["lastactionenddate"],
+    )
+
+
+# Fixed segments under /CRM: a method their own route lacks must not fall through to /CRM/{id}.
+_CRM_SUBRESOURCES = frozenset({"status", "department", "savedreply"})
+
+
+def _crm_id(raw: str, request: Request) -> int:
+    if raw in _CRM_SUBRESOURCES:
+        raise ApiError(405, f"The requested resource does not support http method '{request.method}'.")
+    return _path_id(raw)
 
 
 def _path_id(raw: str) -> int:
@@ -278,6 +323,135 @@ def _api_router(state: Shift4ShopState) -> APIRouter:
     def delete_customer_group(group_id: str, key: str = Store) -> ApiJSONResponse:
         return ApiJSONResponse([state.delete_customer_group(key, _path_id(group_id))])
 
+    # --- CRM (reference `_crm.md`). Fixed sub-resources first, so /CRM/{id} never shadows them. ---
+    @router.get("/crm/status")
+    def list_crm_statuses(request: Request, key: str = Store) -> ApiJSONResponse:
+        params = _query(request)
+        return ApiJSONResponse(
+            state.list_crm_statuses(
+                key,
+                limit=_int_param(params, "limit"),
+                offset=_int_param(params, "offset"),
+                countonly=_countonly(params),
+            )
+        )
+
+    @router.get("/crm/status/{status_id}")
+    def get_crm_status(status_id: str, key: str = Store) -> ApiJSONResponse:
+        return ApiJSONResponse([state.get_crm_status(key, _path_id(status_id))])
+
+    @router.put("/crm/status/{status_id}")
+    async def update_crm_status(status_id: str, request: Request, key: str = Store) -> ApiJSONResponse:
+        sid = _path_id(status_id)
+        body = _object_body(await _json_body(request), "CrmStatus")
+        return _single(state.update_crm_status(key, sid, body))
+
+    @router.get("/crm/department")
+    def list_crm_departments(request: Request, key: str = Store) -> ApiJSONResponse:
+        params = _query(request)
+        return ApiJSONResponse(
+            state.list_crm_departments(
+                key,
+                limit=_int_param(params, "limit"),
+                offset=_int_param(params, "offset"),
+                countonly=_countonly(params),
+            )
+        )
+
+    @router.put("/crm/department/{department_id}")
+    async def update_crm_department(department_id: str, request: Request, key: str = Store) -> ApiJSONResponse:
+        did = _path_id(department_id)
+        body = _object_body(await _json_body(request), "CrmDepartment")
+        return _single(state.update_crm_department(key, did, body))
+
+    @router.get("/crm/savedreply")
+    def list_crm_saved_replies(request: Request, key: str = Store) -> ApiJSONResponse:
+        params = _query(request)
+        return ApiJSONResponse(
+            state.list_crm_saved_replies(
+                key,
+                title=params.get("title"),
+                limit=_int_param(params, "limit"),
+                offset=_int_param(params, "offset"),
+                countonly=_countonly(params),
+            )
+        )
+
+    @router.post("/crm/savedreply")
+    async def create_crm_saved_reply(request: Request, key: str = Store) -> ApiJSONResponse:
+        body = _object_body(await _json_body(request), "CrmSavedReply")
+        return _single(state.create_crm_saved_reply(key, body))
+
+    @router.get("/crm/savedreply/{reply_id}")
+    def get_crm_saved_reply(reply_id: str, key: str = Store) -> ApiJSONResponse:
+        return ApiJSONResponse([state.get_crm_saved_reply(key, _path_id(reply_id))])
+
+    @router.put("/crm/savedreply/{reply_id}")
+    async def update_crm_saved_reply(reply_id: str, request: Request, key: str = Store) -> ApiJSONResponse:
+        rid = _path_id(reply_id)
+        body = _object_body(await _json_body(request), "CrmSavedReply")
+        return _single(state.update_crm_saved_reply(key, rid, body))
+
+    @router.delete("/crm/savedreply/{reply_id}")
+    def delete_crm_saved_reply(reply_id: str, key: str = Store) -> ApiJSONResponse:
+        return ApiJSONResponse([state.delete_crm_saved_reply(key, _path_id(reply_id))])
+
+    @router.get("/crm")
+    def list_tickets(request: Request, key: str = Store) -> ApiJSONResponse:
+        params = _query(request)
+        return ApiJSONResponse(
+            state.list_tickets(
+                key,
+                _ticket_filter(params),
+                limit=_int_param(params, "limit"),
+                offset=_int_param(params, "offset"),
+                countonly=_countonly(params),
+            )
+        )
+
+    @router.post("/crm")
+    async def create_ticket(request: Request, key: str = Store) -> ApiJSONResponse:
+        body = _object_body(await _json_body(request), "CRM")
+        return _single(state.create_ticket(key, body))
+
+    @router.get("/crm/{crm_id}")
+    def get_ticket(crm_id: str, request: Request, key: str = Store) -> ApiJSONResponse:
+        ticket = state.get_ticket(key, _crm_id(crm_id, request))
+        # The reference's sample is a bare object; the switch serves the array form other GETs use.
+        return ApiJSONResponse([ticket] if state.crm_get_as_array else ticket)
+
+    @router.put("/crm/{crm_id}")
+    async def update_ticket(crm_id: str, request: Request, key: str = Store) -> ApiJSONResponse:
+        cid = _crm_id(crm_id, request)
+        body = _object_body(await _json_body(request), "CRM")
+        return _single(state.update_ticket(key, cid, body))
+
+    @router.delete("/crm/{crm_id}")
+    def delete_ticket(crm_id: str, request: Request, key: str = Store) -> ApiJSONResponse:
+        return ApiJSONResponse([state.delete_ticket(key, _crm_id(crm_id, request))])
+
+    @router.get("/crm/{crm_id}/message")
+    def list_messages(crm_id: str, request: Request, key: str = Store) -> ApiJSONResponse:
+        params = _query(request)
+        cid = _path_id(crm_id)
+        return ApiJSONResponse(
+            state.list_messages(key, cid, limit=_int_param(params, "limit"), offset=_int_param(params, "offset"))
+        )
+
+    @router.post("/crm/{crm_id}/message")
+    async def create_message(crm_id: str, request: Request, key: str = Store) -> ApiJSONResponse:
+        cid = _path_id(crm_id)
+        body = _object_body(await _json_body(request), "CrmMessage")
+        return _single(state.create_message(key, cid, body))
+
+    @router.get("/crm/{crm_id}/message/{message_id}")
+    def get_message(crm_id: str, message_id: str, key: str = Store) -> ApiJSONResponse:
+        return ApiJSONResponse([state.get_message(key, _path_id(crm_id), _path_id(message_id))])
+
+    @router.delete("/crm/{crm_id}/message/{message_id}")
+    def delete_message(crm_id: str, message_id: str, key: str = Store) -> ApiJSONResponse:
+        return ApiJSONResponse([state.delete_message(key, _path_id(crm_id), _path_id(message_id))])
+
     return router
 
 
@@ -314,6 +488,19 @@ def _admin_router(state: Shift4ShopState) -> APIRouter:
     @router.get("/customers")
     def dump_customers(secure_url: str | None = None) -> ApiJSONResponse:
         return admin(lambda: state.all_customers(secure_url))
+
+    @router.get("/crm")
+    def dump_crm(secure_url: str | None = None) -> ApiJSONResponse:
+        """Tickets (with messages and exact ``_date*`` times), statuses, departments, saved replies."""
+        return admin(lambda: state.all_crm(secure_url))
+
+    @router.post("/crm")
+    async def load_crm(request: Request, secure_url: str | None = None, replace: bool = False) -> ApiJSONResponse:
+        """Raw insert of ``{"tickets", "statuses", "departments", "savedReplies"}`` (or a ticket list)."""
+        body = await admin_json(request)
+        return admin(
+            lambda: state.load_crm(secure_url, {"tickets": body} if isinstance(body, list) else body, replace), 201
+        )
 
     @router.get("/config")
     def get_config() -> ApiJSONResponse:

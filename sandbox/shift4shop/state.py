@@ -1,13 +1,13 @@
 """What the Shift4Shop (3dcart) simulator knows: stores, credentials, customers, customer groups,
-the hidden per-customer last-updated time, and the leaky-bucket rate limiter.
+the CRM module (tickets, messages, statuses, departments, saved replies), the hidden per-customer
+last-updated time, and the leaky-bucket rate limiter.
 
 All of it is plain Python behind one re-entrant lock (``Shift4ShopState.lock``), so the HTTP layer
 (``app.py``), the ``/_sim`` admin endpoints and tests can read and change it directly. The rules of
 the real API that concern data (validation, uniqueness, paging, filters, write results) live here;
 ``app.py`` only turns HTTP into calls on this module and results back into HTTP.
 
-Each store (keyed by its normalised SecureURL) owns its own tables and id sequences; a CRM ticket
-table and a message table can be added to ``StoreData`` as further ``Table`` instances.
+Each store (keyed by its normalised SecureURL) owns its own tables and id sequences.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import math
 import re
 import threading
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -101,6 +101,93 @@ CUSTOMER_FILTER_FIELDS: dict[str, str] = {
     "phone": "BillingPhoneNumber",
 }
 
+# ----- CRM objects (official reference `_datastructures.md`, "CRM", "CrmMessage", "CrmStatus",
+# "CrmDepartment", "CrmSavedReply"). The server-set dates are not in the bindable schemas: they are
+# never taken from a request body (unknown properties are ignored, as Json.NET does).
+_CRM_SCHEMA: dict[str, tuple[FieldKind, int | None]] = {
+    "CrmID": ("int", None),
+    "Subject": ("str", 50),
+    "DepartmentID": ("int", None),
+    "StatusID": ("int", None),
+    "CustomerName": ("str", 255),
+    "CustomerEmail": ("str", 100),  # "Required" on the official Help page for POST /CRM
+    "CustomerPhone": ("str", 50),
+    "CustomerIpAddress": ("str", 50),
+    "OrderID": ("int", None),
+    "CustomerID": ("int", None),
+    "ProductId": ("int", None),
+}
+# Exact key order of a returned ticket, as the reference prints it.
+CRM_FIELDS: tuple[str, ...] = (
+    "CrmID",
+    "DateOpened",
+    "DateLastAction",
+    *tuple(_CRM_SCHEMA)[1:],
+    "CrmMessageList",
+)
+_CRM_READ_ONLY = frozenset({"CrmID"})
+
+_CRM_MESSAGE_SCHEMA: dict[str, tuple[FieldKind, int | None]] = {
+    "MessageId": ("int", None),
+    "Message": ("str", 65535),
+    "Sender": ("int", None),
+    "SenderName": ("str", 150),
+    "SenderEmail": ("str", 100),
+    "CustomerIPAddress": ("str", 16),
+}
+CRM_MESSAGE_FIELDS: tuple[str, ...] = ("MessageId", "DateCreated", *tuple(_CRM_MESSAGE_SCHEMA)[1:], "CrmFileList")
+_CRM_MESSAGE_READ_ONLY = frozenset({"MessageId"})
+
+_CRM_STATUS_SCHEMA: dict[str, tuple[FieldKind, int | None]] = {
+    "Id": ("int", None),
+    "StatusId": ("int", None),
+    "StatusName": ("str", 50),
+}
+CRM_STATUS_FIELDS: tuple[str, ...] = tuple(_CRM_STATUS_SCHEMA)
+_CRM_STATUS_READ_ONLY = frozenset({"Id", "StatusId"})
+
+_CRM_DEPARTMENT_SCHEMA: dict[str, tuple[FieldKind, int | None]] = {
+    "DepartmentId": ("int", None),
+    "Name": ("str", 255),
+    "Visible": ("bool", None),
+}
+CRM_DEPARTMENT_FIELDS: tuple[str, ...] = tuple(_CRM_DEPARTMENT_SCHEMA)
+_CRM_DEPARTMENT_READ_ONLY = frozenset({"DepartmentId"})
+
+_CRM_SAVED_REPLY_SCHEMA: dict[str, tuple[FieldKind, int | None]] = {
+    "Id": ("int", None),
+    "Title": ("str", 100),
+    "Message": ("str", 65535),
+}
+CRM_SAVED_REPLY_FIELDS: tuple[str, ...] = tuple(_CRM_SAVED_REPLY_SCHEMA)
+_CRM_SAVED_REPLY_READ_ONLY = frozenset({"Id"})
+
+# What a new (or reset) store holds before anyone touches its CRM settings (simulator choice).
+DEFAULT_CRM_STATUSES: tuple[dict[str, Any], ...] = (
+    {"Id": 1, "StatusId": 1, "StatusName": "Open"},
+    {"Id": 2, "StatusId": 2, "StatusName": "In Progress"},
+    {"Id": 3, "StatusId": 3, "StatusName": "Closed"},
+)
+DEFAULT_CRM_DEPARTMENTS: tuple[dict[str, Any], ...] = ({"DepartmentId": 1, "Name": "General", "Visible": True},)
+
+# GET /CRM query filters -> the ticket field they match.
+CRM_TEXT_FILTERS: dict[str, str] = {
+    "subject": "Subject",
+    "customername": "CustomerName",
+    "customeremail": "CustomerEmail",
+    "customerphone": "CustomerPhone",
+    "customeripaddress": "CustomerIpAddress",
+}
+CRM_ID_FILTERS: dict[str, str] = {
+    "custid": "CustomerID",
+    "orderid": "OrderID",
+    "productid": "ProductId",
+    "statusid": "StatusID",
+    "departmentid": "DepartmentID",
+}
+CRM_DATE_FILTERS = ("openedstartdate", "openedenddate", "lastactionstartdate", "lastactionenddate")
+CRM_DATE_FORMAT = "%m/%d/%Y %H:%M"  # the reference's samples: "02/26/2019 17:01"
+
 AUTH_FAILURE_MESSAGE = (
     "Authentication failure. The PrivateKey/Token/SecureURL combination is invalid, "
     "or the application scope does not have the correct read/write privileges."
@@ -113,6 +200,16 @@ NO_GROUPS_MESSAGE = "There are no Customer Groups."
 GROUP_NOT_FOUND_MESSAGE = "The specified Customer Group does not exist."
 DUPLICATE_EMAIL_MESSAGE = "Customer email already exists"
 TOO_MANY_REQUESTS_MESSAGE = "Too many requests"
+# CRM wording, from the "Responses and Errors" tables of the reference's CRM chapter.
+CRM_NOT_FOUND_MESSAGE = "The specified CRM does not exist."
+CRM_MESSAGES_NOT_FOUND_MESSAGE = "The specified CRM does not exist, or has no messages."
+CRM_MESSAGE_NOT_FOUND_MESSAGE = "The specified CRM and/or message does not exist."
+NO_CRM_STATUSES_MESSAGE = "There are no Statuses."
+CRM_STATUS_NOT_FOUND_MESSAGE = "The status does not exist."
+NO_CRM_DEPARTMENTS_MESSAGE = "There are no departments."
+CRM_DEPARTMENT_NOT_FOUND_MESSAGE = "The specified department does not exist."
+CRM_SAVED_REPLY_NOT_FOUND_MESSAGE = "The specified saved reply does not exist."
+CRM_UPDATED_MESSAGE = "Updated successfully"  # capital U on every CRM page (Customers use lower case)
 
 DEFAULT_SECURE_URL = "https://demo-store.3dcartstores.com"
 DEFAULT_PRIVATE_KEY = "sim-private-key"
@@ -127,6 +224,7 @@ CONFIG_KEYS = (
     "latency_s",
     "default_limit",
     "max_limit",
+    "crm_get_as_array",
 )
 
 _HEX32 = re.compile(r"[0-9a-f]{32}")
@@ -211,6 +309,11 @@ def _parse_stored_time(raw: Any) -> datetime:
 
 def format_time(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def format_crm_date(moment: datetime) -> str:
+    """A CRM date as the API prints it (``MM/dd/yyyy HH:mm``, store time = UTC): no seconds."""
+    return moment.astimezone(UTC).strftime(CRM_DATE_FORMAT)
 
 
 def _coerce(name: str, kind: FieldKind, raw: Any) -> Any:
@@ -345,18 +448,58 @@ class CustomerRecord:
 
 
 @dataclass
+class TicketRecord:
+    """A CRM ticket as stored: the bindable fields, the two server-set times and its message ids."""
+
+    fields: dict[str, Any]  # the _CRM_SCHEMA fields, CrmID included
+    opened: datetime  # UTC, whole seconds
+    last_action: datetime
+    message_ids: list[int] = field(default_factory=list)  # ascending
+
+
+@dataclass
+class MessageRecord:
+    """One CRM message. MessageIds come from one per-store sequence shared by every ticket."""
+
+    crm_id: int
+    fields: dict[str, Any]  # the _CRM_MESSAGE_SCHEMA fields, MessageId included
+    created: datetime
+    files: list[dict[str, Any]] = field(default_factory=list)  # CrmFileList: seeds only
+
+
+@dataclass
 class StoreData:
-    """One merchant store: its own tables and id sequences (CRM tickets/messages would go here)."""
+    """One merchant store: its own tables and id sequences."""
 
     secure_url: str  # as first registered, for dumps
     customers: Table = field(default_factory=Table)
     customer_groups: Table = field(default_factory=Table)
     emails: dict[str, set[int]] = field(default_factory=dict)  # lower-cased email -> ids
+    crm_tickets: Table = field(default_factory=Table)  # CrmID -> TicketRecord
+    crm_messages: Table = field(default_factory=Table)  # MessageId -> MessageRecord
+    crm_statuses: Table = field(default_factory=Table)  # Id -> CrmStatus dict
+    crm_departments: Table = field(default_factory=Table)  # DepartmentId -> CrmDepartment dict
+    crm_saved_replies: Table = field(default_factory=Table)  # Id -> CrmSavedReply dict
+
+    def __post_init__(self) -> None:
+        self.restore_crm_defaults()
+
+    def restore_crm_defaults(self) -> None:
+        self.crm_statuses.clear()
+        for status in DEFAULT_CRM_STATUSES:
+            self.crm_statuses.put(status["Id"], dict(status))
+        self.crm_departments.clear()
+        for department in DEFAULT_CRM_DEPARTMENTS:
+            self.crm_departments.put(department["DepartmentId"], dict(department))
 
     def clear(self) -> None:
         self.customers.clear()
         self.customer_groups.clear()
         self.emails.clear()
+        self.crm_tickets.clear()
+        self.crm_messages.clear()
+        self.crm_saved_replies.clear()
+        self.restore_crm_defaults()
 
     def index_email(self, customer_id: int, email: str | None) -> None:
         if email:
@@ -398,6 +541,97 @@ class CustomerFilter:
         return not self.text and self.updated_from is None and self.updated_to is None
 
 
+@dataclass(frozen=True)
+class TicketFilter:
+    """The query filters of GET /CRM: text exact and case-insensitive, ids exact, dates inclusive."""
+
+    text: Mapping[str, str] = field(default_factory=dict)  # ticket field -> lower-cased value
+    ids: Mapping[str, int] = field(default_factory=dict)  # ticket field -> value (0 = not given)
+    opened_from: datetime | None = None
+    opened_to: datetime | None = None
+    last_action_from: datetime | None = None
+    last_action_to: datetime | None = None
+
+    def matches(self, record: TicketRecord) -> bool:
+        f = record.fields
+        for low, moment, high in (
+            (self.opened_from, record.opened, self.opened_to),
+            (self.last_action_from, record.last_action, self.last_action_to),
+        ):
+            if (low is not None and moment < low) or (high is not None and moment > high):
+                return False
+        if any(f[name] != value for name, value in self.ids.items()):
+            return False
+        return all((f[name] or "").lower() == value for name, value in self.text.items())
+
+    @property
+    def empty(self) -> bool:
+        bounds = (self.opened_from, self.opened_to, self.last_action_from, self.last_action_to)
+        return not self.text and not self.ids and all(b is None for b in bounds)
+
+
+def _message_out(message: MessageRecord, hidden: bool = False) -> dict[str, Any]:
+    f = message.fields
+    out: dict[str, Any] = {"MessageId": f["MessageId"], "DateCreated": format_crm_date(message.created)}
+    out.update({name: f[name] for name in CRM_MESSAGE_FIELDS[2:-1]})
+    out["CrmFileList"] = [dict(item) for item in message.files]
+    if hidden:
+        out["_dateCreated"] = format_time(message.created)
+    return out
+
+
+def _ticket_out(store: StoreData, ticket: TicketRecord, hidden: bool = False) -> dict[str, Any]:
+    """A ticket in the reference's key order, every message embedded (ascending MessageId)."""
+    f = ticket.fields
+    out: dict[str, Any] = {
+        "CrmID": f["CrmID"],
+        "DateOpened": format_crm_date(ticket.opened),
+        "DateLastAction": format_crm_date(ticket.last_action),
+    }
+    out.update({name: f[name] for name in CRM_FIELDS[3:-1]})
+    out["CrmMessageList"] = [_message_out(store.crm_messages.rows[i], hidden) for i in ticket.message_ids]
+    if hidden:
+        out["_dateOpened"] = format_time(ticket.opened)
+        out["_dateLastAction"] = format_time(ticket.last_action)
+    return out
+
+
+def _bind_message(body: Any, where: str = "") -> dict[str, Any]:
+    """Bind one submitted CrmMessage; ``Message`` is required (non-empty) and stored as sent."""
+    if not isinstance(body, dict):
+        raise FieldError("CrmMessageList", f"{where}each message must be a JSON object.")
+    try:
+        values = _bind(body, _CRM_MESSAGE_SCHEMA, _CRM_MESSAGE_READ_ONLY)
+        if values.get("Message") is None:
+            raise FieldError("Message", "Message is required.")
+    except FieldError as exc:
+        raise FieldError(exc.field, where + exc.message) from None
+    return values
+
+
+def _bind_message_list(raw: Any) -> list[dict[str, Any]]:
+    if raw is None:
+        return []
+    if not isinstance(raw, list):
+        raise FieldError("CrmMessageList", "CrmMessageList must be an array of CrmMessage objects.")
+    return [_bind_message(item, f"CrmMessageList[{i}]: ") for i, item in enumerate(raw)]
+
+
+def _load_row(raw: Mapping[str, Any], schema: Mapping[str, tuple[FieldKind, int | None]]) -> dict[str, Any]:
+    """Seed data: the schema's fields coerced, the rest defaulted; no length or required checks."""
+    row = _defaults(schema)
+    for name, (kind, _) in schema.items():
+        value = _get_ci(raw, name)
+        if value is not None:
+            row[name] = _coerce(name, kind, value)
+    return row
+
+
+def _seed_time(raw: Mapping[str, Any], hidden: str, visible: str) -> datetime:
+    value = raw.get(hidden) or _get_ci(raw, visible)
+    return _parse_stored_time(value) if value else utc_now()
+
+
 @dataclass
 class LeakyBucket:
     """Documented limiter: holds ``size`` requests and leaks ``leak_per_s`` of them per second."""
@@ -430,6 +664,7 @@ class Shift4ShopState:
         latency_s: float = 0.0,
         default_limit: int = 10,
         max_limit: int = 500,
+        crm_get_as_array: bool = False,
     ):
         self.lock = threading.RLock()
         self.request_log = RequestLog()
@@ -444,6 +679,7 @@ class Shift4ShopState:
         self.latency_s = latency_s
         self.default_limit = default_limit
         self.max_limit = max_limit
+        self.crm_get_as_array = crm_get_as_array
         self.configure()  # validate the knobs once
         for url, cred in (stores or {}).items():
             self.add_store(url, cred["private_key"], cred["token"])
@@ -458,7 +694,7 @@ class Shift4ShopState:
         if unknown:
             raise ValueError(f"unknown config keys: {sorted(unknown)}")
         merged = {**self.config(), **changes}
-        for key in ("rate_limit", "send_retry_after", "accept_array_post"):
+        for key in ("rate_limit", "send_retry_after", "accept_array_post", "crm_get_as_array"):
             if not isinstance(merged[key], bool):
                 raise ValueError(f"{key} must be a boolean")
         for key in ("bucket_size", "default_limit", "max_limit"):
@@ -515,7 +751,10 @@ class Shift4ShopState:
             return bucket.offer(self.bucket_size, self.leak_per_s, moment)
 
     def reset(self) -> None:
-        """Empty every store (credentials and config stay), the buckets and the request log."""
+        """Empty every store (credentials and config stay), the buckets and the request log.
+
+        CRM statuses and departments go back to the defaults; tickets and saved replies are emptied.
+        """
         with self.lock:
             for store in self.data.values():
                 store.clear()
@@ -713,6 +952,320 @@ class Shift4ShopState:
             table.remove(group_id)
         return result_item("CustomerGroupID", group_id, 200, "Deleted successfully")
 
+    # ----- CRM: tickets --------------------------------------------------------------------------
+
+    def _resolve_crm_refs(self, store: StoreData, values: dict[str, Any], creating: bool) -> None:
+        """Check the references a ticket write carries (simulator choice: all checked, 400 if dangling).
+
+        CustomerID 0 is a guest ticket; any other value must be an existing customer. On POST a
+        StatusID/DepartmentID of 0 (or omitted) becomes the store's first status/department (lowest
+        Id); otherwise it must name one (statuses are referenced by ``StatusId``).
+        """
+        customer_id = values.get("CustomerID")
+        if customer_id and store.customers.get(customer_id) is None:
+            raise FieldError("CustomerID", f"CustomerID {customer_id} does not exist.")
+        statuses = [store.crm_statuses.rows[i]["StatusId"] for i in store.crm_statuses.ids]
+        departments = list(store.crm_departments.ids)
+        for name, known in (("StatusID", statuses), ("DepartmentID", departments)):
+            if creating and not values.get(name):
+                values[name] = known[0] if known else 0
+                continue
+            if name in values and values[name] not in known:
+                raise FieldError(name, f"{name} {values[name]} does not exist.")
+
+    def _add_message(self, store: StoreData, ticket: TicketRecord, values: dict[str, Any], now: datetime) -> int:
+        message_id = store.crm_messages.allocate_id()
+        fields = {**_defaults(_CRM_MESSAGE_SCHEMA), **values, "MessageId": message_id}
+        store.crm_messages.put(message_id, MessageRecord(ticket.fields["CrmID"], fields, now))
+        bisect.insort(ticket.message_ids, message_id)
+        return message_id
+
+    def list_tickets(
+        self,
+        store_key: str,
+        flt: TicketFilter,
+        limit: int | None = None,
+        offset: int | None = None,
+        countonly: bool = False,
+    ) -> list[dict[str, Any]] | dict[str, int]:
+        with self.lock:
+            store = self.data[store_key]
+            table = store.crm_tickets
+            ids = table.ids if flt.empty else [i for i in table.ids if flt.matches(table.rows[i])]
+            if countonly:
+                return {"TotalCount": len(ids)}
+            page = self._page(ids, limit, offset, CRM_NOT_FOUND_MESSAGE)
+            return [_ticket_out(store, table.rows[i]) for i in page]
+
+    def get_ticket(self, store_key: str, crm_id: int) -> dict[str, Any]:
+        with self.lock:
+            store = self.data[store_key]
+            ticket = store.crm_tickets.get(crm_id)
+            if ticket is None:
+                raise ApiError(404, CRM_NOT_FOUND_MESSAGE, str(crm_id))
+            return _ticket_out(store, ticket)
+
+    def create_ticket(self, store_key: str, body: Any) -> dict[str, str]:
+        """POST one CRM ticket (with optional ``CrmMessageList``); returns its result item."""
+        if not isinstance(body, dict):
+            return error_item("", 400, "The request body must be a single CRM object.")
+        try:
+            values = _bind(body, _CRM_SCHEMA, _CRM_READ_ONLY)
+            if values.get("CustomerEmail") is None:
+                raise FieldError("CustomerEmail", "CustomerEmail is required.")
+            messages = _bind_message_list(_get_ci(body, "CrmMessageList"))
+        except FieldError as exc:
+            return error_item(exc.field, 400, exc.message)
+        with self.lock:
+            store = self.data[store_key]
+            try:
+                self._resolve_crm_refs(store, values, creating=True)
+            except FieldError as exc:
+                return error_item(exc.field, 400, exc.message)
+            now = utc_now()
+            crm_id = store.crm_tickets.allocate_id()
+            ticket = TicketRecord({**_defaults(_CRM_SCHEMA), **values, "CrmID": crm_id}, now, now)
+            store.crm_tickets.put(crm_id, ticket)
+            for message in messages:
+                self._add_message(store, ticket, message, now)
+        return result_item("CrmID", crm_id, 201, "Created successfully")
+
+    def update_ticket(self, store_key: str, crm_id: int, body: Any) -> dict[str, str]:
+        """PUT one ticket by id, partial; ``CrmMessageList`` and the dates are ignored."""
+        if not isinstance(body, dict):
+            return error_item(crm_id, 400, "The request body must be a single CRM object.")
+        with self.lock:
+            store = self.data[store_key]
+            ticket = store.crm_tickets.get(crm_id)
+            if ticket is None:
+                return error_item(crm_id, 404, CRM_NOT_FOUND_MESSAGE)
+            try:
+                values = _bind(body, _CRM_SCHEMA, _CRM_READ_ONLY)
+                if "CustomerEmail" in values and values["CustomerEmail"] is None:
+                    raise FieldError("CustomerEmail", "CustomerEmail cannot be empty.")
+                self._resolve_crm_refs(store, values, creating=False)
+            except FieldError as exc:
+                return error_item(crm_id, 400, exc.message)
+            ticket.fields.update(values)
+            ticket.last_action = utc_now()
+        return result_item("CrmID", crm_id, 200, CRM_UPDATED_MESSAGE)
+
+    def delete_ticket(self, store_key: str, crm_id: int) -> dict[str, str]:
+        with self.lock:
+            store = self.data[store_key]
+            if store.crm_tickets.get(crm_id) is None:
+                raise ApiError(404, CRM_NOT_FOUND_MESSAGE, str(crm_id))
+            ticket = store.crm_tickets.remove(crm_id)
+            for message_id in ticket.message_ids:
+                store.crm_messages.remove(message_id)
+        return result_item("CrmID", crm_id, 200, "Deleted successfully")
+
+    # ----- CRM: messages -------------------------------------------------------------------------
+
+    def list_messages(
+        self, store_key: str, crm_id: int, limit: int | None = None, offset: int | None = None
+    ) -> list[dict[str, Any]]:
+        with self.lock:
+            store = self.data[store_key]
+            ticket = store.crm_tickets.get(crm_id)
+            if ticket is None:
+                raise ApiError(404, CRM_MESSAGES_NOT_FOUND_MESSAGE, str(crm_id))
+            page = self._page(ticket.message_ids, limit, offset, CRM_MESSAGES_NOT_FOUND_MESSAGE)
+            return [_message_out(store.crm_messages.rows[i]) for i in page]
+
+    def _message(self, store: StoreData, crm_id: int, message_id: int) -> MessageRecord:
+        message = store.crm_messages.get(message_id)
+        if message is None or message.crm_id != crm_id:
+            raise ApiError(404, CRM_MESSAGE_NOT_FOUND_MESSAGE, str(message_id))
+        return message
+
+    def get_message(self, store_key: str, crm_id: int, message_id: int) -> dict[str, Any]:
+        with self.lock:
+            return _message_out(self._message(self.data[store_key], crm_id, message_id))
+
+    def create_message(self, store_key: str, crm_id: int, body: Any) -> dict[str, str]:
+        """POST one message to a ticket; moves the ticket's DateLastAction."""
+        if not isinstance(body, dict):
+            return error_item("", 400, "The request body must be a single CrmMessage object.")
+        try:
+            values = _bind_message(body)
+        except FieldError as exc:
+            return error_item(exc.field, 400, exc.message)
+        with self.lock:
+            store = self.data[store_key]
+            ticket = store.crm_tickets.get(crm_id)
+            if ticket is None:
+                return error_item(crm_id, 404, CRM_NOT_FOUND_MESSAGE)
+            now = utc_now()
+            message_id = self._add_message(store, ticket, values, now)
+            ticket.last_action = now
+        return result_item("MessageId", message_id, 201, "Created successfully")
+
+    def delete_message(self, store_key: str, crm_id: int, message_id: int) -> dict[str, str]:
+        with self.lock:
+            store = self.data[store_key]
+            self._message(store, crm_id, message_id)
+            store.crm_messages.remove(message_id)
+            ticket: TicketRecord = store.crm_tickets.rows[crm_id]
+            ticket.message_ids.remove(message_id)
+            ticket.last_action = utc_now()
+        return result_item("MessageId", message_id, 200, "Deleted successfully")
+
+    # ----- CRM: statuses, departments, saved replies -------------------------------------------
+
+    def _list_rows(
+        self,
+        table: Table,
+        limit: int | None,
+        offset: int | None,
+        countonly: bool,
+        empty_message: str,
+        keep: Callable[[dict[str, Any]], bool] | None = None,
+    ) -> list[dict[str, Any]] | dict[str, int]:
+        ids = table.ids if keep is None else [i for i in table.ids if keep(table.rows[i])]
+        if countonly:
+            return {"TotalCount": len(ids)}
+        return [dict(table.rows[i]) for i in self._page(ids, limit, offset, empty_message)]
+
+    def _update_row(
+        self,
+        table: Table,
+        row_id: int,
+        body: Any,
+        schema: Mapping[str, tuple[FieldKind, int | None]],
+        read_only: frozenset[str],
+        required: str,
+        key: str,
+        not_found: str,
+    ) -> dict[str, str]:
+        """PUT by id on a small CRM table: partial update, ``required`` may not be emptied."""
+        if not isinstance(body, dict):
+            return error_item(row_id, 400, "The request body must be a single JSON object.")
+        row = table.get(row_id)
+        if row is None:
+            return error_item(row_id, 404, not_found)
+        try:
+            values = _bind(body, schema, read_only)
+            if required in values and values[required] is None:
+                raise FieldError(required, f"{required} cannot be empty.")
+        except FieldError as exc:
+            return error_item(row_id, 400, exc.message)
+        row.update(values)
+        return result_item(key, row_id, 200, CRM_UPDATED_MESSAGE)
+
+    def list_crm_statuses(
+        self, store_key: str, limit: int | None = None, offset: int | None = None, countonly: bool = False
+    ) -> list[dict[str, Any]] | dict[str, int]:
+        with self.lock:
+            table = self.data[store_key].crm_statuses
+            return self._list_rows(table, limit, offset, countonly, NO_CRM_STATUSES_MESSAGE)
+
+    def get_crm_status(self, store_key: str, status_id: int) -> dict[str, Any]:
+        with self.lock:
+            row = self.data[store_key].crm_statuses.get(status_id)
+            if row is None:
+                raise ApiError(404, CRM_STATUS_NOT_FOUND_MESSAGE, str(status_id))
+            return dict(row)
+
+    def update_crm_status(self, store_key: str, status_id: int, body: Any) -> dict[str, str]:
+        """PUT /CRM/status/{Id}: only StatusName can change (Id and StatusId are read-only)."""
+        with self.lock:
+            table = self.data[store_key].crm_statuses
+            return self._update_row(
+                table,
+                status_id,
+                body,
+                _CRM_STATUS_SCHEMA,
+                _CRM_STATUS_READ_ONLY,
+                "StatusName",
+                "StatusId",
+                CRM_STATUS_NOT_FOUND_MESSAGE,
+            )
+
+    def list_crm_departments(
+        self, store_key: str, limit: int | None = None, offset: int | None = None, countonly: bool = False
+    ) -> list[dict[str, Any]] | dict[str, int]:
+        with self.lock:
+            table = self.data[store_key].crm_departments
+            return self._list_rows(table, limit, offset, countonly, NO_CRM_DEPARTMENTS_MESSAGE)
+
+    def update_crm_department(self, store_key: str, department_id: int, body: Any) -> dict[str, str]:
+        with self.lock:
+            table = self.data[store_key].crm_departments
+            return self._update_row(
+                table,
+                department_id,
+                body,
+                _CRM_DEPARTMENT_SCHEMA,
+                _CRM_DEPARTMENT_READ_ONLY,
+                "Name",
+                "DepartmentId",
+                CRM_DEPARTMENT_NOT_FOUND_MESSAGE,
+            )
+
+    def list_crm_saved_replies(
+        self,
+        store_key: str,
+        title: str | None = None,
+        limit: int | None = None,
+        offset: int | None = None,
+        countonly: bool = False,
+    ) -> list[dict[str, Any]] | dict[str, int]:
+        wanted = None if title is None else title.strip().lower()
+
+        def keep(row: dict[str, Any]) -> bool:
+            return (row["Title"] or "").lower() == wanted
+
+        with self.lock:
+            table = self.data[store_key].crm_saved_replies
+            return self._list_rows(
+                table, limit, offset, countonly, CRM_SAVED_REPLY_NOT_FOUND_MESSAGE, None if wanted is None else keep
+            )
+
+    def get_crm_saved_reply(self, store_key: str, reply_id: int) -> dict[str, Any]:
+        with self.lock:
+            row = self.data[store_key].crm_saved_replies.get(reply_id)
+            if row is None:
+                raise ApiError(404, CRM_SAVED_REPLY_NOT_FOUND_MESSAGE, str(reply_id))
+            return dict(row)
+
+    def create_crm_saved_reply(self, store_key: str, body: Any) -> dict[str, str]:
+        if not isinstance(body, dict):
+            return error_item("", 400, "The request body must be a single CrmSavedReply object.")
+        try:
+            values = _bind(body, _CRM_SAVED_REPLY_SCHEMA, _CRM_SAVED_REPLY_READ_ONLY)
+            if values.get("Title") is None:
+                raise FieldError("Title", "Title is required.")
+        except FieldError as exc:
+            return error_item(exc.field, 400, exc.message)
+        with self.lock:
+            table = self.data[store_key].crm_saved_replies
+            reply_id = table.allocate_id()
+            table.put(reply_id, {**_defaults(_CRM_SAVED_REPLY_SCHEMA), **values, "Id": reply_id})
+        return result_item("SavedReplyID", reply_id, 201, "Created successfully")
+
+    def update_crm_saved_reply(self, store_key: str, reply_id: int, body: Any) -> dict[str, str]:
+        with self.lock:
+            table = self.data[store_key].crm_saved_replies
+            return self._update_row(
+                table,
+                reply_id,
+                body,
+                _CRM_SAVED_REPLY_SCHEMA,
+                _CRM_SAVED_REPLY_READ_ONLY,
+                "Title",
+                "SavedReplyID",
+                CRM_SAVED_REPLY_NOT_FOUND_MESSAGE,
+            )
+
+    def delete_crm_saved_reply(self, store_key: str, reply_id: int) -> dict[str, str]:
+        with self.lock:
+            table = self.data[store_key].crm_saved_replies
+            if table.get(reply_id) is None:
+                raise ApiError(404, CRM_SAVED_REPLY_NOT_FOUND_MESSAGE, str(reply_id))
+            table.remove(reply_id)
+        return result_item("SavedReplyID", reply_id, 200, "Deleted successfully")
+
     # ----- seeding and inspection (no API rules: raw data goes in as given) --------------------
 
     def load_customers(self, secure_url: str, customers: Iterable[Mapping[str, Any]]) -> list[int]:
@@ -779,6 +1332,139 @@ class Shift4ShopState:
             table = self.data[self.resolve_store(secure_url)].customer_groups
             return [dict(table.rows[i]) for i in table.ids]
 
+    # ----- CRM seeding and inspection ----------------------------------------------------------
+
+    def load_tickets(self, secure_url: str | None, tickets: Iterable[Mapping[str, Any]]) -> list[int]:
+        """Insert API-shaped tickets (``CrmMessageList`` included), keeping CrmID/MessageId when given.
+
+        No validation: lengths, required fields and references are not checked. ``_dateOpened`` /
+        ``_dateLastAction`` (ISO or MM/dd/yyyy HH:mm[:ss], UTC) win over ``DateOpened`` /
+        ``DateLastAction``; both default to now. Each message takes ``_dateCreated`` or
+        ``DateCreated`` (default: the ticket's DateOpened) and keeps its ``CrmFileList`` as given.
+        Loading an existing CrmID replaces that ticket and its messages.
+        """
+        ids: list[int] = []
+        with self.lock:
+            store = self.data[self.resolve_store(secure_url)]
+            for raw in tickets:
+                fields = _load_row(raw, _CRM_SCHEMA)
+                crm_id = fields["CrmID"] or store.crm_tickets.allocate_id()
+                fields["CrmID"] = crm_id
+                old = store.crm_tickets.get(crm_id)
+                if old is not None:
+                    for message_id in old.message_ids:
+                        store.crm_messages.remove(message_id)
+                opened = _seed_time(raw, "_dateOpened", "DateOpened")
+                ticket = TicketRecord(fields, opened, _seed_time(raw, "_dateLastAction", "DateLastAction"))
+                store.crm_tickets.put(crm_id, ticket)
+                for raw_message in _get_ci(raw, "CrmMessageList") or []:
+                    message = _load_row(raw_message, _CRM_MESSAGE_SCHEMA)
+                    message_id = message["MessageId"] or store.crm_messages.allocate_id()
+                    message["MessageId"] = message_id
+                    created = raw_message.get("_dateCreated") or _get_ci(raw_message, "DateCreated")
+                    files = [dict(f) for f in _get_ci(raw_message, "CrmFileList") or []]
+                    moment = _parse_stored_time(created) if created else opened
+                    store.crm_messages.put(message_id, MessageRecord(crm_id, message, moment, files))
+                    bisect.insort(ticket.message_ids, message_id)
+                ids.append(crm_id)
+        return ids
+
+    def _load_simple(
+        self,
+        secure_url: str | None,
+        rows: Iterable[Mapping[str, Any]],
+        table_name: str,
+        schema: Mapping[str, tuple[FieldKind, int | None]],
+        key: str,
+        replace: bool,
+    ) -> list[int]:
+        ids: list[int] = []
+        with self.lock:
+            table: Table = getattr(self.data[self.resolve_store(secure_url)], table_name)
+            if replace:
+                table.clear()
+            for raw in rows:
+                row = _load_row(raw, schema)
+                row[key] = row[key] or table.allocate_id()
+                table.put(row[key], row)
+                ids.append(row[key])
+        return ids
+
+    def load_crm_statuses(
+        self, secure_url: str | None, statuses: Iterable[Mapping[str, Any]], replace: bool = False
+    ) -> list[int]:
+        """Insert CrmStatus rows keeping ``Id``; ``StatusId`` defaults to the Id. ``replace`` drops
+        the existing statuses (the defaults included) first."""
+        rows = [{**raw, "StatusId": _get_ci(raw, "StatusId") or _get_ci(raw, "Id")} for raw in statuses]
+        ids = self._load_simple(secure_url, rows, "crm_statuses", _CRM_STATUS_SCHEMA, "Id", replace)
+        with self.lock:  # rows given without any id got theirs just now
+            table = self.data[self.resolve_store(secure_url)].crm_statuses
+            for row_id in ids:
+                table.rows[row_id]["StatusId"] = table.rows[row_id]["StatusId"] or row_id
+        return ids
+
+    def load_crm_departments(
+        self, secure_url: str | None, departments: Iterable[Mapping[str, Any]], replace: bool = False
+    ) -> list[int]:
+        """Insert CrmDepartment rows keeping ``DepartmentId``; ``replace`` drops the existing ones."""
+        return self._load_simple(
+            secure_url, departments, "crm_departments", _CRM_DEPARTMENT_SCHEMA, "DepartmentId", replace
+        )
+
+    def load_crm_saved_replies(
+        self, secure_url: str | None, replies: Iterable[Mapping[str, Any]], replace: bool = False
+    ) -> list[int]:
+        return self._load_simple(secure_url, replies, "crm_saved_replies", _CRM_SAVED_REPLY_SCHEMA, "Id", replace)
+
+    def all_tickets(self, secure_url: str | None = None) -> list[dict[str, Any]]:
+        """Every ticket of a store, API-shaped with all its messages, plus the exact times:
+        ``_dateOpened``/``_dateLastAction`` on tickets and ``_dateCreated`` on messages (ISO, Z)."""
+        with self.lock:
+            store = self.data[self.resolve_store(secure_url)]
+            return [_ticket_out(store, store.crm_tickets.rows[i], hidden=True) for i in store.crm_tickets.ids]
+
+    def _all_rows(self, secure_url: str | None, table_name: str) -> list[dict[str, Any]]:
+        with self.lock:
+            table: Table = getattr(self.data[self.resolve_store(secure_url)], table_name)
+            return [dict(table.rows[i]) for i in table.ids]
+
+    def all_crm_statuses(self, secure_url: str | None = None) -> list[dict[str, Any]]:
+        return self._all_rows(secure_url, "crm_statuses")
+
+    def all_crm_departments(self, secure_url: str | None = None) -> list[dict[str, Any]]:
+        return self._all_rows(secure_url, "crm_departments")
+
+    def all_crm_saved_replies(self, secure_url: str | None = None) -> list[dict[str, Any]]:
+        return self._all_rows(secure_url, "crm_saved_replies")
+
+    def all_crm(self, secure_url: str | None = None) -> dict[str, list[dict[str, Any]]]:
+        """One store's whole CRM module, in the shape ``load_crm`` (and ``POST /_sim/crm``) takes."""
+        with self.lock:
+            return {
+                "tickets": self.all_tickets(secure_url),
+                "statuses": self.all_crm_statuses(secure_url),
+                "departments": self.all_crm_departments(secure_url),
+                "savedReplies": self.all_crm_saved_replies(secure_url),
+            }
+
+    def load_crm(self, secure_url: str | None, crm: Mapping[str, Any], replace: bool = False) -> dict[str, list[int]]:
+        """Load ``{"tickets", "statuses", "departments", "savedReplies"}`` (each optional).
+
+        With ``replace`` the statuses/departments/saved replies given replace the existing ones
+        (a dump holds them all); without it they are added or overwrite by id.
+        """
+
+        def rows(name: str) -> tuple[list[Any], bool]:
+            return list(crm.get(name) or []), replace and name in crm
+
+        with self.lock:
+            return {
+                "statusIds": self.load_crm_statuses(secure_url, *rows("statuses")),
+                "departmentIds": self.load_crm_departments(secure_url, *rows("departments")),
+                "savedReplyIds": self.load_crm_saved_replies(secure_url, *rows("savedReplies")),
+                "ticketIds": self.load_tickets(secure_url, crm.get("tickets") or []),
+            }
+
     def dump_seed(self, path: str | Path, secure_url: str | None = None) -> None:
         """Write one store as a seed file that ``from_seed_file`` reloads to the same state."""
         with self.lock:
@@ -787,6 +1473,7 @@ class Shift4ShopState:
                 "secureUrl": self.data[key].secure_url,
                 "customers": self.all_customers(key),
                 "customerGroups": self.all_customer_groups(key),
+                "crm": self.all_crm(key),
             }
         Path(path).write_text(json.dumps(seed, indent=1), encoding="utf-8")
 
@@ -800,7 +1487,7 @@ class Shift4ShopState:
         token: str | None = None,
         **kw: Any,
     ) -> Shift4ShopState:
-        """Build a state from ``{"secureUrl", "customers", "customerGroups"}`` or a bare list.
+        """Build a state from ``{"secureUrl", "customers", "customerGroups", "crm"}`` or a bare list.
 
         The data goes to ``secure_url`` if given, else to the seed's ``secureUrl``; but when
         ``stores`` names exactly one store and the seed's URL is not among them, the caller's
@@ -824,4 +1511,5 @@ class Shift4ShopState:
             )
         state.load_customer_groups(url, seed.get("customerGroups") or [])
         state.load_customers(url, seed.get("customers") or [])
+        state.load_crm(url, seed.get("crm") or {}, replace=True)
         return state

@@ -43,12 +43,17 @@ def test_sync_shape(dagbag):
         "extract",
         "validate",
         "quality_gate",
+        "fetch_children",
         "transform",
         "load",
+        "load_crm",
         "commit_watermark",
         "report",
     }
-    assert dag.get_task("commit_watermark").upstream_task_ids >= {"load"}
+    assert dag.get_task("commit_watermark").upstream_task_ids >= {"load", "load_crm"}
+    assert dag.get_task("load_crm").upstream_task_ids >= {"load", "fetch_children"}
+    assert dag.get_task("fetch_children").pool == "ghl_api"
+    assert dag.get_task("extract").pool == "ghl_api"
 
 
 def test_parsing_needs_no_connection_and_no_heavy_imports():

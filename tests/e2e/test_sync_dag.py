@@ -67,7 +67,7 @@ def test_first_run_mirrors_contacts_field_by_field_then_rerun_writes_nothing(sim
     sims.ghl_state.load_contacts(contacts)
     # One customer already exists in the store with the same email in other case: adopted, not duplicated.
     first = contacts[0]
-    sims.s4s_state.load_customers(SECURE_URL, [{"Email": first["email"].upper(), "Password": "x", "Comments": "shop"}])
+    sims.s4s_state.load_customers(SECURE_URL, [{"Email": first["email"].upper(), "Password": "x", "ShippingCity": "Depot"}])
 
     dr = run(sync_dag)
     assert dr.state == "success"
@@ -86,7 +86,7 @@ def test_first_run_mirrors_contacts_field_by_field_then_rerun_writes_nothing(sim
             assert cust["BillingPhoneNumber"].startswith("+")
         assert cust["AdditionalField2"] == (", ".join(c.get("tags") or []) or None)
     adopted = mirrored[first["id"]]
-    assert adopted["Comments"] == "shop"  # fields we do not map are left alone
+    assert adopted["ShippingCity"] == "Depot"  # fields we do not map are left alone
     summary = summary_of(dr)
     assert summary["extracted"] == 1000 and summary["created"] == 999 and summary["adopted"] == 1
     ghl_searches = sims.ghl_requests("/contacts/search")

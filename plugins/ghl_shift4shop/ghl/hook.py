@@ -14,6 +14,8 @@ from ghl_shift4shop.http import ApiError, ApiHook, AuthError, RateBudget, shared
 from ghl_shift4shop.settings import GHL_CONN_ID
 
 CONTACTS_VERSION = "2021-07-28"
+CALENDARS_VERSION = "2021-04-15"  # every calendars operation declares this Version
+TASK_SEARCH_LIMIT = 100  # undocumented cap; 100 is what the simulator enforces (see BEHAVIOR.md)
 # Documented: 100 requests per 10 s per app and location. A bucket of 10 refilled at 9/s never
 # puts more than 100 requests into any 10-second span, so it cannot trip a fixed or sliding window.
 BURST_CAPACITY = 10
@@ -40,8 +42,16 @@ class GhlHook(ApiHook):
     hook_name = "HighLevel (GHL)"
     service = "ghl"
 
-    def __init__(self, conn_id: str = GHL_CONN_ID, **kwargs):
+    def __init__(
+        self,
+        conn_id: str = GHL_CONN_ID,
+        *,
+        burst: float = BURST_CAPACITY,
+        rate_per_s: float = BURST_RATE_PER_S,
+        **kwargs,
+    ):
         super().__init__(conn_id, **kwargs)
+        self.burst, self.rate_per_s = burst, rate_per_s
         self.daily_remaining: int | None = None
 
     # -- connection --------------------------------------------------------------------------
@@ -63,7 +73,7 @@ class GhlHook(ApiHook):
 
     def make_budget(self, connection) -> RateBudget:
         account = connection.extra_dejson.get("location_id") or connection.host or ""
-        return shared_budget("ghl", account, BURST_CAPACITY, BURST_RATE_PER_S)
+        return shared_budget("ghl", account, self.burst, self.rate_per_s)
 
     def observe(self, resp) -> None:
         remaining = _int_header(resp, "X-RateLimit-Remaining")
@@ -105,7 +115,7 @@ class GhlHook(ApiHook):
         return SearchPage(contacts, data.get("total"))
 
     def iter_contacts_updated(
-        self, *, since: str, until: str | None = None, page_limit: int = 500
+        self, *, since: str, until: str | None = None, page_limit: int = 500, inclusive: bool = True
     ) -> Iterator[SearchPage]:
         """Contacts with ``since <= dateUpdated [<= until]``, oldest change first, page by page.
 
@@ -113,7 +123,7 @@ class GhlHook(ApiHook):
         The cursor of the last contact of a page is where the next page starts; a page shorter
         than ``page_limit`` ends the walk.
         """
-        date_range = {"gte": since}
+        date_range = {"gte" if inclusive else "gt": since}
         if until:
             date_range["lte"] = until
         body: dict = {
@@ -140,3 +150,50 @@ class GhlHook(ApiHook):
     def get_contact(self, contact_id: str) -> dict:
         resp = self.request("GET", f"/contacts/{contact_id}")
         return self._json(resp, "GET /contacts/{id}")["contact"]
+
+    # -- tasks, notes, appointments ----------------------------------------------------------
+    def search_tasks(self, contact_ids: list[str], *, limit: int = TASK_SEARCH_LIMIT) -> list[dict]:
+        """Every task of ``contact_ids`` (≤100 ids per call), paged with ``skip``."""
+        tasks: list[dict] = []
+        skip = 0
+        while True:
+            body = {"contactId": list(contact_ids), "limit": limit, "skip": skip}
+            resp = self.request("POST", f"/locations/{self.location_id}/tasks/search", json=body)
+            page = self._json(resp, "POST /locations/{id}/tasks/search").get("tasks")
+            if not isinstance(page, list):
+                raise ApiError("ghl", resp.status_code, "task search: no tasks list")
+            # The spec types items as "array of arrays"; the live API returns task objects.
+            tasks.extend(t for t in page if isinstance(t, dict))
+            if len(page) < limit:
+                return tasks
+            skip += len(page)
+
+    def contact_notes(self, contact_id: str) -> list[dict]:
+        resp = self.request("GET", f"/contacts/{contact_id}/notes")
+        notes = self._json(resp, "GET /contacts/{id}/notes").get("notes")
+        if not isinstance(notes, list):
+            raise ApiError("ghl", resp.status_code, "GET /contacts/{id}/notes: no notes list")
+        return notes
+
+    def contact_appointments(self, contact_id: str) -> list[dict]:
+        resp = self.request("GET", f"/contacts/{contact_id}/appointments")
+        events = self._json(resp, "GET /contacts/{id}/appointments").get("events")
+        if not isinstance(events, list):
+            raise ApiError("ghl", resp.status_code, "GET /contacts/{id}/appointments: no events list")
+        return events
+
+    def calendars(self) -> list[dict]:
+        resp = self.request(
+            "GET", "/calendars/", params={"locationId": self.location_id}, headers={"Version": CALENDARS_VERSION}
+        )
+        return self._json(resp, "GET /calendars/").get("calendars") or []
+
+    def calendar_events(self, calendar_id: str, start_ms: int, end_ms: int) -> list[dict]:
+        params = {
+            "locationId": self.location_id,
+            "calendarId": calendar_id,
+            "startTime": str(start_ms),
+            "endTime": str(end_ms),
+        }
+        resp = self.request("GET", "/calendars/events", params=params, headers={"Version": CALENDARS_VERSION})
+        return self._json(resp, "GET /calendars/events").get("events") or []

@@ -53,8 +53,16 @@ class Shift4ShopHook(ApiHook):
     service = "shift4shop"
     base_path = "/3dCartWebAPI/v1"
 
-    def __init__(self, conn_id: str = SHIFT4SHOP_CONN_ID, **kwargs):
+    def __init__(
+        self,
+        conn_id: str = SHIFT4SHOP_CONN_ID,
+        *,
+        burst: float = BURST_CAPACITY,
+        rate_per_s: float = RATE_PER_S,
+        **kwargs,
+    ):
         super().__init__(conn_id, **kwargs)
+        self.burst, self.rate_per_s = burst, rate_per_s
 
     def auth_headers(self, connection) -> dict[str, str]:
         extra = connection.extra_dejson
@@ -72,7 +80,7 @@ class Shift4ShopHook(ApiHook):
         }
 
     def make_budget(self, connection) -> RateBudget:
-        return shared_budget("shift4shop", connection.extra_dejson.get("secure_url", ""), BURST_CAPACITY, RATE_PER_S)
+        return shared_budget("shift4shop", connection.extra_dejson.get("secure_url", ""), self.burst, self.rate_per_s)
 
     # -- plumbing ----------------------------------------------------------------------------
     def _items(self, resp, what: str) -> list[ItemResult]:
@@ -112,23 +120,27 @@ class Shift4ShopHook(ApiHook):
         return int(body.get("TotalCount", 0)) if isinstance(body, dict) else 0
 
     def iter_customer_pages(self, *, page_limit: int = 500, **filters: str) -> Iterator[list[dict]]:
-        """Every customer matching ``filters``, ascending by CustomerID, ``page_limit`` at a time.
+        """Every customer matching ``filters``, ascending by CustomerID, ``page_limit`` at a time."""
+        return self.iter_pages("/Customers", page_limit=page_limit, **filters)
+
+    def iter_pages(self, resource: str, *, page_limit: int = 500, **filters) -> Iterator[list[dict]]:
+        """Every record of a list resource, ``page_limit`` at a time.
 
         ``offset`` is 1-based. The end is a short page, a 404 (no records) or the 400 the store
         gives for an offset past the end.
         """
         offset = 1
         while True:
-            resp = self.request("GET", "/Customers", params={**filters, "limit": page_limit, "offset": offset})
+            resp = self.request("GET", resource, params={**filters, "limit": page_limit, "offset": offset})
             if resp.status_code == 404:
                 return
             if resp.status_code == 400 and OFFSET_PAST_END in resp.text:
                 return
             if resp.status_code != 200:
-                self._fail(resp, "GET /Customers")
+                self._fail(resp, f"GET {resource}")
             page = resp.json()
             if not isinstance(page, list):
-                raise ApiError("shift4shop", 200, "GET /Customers: expected a JSON array")
+                raise ApiError("shift4shop", 200, f"GET {resource}: expected a JSON array")
             if page:
                 yield page
             if len(page) < page_limit:
@@ -181,3 +193,38 @@ class Shift4ShopHook(ApiHook):
                 for c in customers
             ]
         return items
+
+    # -- customer groups ---------------------------------------------------------------------
+    def create_one(self, resource: str, body: dict) -> ItemResult:
+        """POST one object to a resource; the store answers a one-element result array."""
+        resp = self.request("POST", resource, json=body, idempotent=False)
+        if resp.status_code == 401:
+            self._fail(resp, f"POST {resource}")
+        items = self._items(resp, f"POST {resource}")
+        if not items:
+            raise ApiError("shift4shop", resp.status_code, f"POST {resource}: empty result")
+        return items[0]
+
+    def customer_groups(self) -> list[dict]:
+        return [g for page in self.iter_pages("/CustomerGroups") for g in page]
+
+    # -- generic single-object writes and lists (CRM, groups) --------------------------------
+    def list_all(self, resource: str, **filters) -> list[dict]:
+        return [row for page in self.iter_pages(resource, **filters) for row in page]
+
+    def update_one(self, resource: str, body: dict) -> ItemResult:
+        resp = self.request("PUT", resource, json=body)
+        if resp.status_code == 401:
+            self._fail(resp, f"PUT {resource}")
+        items = self._items(resp, f"PUT {resource}")
+        return items[0] if items else ItemResult("Error", "", resp.status_code, resp.text[:200])
+
+    def delete_one(self, resource: str) -> ItemResult:
+        resp = self.request("DELETE", resource)
+        if resp.status_code == 401:
+            self._fail(resp, f"DELETE {resource}")
+        if resp.status_code == 404:
+            # Already gone: the outcome we wanted.
+            return ItemResult("Error", "", 200, "already deleted")
+        items = self._items(resp, f"DELETE {resource}")
+        return items[0] if items else ItemResult("", "", resp.status_code, "")

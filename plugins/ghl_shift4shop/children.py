@@ -1,0 +1,179 @@
+"""Fetch the rest of the CRM record (tasks, notes, appointments) for contacts changed in the window.
+
+One call pattern per stream, chosen for the fewest GHL calls:
+* tasks: the location task search, 100 contact ids per call (paged with ``skip``);
+* notes: ``GET /contacts/{id}/notes``, one per changed contact (GHL has no bulk notes endpoint),
+  run concurrently on a thread pool that shares the process's GHL request budget;
+* appointments: ``GET /contacts/{id}/appointments`` per contact, or the calendar events of every
+  calendar over the horizon when that costs fewer calls.
+
+Each stream is validated with its own suite (bad items → quarantine) and written to its own file.
+A stream whose calls fail (after the HTTP layer's retries) is recorded as failed for this batch;
+the other streams carry on, and the failed stream's watermark does not move.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pandas as pd
+import requests
+
+from ghl_shift4shop.batches import read_jsonl, stage_path, write_jsonl
+from ghl_shift4shop.crm_config import CrmConfig
+from ghl_shift4shop.ghl.hook import GhlHook
+from ghl_shift4shop.http import ApiError, AuthError
+from ghl_shift4shop.state import StateStore
+from ghl_shift4shop.validate import load_suite_spec, run_suite
+
+log = logging.getLogger(__name__)
+
+TASK_IDS_PER_SEARCH = 100
+
+
+def _by_contact(items: list[dict], contact_ids: list[str]) -> dict[str, list[dict]]:
+    grouped: dict[str, list[dict]] = {cid: [] for cid in contact_ids}
+    for item in items:
+        cid = item.get("contactId")
+        if cid in grouped:
+            grouped[cid].append(item)
+    return grouped
+
+
+def fetch_tasks(hook: GhlHook, contact_ids: list[str], cfg: CrmConfig, workers: int) -> dict[str, list[dict]]:
+    chunks = [contact_ids[i : i + TASK_IDS_PER_SEARCH] for i in range(0, len(contact_ids), TASK_IDS_PER_SEARCH)]
+    with ThreadPoolExecutor(max_workers=max(1, min(workers, len(chunks) or 1))) as pool:
+        pages = list(pool.map(hook.search_tasks, chunks))
+    return _by_contact([t for page in pages for t in page], contact_ids)
+
+
+def fetch_notes(hook: GhlHook, contact_ids: list[str], cfg: CrmConfig, workers: int) -> dict[str, list[dict]]:
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        return dict(zip(contact_ids, pool.map(hook.contact_notes, contact_ids), strict=True))
+
+
+def fetch_appointments(hook: GhlHook, contact_ids: list[str], cfg: CrmConfig, workers: int) -> dict[str, list[dict]]:
+    # Per contact costs one call each; by calendar costs 1 (the list) + one per calendar.
+    if len(contact_ids) > 3:
+        calendars = hook.calendars()
+        if len(calendars) + 1 < len(contact_ids):
+            now = datetime.now(UTC)
+            start = int((now - timedelta(days=1)).timestamp() * 1000)
+            end = int((now + timedelta(days=cfg.streams["appointments"].horizon_days)).timestamp() * 1000)
+            events: list[dict] = []
+            for cal in calendars:
+                events.extend(hook.calendar_events(cal["id"], start, end))
+            return _by_contact(events, contact_ids)
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        return dict(zip(contact_ids, pool.map(hook.contact_appointments, contact_ids), strict=True))
+
+
+FETCHERS = {"tasks": fetch_tasks, "notes": fetch_notes, "appointments": fetch_appointments}
+
+
+def validate_items(
+    stream: str, fetched: dict[str, list[dict]], expectations_dir: Path
+) -> tuple[dict[str, list[dict]], list[tuple[str, str, dict]]]:
+    """Run the stream's suite over all fetched items; returns (valid per contact, quarantine rows)."""
+    flat = [(cid, item) for cid, items in fetched.items() for item in items]
+    if not flat:
+        return fetched, []
+    spec = load_suite_spec(expectations_dir, stream)
+    columns = list(dict.fromkeys(e["kwargs"]["column"] for e in spec["expectations"] if "column" in e["kwargs"]))
+    frame = pd.DataFrame(
+        {
+            c: [(i.get(c) if not isinstance(i.get(c), str) or i.get(c).strip() else None) for _, i in flat]
+            for c in columns
+        },
+        dtype=object,
+    )
+    failures = run_suite(spec, frame)
+    valid: dict[str, list[dict]] = {cid: [] for cid in fetched}
+    bad = []
+    for pos, (cid, item) in enumerate(flat):
+        if pos in failures:
+            key = f"{item.get('id') or 'no-id'}@{cid}"
+            bad.append((key, "; ".join(failures[pos]), item))
+        else:
+            valid[cid].append(item)
+    return valid, bad
+
+
+def fetch_children(
+    ref: dict,
+    *,
+    hook: GhlHook,
+    state: StateStore,
+    cfg: CrmConfig,
+    data_dir: Path,
+    expectations_dir: Path,
+    run_id: str,
+    since_by_stream: dict[str, str],
+    workers: int = 8,
+    inclusive: bool = False,
+) -> dict:
+    """Fetch, validate and write every enabled child stream for one validated contact batch."""
+    contacts = list(read_jsonl(ref["path"]))
+    _ = hook.session  # set up once, before the thread pools share it
+    result: dict = {"batch": ref["batch"], "streams": {}}
+    for stream in cfg.enabled_children:
+        since = since_by_stream.get(stream) or ""
+        # Only contacts changed since this stream's own watermark (strictly after it, as the extract).
+        ids = [
+            c["id"]
+            for c in contacts
+            if (stamp := str(c.get("dateUpdated") or "")) > since or (inclusive and stamp == since)
+        ]
+        calls_before = hook.calls["ghl"]
+        try:
+            fetched = FETCHERS[stream](hook, ids, cfg, workers) if ids else {}
+        except AuthError:
+            raise  # wrong token or scope: every stream would fail the same way
+        except (ApiError, requests.RequestException) as exc:
+            log.error(
+                "%s: fetching batch %d failed; the stream's watermark will not move: %s", stream, ref["batch"], exc
+            )
+            result["streams"][stream] = {"ok": False, "error": str(exc)[:300]}
+            state.add_stats(run_id, f"fetch:{stream}:{ref['batch']}", {f"{stream}_failed": 1})
+            continue
+        valid, bad = validate_items(stream, fetched, expectations_dir)
+        if bad:
+            state.quarantine(stream, "validate", run_id, bad)
+        quarantined_ids = defaultdict(list)
+        for key, _reason, item in bad:
+            quarantined_ids[key.split("@", 1)[1]].append(item.get("id"))
+        path = stage_path(data_dir, run_id, stream, "fetched", ref["batch"])
+        write_jsonl(
+            path,
+            (
+                {"contact_id": cid, "items": items, "quarantined_ids": quarantined_ids.get(cid, [])}
+                for cid, items in valid.items()
+            ),
+        )
+        n_items = sum(len(v) for v in valid.values())
+        calls = hook.calls["ghl"] - calls_before
+        result["streams"][stream] = {
+            "ok": True,
+            "path": str(path),
+            "contacts": len(ids),
+            "items": n_items,
+            "quarantined": len(bad),
+        }
+        state.add_stats(
+            run_id,
+            f"fetch:{stream}:{ref['batch']}",
+            {f"{stream}_fetched": n_items, "quarantined": len(bad), "calls_ghl": calls, f"calls_ghl_{stream}": calls},
+        )
+        log.info(
+            "%s: %d items for %d contacts (%d quarantined) with %d GHL calls",
+            stream,
+            n_items,
+            len(ids),
+            len(bad),
+            calls,
+        )
+    return result

@@ -1,0 +1,171 @@
+"""Tasks, notes, appointments and tags reach the store: dag.test() against both simulators.
+
+GHL does not say whether editing a task or note changes its contact's dateUpdated (the
+simulator's default: it does not), so a child change reaches the store when its contact is next
+synced; the tests edit the child and then the contact, as a user working a record would.
+"""
+
+from __future__ import annotations
+
+import pytest
+import requests
+
+from sandbox.seed import generate_contacts, generate_crm
+from tests.conftest import GHL_TOKEN, LOCATION_ID, SECURE_URL
+from tests.e2e.test_sync_dag import by_ghl_id, ghl_put, run, summary_of, writes
+
+pytestmark = pytest.mark.usefixtures("airflow_db")
+
+HEADERS = {"Authorization": f"Bearer {GHL_TOKEN}", "Version": "2021-07-28"}
+
+
+@pytest.fixture(scope="module")
+def sync_dag():
+    from airflow.dag_processing.dagbag import DagBag
+
+    from tests.conftest import ROOT
+
+    return DagBag(dag_folder=str(ROOT / "dags")).dags["ghl_shift4shop_sync"]
+
+
+def seed(sims, n: int, seed: int = 21) -> tuple[list[dict], dict]:
+    contacts = generate_contacts(n, seed=seed, dirty_share=0.0, location_id=LOCATION_ID)
+    crm = generate_crm(contacts, seed=seed, location_id=LOCATION_ID)
+    sims.ghl_state.load_contacts(contacts)
+    sims.ghl_state.load_tasks(crm["tasks"])
+    sims.ghl_state.load_notes(crm["notes"])
+    sims.ghl_state.load_calendars(crm["calendars"])
+    sims.ghl_state.load_events(crm["events"])
+    return contacts, crm
+
+
+def ghl(sims, method: str, path: str, body: dict | None = None) -> dict:
+    r = requests.request(method, f"{sims.ghl.url}{path}", json=body, headers=HEADERS, timeout=10)
+    assert r.status_code in (200, 201), r.text
+    return r.json()
+
+
+def tickets(sims) -> list[dict]:
+    return sims.s4s_state.all_tickets(SECURE_URL)
+
+
+def status_names(sims) -> dict[int, str]:
+    return {int(s["StatusId"]): s["StatusName"] for s in sims.s4s_state.all_crm_statuses(SECURE_URL)}
+
+
+def messages(ticket: dict) -> list[dict]:
+    return ticket.get("CrmMessageList") or ticket.get("messages") or []
+
+
+def test_all_streams_reach_the_store_and_a_rerun_writes_nothing(sims, sync_dag):
+    contacts, crm = seed(sims, 300)
+    dr = run(sync_dag)
+    assert dr.state == "success"
+    summary = summary_of(dr)
+    customers = by_ghl_id(sims.customers())
+    assert len(customers) == 300
+
+    # Notes: one ticket per customer with notes, one message per note, in order.
+    notes_by_contact: dict[str, list[dict]] = {}
+    for n in crm["notes"]:
+        notes_by_contact.setdefault(n["contactId"], []).append(n)
+    note_tickets = [t for t in tickets(sims) if t["Subject"] == "HighLevel notes"]
+    assert len(note_tickets) == len(notes_by_contact)
+    for t in note_tickets:
+        cid = next(k for k, c in customers.items() if c["CustomerID"] == t["CustomerID"])
+        assert len(messages(t)) == len(notes_by_contact[cid])
+
+    # Tasks: a ticket per open task (done tasks never open one), status "Open".
+    open_tasks = [t for t in crm["tasks"] if not t["completed"]]
+    task_tickets = [t for t in tickets(sims) if t["Subject"] != "HighLevel notes"]
+    assert len(task_tickets) == len(open_tasks)
+    assert {status_names(sims)[int(t["StatusID"])] for t in task_tickets} == {"Open"}
+
+    # Comments summary and groups on the customer.
+    for c in contacts:
+        cust = customers[c["id"]]
+        assert cust["Comments"] is None or len(cust["Comments"].encode("utf-16-le")) // 2 <= 255
+    with_open = {t["contactId"] for t in open_tasks}
+    sample = next(iter(with_open))
+    assert customers[sample]["Comments"].startswith("Tasks: ")
+    assert summary["tasks_fetched"] == len(crm["tasks"])
+    assert summary["notes_fetched"] == len(crm["notes"])
+    assert summary["failed_streams"] == "none"
+
+    sims.clear_logs()
+    assert run(sync_dag).state == "success"
+    assert writes(sims) == []
+
+
+def test_notes_cost_one_call_per_changed_contact_and_none_for_unchanged(sims, sync_dag):
+    contacts, _ = seed(sims, 200)
+    assert run(sync_dag).state == "success"
+    sims.clear_logs()
+    changed = contacts[10:17]
+    for c in changed:
+        ghl_put(sims, c["id"], {"city": "Porto"})
+    assert run(sync_dag).state == "success"
+    note_calls = [r for r in sims.ghl_requests("/contacts/") if r["path"].endswith("/notes")]
+    assert sorted(r["path"].split("/")[2] for r in note_calls) == sorted(c["id"] for c in changed)
+    task_searches = sims.ghl_requests(f"/locations/{LOCATION_ID}/tasks/search")
+    assert len(task_searches) == 1
+
+
+def test_tasks_for_1000_contacts_take_few_search_calls(sims, sync_dag):
+    _, crm = seed(sims, 1000, seed=22)
+    assert run(sync_dag).state == "success"
+    searches = sims.ghl_requests(f"/locations/{LOCATION_ID}/tasks/search")
+    # 100 contact ids per call, plus a second page where 100 contacts hold more than 100 tasks.
+    assert 10 <= len(searches) <= 10 + len(crm["tasks"]) // 100
+    assert len(searches) <= 30
+
+
+def test_edits_completions_and_deletions_follow_through(sims, sync_dag):
+    """A completed or deleted task closes its ticket; an edited note replaces its message (one per note)."""
+    contacts, crm = seed(sims, 120, seed=23)
+    assert run(sync_dag).state == "success"
+    open_tasks = [t for t in crm["tasks"] if not t["completed"]]
+    done, gone = open_tasks[0], next(t for t in open_tasks[1:] if t["contactId"] != open_tasks[0]["contactId"])
+    note = crm["notes"][0]
+    before = {t["CrmID"]: t for t in tickets(sims)}
+
+    ghl(sims, "PUT", f"/contacts/{done['contactId']}/tasks/{done['id']}/completed", {"completed": True})
+    ghl(sims, "DELETE", f"/contacts/{gone['contactId']}/tasks/{gone['id']}")
+    ghl(sims, "PUT", f"/contacts/{note['contactId']}/notes/{note['id']}", {"body": "<p>Edited: wants 12 units</p>"})
+    for cid in {done["contactId"], gone["contactId"], note["contactId"]}:
+        ghl_put(sims, cid, {"city": "Ghent"})
+    sims.clear_logs()
+    assert run(sync_dag).state == "success"
+
+    after = {t["CrmID"]: t for t in tickets(sims)}
+    assert len(after) == len(before)  # nothing new: updates, not additions
+    statuses = status_names(sims)
+    closed = {cid for cid, t in after.items() if statuses[int(t["StatusID"])] == "Closed"}
+    assert len(closed) == 2
+    note_ticket = next(
+        t
+        for t in after.values()
+        if t["Subject"] == "HighLevel notes"
+        and t["CustomerID"] == by_ghl_id(sims.customers())[note["contactId"]]["CustomerID"]
+    )
+    assert len(messages(note_ticket)) == len(messages(before[note_ticket["CrmID"]]))
+    assert any("Edited: wants 12 units" in m["Message"] for m in messages(note_ticket))
+    posts = sims.s4s_requests("POST")
+    assert len(posts) == 1 and posts[0]["path"].endswith("/message")  # the edited note's new message
+
+
+def test_tags_map_to_groups_by_priority(sims, sync_dag):
+    contacts = generate_contacts(4, seed=24, dirty_share=0.0, location_id=LOCATION_ID)
+    contacts[0]["tags"] = ["newsletter", "returning", "vip"]  # vip outranks returning
+    contacts[1]["tags"] = ["b2b", "loyalty"]  # b2b → Wholesale outranks loyalty
+    contacts[2]["tags"] = ["newsletter"]  # no rule: the group is left alone
+    contacts[3]["tags"] = []
+    sims.ghl_state.load_contacts(contacts)
+    assert run(sync_dag).state == "success"
+    groups = {int(g["CustomerGroupID"]): g["Name"] for g in sims.s4s_state.all_customer_groups(SECURE_URL)}
+    customers = by_ghl_id(sims.customers())
+    assert groups[customers[contacts[0]["id"]]["CustomerGroupID"]] == "VIP"
+    assert groups[customers[contacts[1]["id"]]["CustomerGroupID"]] == "Wholesale"
+    assert customers[contacts[2]["id"]]["CustomerGroupID"] == 0
+    assert customers[contacts[0]["id"]]["AdditionalField2"] == "newsletter, returning, vip"
+    assert set(groups.values()) == {"VIP", "Wholesale"}  # groups are created when first needed
