@@ -3,6 +3,7 @@
 Owns ``generate_contacts``: contacts in the GHL API v2 *read* shape (what ``GET /contacts/{id}``
 returns), drawn from several Faker locales, with a configurable share of records that are dirty in
 the ways real CRM data is dirty. Dirty records carry no marker field; they look like API data.
+``generate_crm`` adds the contacts' tasks, notes, calendars and appointments (calendar events).
 
 Speed: Faker is slow per call (~50 us), so it only fills small per-locale pools of names, streets,
 cities and companies once; records are then composed from those pools with one seeded
@@ -19,7 +20,7 @@ from datetime import UTC, datetime, timedelta
 
 from faker import Faker
 
-__all__ = ["CUSTOM_FIELD_IDS", "DIRTY_KINDS", "TAG_VOCABULARY", "generate_contacts"]
+__all__ = ["CUSTOM_FIELD_IDS", "DIRTY_KINDS", "TAG_VOCABULARY", "generate_contacts", "generate_crm"]
 
 _ALNUM = string.ascii_letters + string.digits
 
@@ -447,3 +448,272 @@ def _make_dirty(contacts: list[dict], i: int, kind: str, rng: random.Random) -> 
     elif kind == "control_chars":
         c["firstName"], c["lastName"] = rng.choice(_CONTROL_NAMES)
     _set_derived(c)
+
+
+# --------------------------------------------------------------------------------------------------
+# tasks, notes, calendars and appointments for generated contacts
+
+_TASK_TITLES: tuple[str, ...] = (
+    "Follow up call",
+    "Send quote",
+    "Confirm shipping address",
+    "Check in after first order",
+    "Send catalogue",
+    "Schedule product demo",
+    "Call back about return",
+    "Ask for a review",
+    "Renew wholesale agreement",
+    "Update billing details",
+    "Send loyalty voucher",
+    "Book fitting appointment",
+)
+_TASK_BODIES: tuple[str, ...] = (
+    "Customer asked to be called after 3pm.",
+    "Quote for 40 units, include shipping to the warehouse.",
+    "Left a voicemail, try again.",
+    "Mention the spring promotion.",
+    "Needs the invoice re-sent with the VAT number.",
+    "Prefers email over phone.",
+)
+_NOTE_PLAIN: tuple[str, ...] = (
+    "Called, no answer. Will try again tomorrow.",
+    "Interested in the wholesale programme; sent the price list.",
+    "Asked about delivery times to the countryside.",
+    "Prefers to be contacted by SMS.",
+    "Met at the trade show, very keen on the new range.",
+    "Returned the last order (wrong size), exchange sent.",
+    "Wants to be removed from the newsletter but keep order updates.",
+)
+_NOTE_HTML: tuple[str, ...] = (
+    "<p>Called <b>back</b></p>",
+    "<p>Spoke with <strong>{name}</strong> about the order.</p><p>Follow up next <em>Tuesday</em>.</p>",
+    "<ul><li>Budget approved</li><li>Needs delivery before the 15th</li></ul>",
+    '<p>Sent the brochure: <a href="https://example.com/catalogue.pdf">catalogue</a></p>',
+    "<p>Complaint about packaging &amp; late delivery.<br>Offered 10% off.</p>",
+    "<div><p>Notes from call:</p><ol><li>Size M</li><li>Colour: navy</li></ol></div>",
+)
+_NOTE_TITLES: tuple[str, ...] = ("Call summary", "Follow-up summary", "Order issue", "Meeting notes", "Preferences")
+_NOTE_COLORS: tuple[str, ...] = ("#FFAA00", "#FF5733", "#33C1FF", "#8BC34A")
+# (name, calendarType, slotDuration minutes, eventColor)
+_CALENDAR_TEMPLATES: tuple[tuple[str, str, int, str], ...] = (
+    ("Sales Consultation", "round_robin", 30, "#039be5"),
+    ("Product Demo", "event", 45, "#33b679"),
+    ("Store Pickup", "service_booking", 15, "#f6bf26"),
+    ("VIP Styling Session", "personal", 60, "#8e24aa"),
+    ("Wholesale Onboarding", "collective", 60, "#e67c73"),
+)
+_PAST_STATUSES = (("showed", 50), ("noshow", 12), ("cancelled", 15), ("confirmed", 18), ("invalid", 5))
+_UPCOMING_STATUSES = (("confirmed", 60), ("new", 25), ("cancelled", 15))
+_DAY_MS = 86_400_000
+
+
+def _iso_offset(ms: int) -> str:
+    """Epoch ms -> ``2023-09-25T16:00:00+00:00`` (the calendar events' ISO-with-offset form)."""
+    return datetime.fromtimestamp(ms // 1000, tz=UTC).isoformat()
+
+
+def _long_note(rng: random.Random, size: int) -> str:
+    """An HTML note of about ``size`` characters (pasted e-mail threads and call transcripts do this)."""
+    parts: list[str] = ["<h3>Call transcript</h3>"]
+    total = len(parts[0])
+    while total < size:
+        p = f"<p>{rng.choice(_NOTE_PLAIN)} {rng.choice(_TASK_BODIES)} {rng.choice(_NOTE_PLAIN)}</p>"
+        parts.append(p)
+        total += len(p)
+    return "".join(parts)[:size]
+
+
+def _weighted(rng: random.Random, table: tuple[tuple[str, int], ...]) -> str:
+    return rng.choices([v for v, _ in table], [w for _, w in table])[0]
+
+
+def generate_crm(
+    contacts: list[dict],
+    *,
+    seed: int = 42,
+    location_id: str,
+    now: datetime | None = None,
+    calendars: int = 3,
+) -> dict[str, list[dict]]:
+    """Tasks, notes, calendars and appointments (calendar events) for ``contacts``, in API read shapes.
+
+    Same arguments, same output. About 60% of contacts get 1–4 tasks (open and completed, due in
+    the past and the future), about 50% get 1–3 notes (plain text or HTML; every 97th note is long,
+    5,000–70,000 characters), about 30% get 1–2 appointments (past and upcoming, statuses from the
+    enum) on one of the ``calendars`` active calendars. Nothing is dated before its contact's
+    ``dateAdded``; everything already happened is dated no later than ``now`` (default: the start
+    of the current UTC day, as in ``generate_contacts``). Event times are ISO with ``+00:00``.
+    Returns ``{"tasks", "notes", "calendars", "events"}``; tasks are ordered by contactId, dueDate,
+    id; notes by contactId, dateAdded, id; events by startTime, id.
+    """
+    if calendars < 0:
+        raise ValueError("calendars must be >= 0")
+    if now is None:
+        now = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    elif now.tzinfo is None:
+        now = now.replace(tzinfo=UTC)
+    rng = random.Random(f"ghl-crm-{seed}")
+    now_ms = int(now.timestamp() * 1000)
+    used: set[str] = set()
+
+    def new_id() -> str:
+        i = "".join(rng.choices(_ALNUM, k=20))
+        while i in used:
+            i = "".join(rng.choices(_ALNUM, k=20))
+        used.add(i)
+        return i
+
+    users = sorted({c["assignedTo"] for c in contacts if c.get("assignedTo")})
+    while len(users) < 4:
+        users.append(new_id())
+    group_id = new_id()
+
+    cals: list[dict] = []
+    for i in range(calendars):
+        name, kind, minutes, color = _CALENDAR_TEMPLATES[i % len(_CALENDAR_TEMPLATES)]
+        if i >= len(_CALENDAR_TEMPLATES):
+            name = f"{name} {i // len(_CALENDAR_TEMPLATES) + 1}"
+        slug = name.lower().replace(" ", "-")
+        members = rng.sample(users, 1 if kind == "personal" else min(len(users), rng.randint(2, 3)))
+        team = [{"userId": u, "priority": 0.5} for u in members]
+        if kind == "collective":
+            team[0]["isPrimary"] = True
+        cals.append(
+            {
+                "id": new_id(),
+                "locationId": location_id,
+                "groupId": group_id,
+                "name": name,
+                "description": f"{name} with our team",
+                "slug": slug,
+                "widgetSlug": slug,
+                "calendarType": kind,
+                "widgetType": "classic",
+                "eventTitle": "{{contact.name}}",
+                "eventColor": color,
+                "teamMembers": team,
+                "slotDuration": minutes,
+                "slotDurationUnit": "mins",
+                "slotInterval": 30 if minutes >= 30 else 15,
+                "slotIntervalUnit": "mins",
+                "appoinmentPerSlot": 1,
+                "openHours": [
+                    {
+                        "daysOfTheWeek": [1, 2, 3, 4, 5],
+                        "hours": [{"openHour": 9, "openMinute": 0, "closeHour": 17, "closeMinute": 0}],
+                    }
+                ],
+                "autoConfirm": kind != "service_booking",
+                "allowReschedule": True,
+                "allowCancellation": True,
+                # A fourth calendar onwards: every fourth one is a draft (hidden by showDrafted=false).
+                "isActive": not (i >= 3 and i % 4 == 3),
+            }
+        )
+    bookable = [c for c in cals if c["isActive"]] or cals
+
+    tasks: list[dict] = []
+    notes: list[dict] = []
+    events: list[dict] = []
+    note_count = 0
+    for c in contacts:
+        cid = c["id"]
+        added = _parse_iso_ms(c.get("dateAdded")) or now_ms - 30 * _DAY_MS
+        added = min(added, now_ms)
+        who = c.get("contactName") or c.get("name") or c.get("email") or "Guest"
+
+        if rng.random() < 0.6:
+            for _ in range(rng.randint(1, 4)):
+                day = added // _DAY_MS + rng.randint(0, max(0, (now_ms - added) // _DAY_MS + 30))
+                due = day * _DAY_MS + rng.randint(9, 17) * 3_600_000
+                due = max(due, added)
+                task: dict = {"id": new_id(), "title": rng.choice(_TASK_TITLES)}
+                if rng.random() < 0.6:
+                    task["body"] = rng.choice(_TASK_BODIES)
+                r = rng.random()
+                if c.get("assignedTo") and r < 0.8:
+                    task["assignedTo"] = c["assignedTo"]
+                elif r < 0.7:
+                    task["assignedTo"] = rng.choice(users)
+                task["dueDate"] = _iso_ms(due)
+                task["completed"] = rng.random() < (0.75 if due < now_ms else 0.1)
+                task["contactId"] = cid
+                tasks.append(task)
+
+        if rng.random() < 0.5:
+            for _ in range(rng.randint(1, 3)):
+                note_count += 1
+                if note_count % 97 == 13:
+                    body = _long_note(rng, rng.randint(5_000, 70_000))
+                elif rng.random() < 0.4:
+                    body = rng.choice(_NOTE_HTML).replace("{name}", who)
+                else:
+                    body = rng.choice(_NOTE_PLAIN)
+                note: dict = {"id": new_id(), "body": body, "userId": rng.choice(users)}
+                note["dateAdded"] = _iso_ms(added + rng.randrange(max(1, now_ms - added)))
+                note["contactId"] = cid
+                if rng.random() < 0.4:
+                    note["title"] = rng.choice(_NOTE_TITLES)
+                if rng.random() < 0.2:
+                    note["color"] = rng.choice(_NOTE_COLORS)
+                note["pinned"] = rng.random() < 0.05
+                notes.append(note)
+
+        if bookable and rng.random() < 0.3:
+            for _ in range(rng.randint(1, 2)):
+                cal = rng.choice(bookable)
+                first_day = max(added, now_ms - 180 * _DAY_MS) // _DAY_MS + 1
+                day = rng.randint(first_day, now_ms // _DAY_MS + 45)
+                # 13:00-21:30 UTC: office hours on the US east coast.
+                start = day * _DAY_MS + rng.randint(13, 21) * 3_600_000 + rng.choice((0, 1_800_000))
+                end = start + cal["slotDuration"] * 60_000
+                past = start < now_ms
+                status = _weighted(rng, _PAST_STATUSES if past else _UPCOMING_STATUSES)
+                booked = max(added, min(start, now_ms) - rng.randint(1, 21) * _DAY_MS + rng.randrange(_DAY_MS))
+                # Event times render in whole seconds: round up so nothing precedes its contact.
+                booked = min(-(-booked // 1000) * 1000, start, now_ms // 1000 * 1000)
+                updated = booked
+                if status in ("showed", "noshow", "invalid"):
+                    updated = min(now_ms, end + rng.randint(5, 240) * 60_000)
+                elif status == "cancelled" or rng.random() < 0.2:
+                    updated = booked + rng.randrange(max(1, min(start, now_ms) - booked))
+                team = [m["userId"] for m in cal["teamMembers"]]
+                owner = rng.choice(team)
+                ev: dict = {
+                    "id": new_id(),
+                    "title": who,
+                    "calendarId": cal["id"],
+                    "locationId": location_id,
+                    "contactId": cid,
+                    "groupId": cal["groupId"],
+                    "appointmentStatus": status,
+                    "assignedUserId": owner,
+                    "users": [u for u in team if u != owner][:1] if rng.random() < 0.15 else [],
+                }
+                if rng.random() < 0.4:
+                    ev["address"] = f"https://zoom.us/j/{rng.randint(10**9, 10**10 - 1)}"
+                if rng.random() < 0.2:
+                    ev["notes"] = rng.choice(_NOTE_PLAIN)
+                ev["isRecurring"] = False
+                ev["startTime"] = _iso_offset(start)
+                ev["endTime"] = _iso_offset(end)
+                ev["dateAdded"] = _iso_offset(booked)
+                ev["dateUpdated"] = _iso_offset(min(-(-max(updated, booked) // 1000) * 1000, now_ms // 1000 * 1000))
+                events.append(ev)
+
+    tasks.sort(key=lambda t: (t["contactId"], t["dueDate"], t["id"]))
+    notes.sort(key=lambda n: (n["contactId"], n["dateAdded"], n["id"]))
+    events.sort(key=lambda e: (e["startTime"], e["id"]))
+    return {"tasks": tasks, "notes": notes, "calendars": cals, "events": events}
+
+
+def _parse_iso_ms(value: object) -> int | None:
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        dt = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=UTC)
+    return int(dt.timestamp() * 1000)

@@ -1,4 +1,5 @@
-"""HTTP face of the HighLevel (GHL) API v2 simulator: the contacts routes on ``create_app(state)``.
+"""HTTP face of the HighLevel (GHL) API v2 simulator: the contacts routes on ``create_app(state)``,
+plus their tasks, notes and appointments, the location task search, and the calendars with their events.
 
 Owns everything that is HTTP: the gateway checks every API request passes in order (bearer token ->
 rate limit -> ``Version`` header -> route -> scope -> location -> body validation), the five
@@ -27,6 +28,10 @@ from sandbox.ghl.state import PUBLISHED_VERSIONS, ApiError, GhlState, Token, unp
 TRACE_HEADER = "x-trace-id"
 READ = "contacts.readonly"
 WRITE = "contacts.write"
+TASKS_SEARCH = "locations/tasks.readonly"
+CALENDARS_READ = "calendars.readonly"
+EVENTS_READ = "calendars/events.readonly"
+EVENTS_WRITE = "calendars/events.write"
 
 
 def _error(status: int, message: str | list[str], **extra: Any) -> JSONResponse:
@@ -265,6 +270,162 @@ def create_app(state: GhlState) -> FastAPI:
         tags = await _tags_body(request)
         return JSONResponse({"tags": state.change_tags(contact_id, tags, add=False, location_id=token.location_id)})
 
+    # ---- tasks (contacts.json; Version 2021-07-28) ------------------------------------------------
+
+    @app.get("/contacts/{contact_id}/tasks")
+    async def list_tasks(request: Request, contact_id: str) -> JSONResponse:
+        token = _guard(request, READ)
+        return JSONResponse({"tasks": state.list_tasks(contact_id, token.location_id)})
+
+    @app.post("/contacts/{contact_id}/tasks")
+    async def create_task(request: Request, contact_id: str) -> JSONResponse:
+        token = _guard(request, WRITE)
+        body = await _json_body(request)
+        return JSONResponse({"task": state.create_task(contact_id, body, token.location_id)}, status_code=201)
+
+    @app.get("/contacts/{contact_id}/tasks/{task_id}")
+    async def get_task(request: Request, contact_id: str, task_id: str) -> JSONResponse:
+        token = _guard(request, READ)
+        return JSONResponse({"task": state.get_task(contact_id, task_id, token.location_id)})
+
+    @app.put("/contacts/{contact_id}/tasks/{task_id}")
+    async def update_task(request: Request, contact_id: str, task_id: str) -> JSONResponse:
+        token = _guard(request, WRITE)
+        body = await _json_body(request)
+        return JSONResponse({"task": state.update_task(contact_id, task_id, body, token.location_id)})
+
+    @app.put("/contacts/{contact_id}/tasks/{task_id}/completed")
+    async def complete_task(request: Request, contact_id: str, task_id: str) -> JSONResponse:
+        token = _guard(request, WRITE)
+        body = await _json_body(request)
+        return JSONResponse({"task": state.complete_task(contact_id, task_id, body, token.location_id)})
+
+    @app.delete("/contacts/{contact_id}/tasks/{task_id}")
+    async def delete_task(request: Request, contact_id: str, task_id: str) -> JSONResponse:
+        token = _guard(request, WRITE)
+        state.delete_task(contact_id, task_id, token.location_id)
+        return JSONResponse({"succeded": True})
+
+    @app.post("/locations/{location_id}/tasks/search")
+    async def search_tasks(request: Request, location_id: str) -> JSONResponse:
+        _guard(request, TASKS_SEARCH, location_id)
+        body = await _json_body(request)
+        return JSONResponse(state.search_tasks(location_id, body))
+
+    # ---- notes (contacts.json; Version 2021-07-28) ------------------------------------------------
+
+    @app.get("/contacts/{contact_id}/notes")
+    async def list_notes(request: Request, contact_id: str) -> JSONResponse:
+        token = _guard(request, READ)
+        return JSONResponse({"notes": state.list_notes(contact_id, token.location_id)})
+
+    @app.post("/contacts/{contact_id}/notes")
+    async def create_note(request: Request, contact_id: str) -> JSONResponse:
+        token = _guard(request, WRITE)
+        body = await _json_body(request)
+        return JSONResponse({"note": state.create_note(contact_id, body, token.location_id)}, status_code=201)
+
+    @app.get("/contacts/{contact_id}/notes/{note_id}")
+    async def get_note(request: Request, contact_id: str, note_id: str) -> JSONResponse:
+        token = _guard(request, READ)
+        return JSONResponse({"note": state.get_note(contact_id, note_id, token.location_id)})
+
+    @app.put("/contacts/{contact_id}/notes/{note_id}")
+    async def update_note(request: Request, contact_id: str, note_id: str) -> JSONResponse:
+        token = _guard(request, WRITE)
+        body = await _json_body(request)
+        return JSONResponse({"note": state.update_note(contact_id, note_id, body, token.location_id)})
+
+    @app.delete("/contacts/{contact_id}/notes/{note_id}")
+    async def delete_note(request: Request, contact_id: str, note_id: str) -> JSONResponse:
+        token = _guard(request, WRITE)
+        state.delete_note(contact_id, note_id, token.location_id)
+        return JSONResponse({"succeded": True})
+
+    # ---- appointments of a contact (contacts.json) and calendars (calendars.json; 2021-04-15) -----
+
+    @app.get("/contacts/{contact_id}/appointments")
+    async def contact_appointments(request: Request, contact_id: str) -> JSONResponse:
+        token = _guard(request, READ)
+        return JSONResponse({"events": state.contact_appointments(contact_id, token.location_id)})
+
+    @app.get("/calendars/")
+    @app.get("/calendars", include_in_schema=False)
+    async def list_calendars(request: Request) -> JSONResponse:
+        _guard(request, CALENDARS_READ)
+        q = request.query_params
+        location_id = q.get("locationId")
+        _guard(request, CALENDARS_READ, location_id)
+        errors = [] if location_id else ["locationId should not be empty", "locationId must be a string"]
+        drafted = q.get("showDrafted", "true").lower()
+        if drafted not in ("true", "false"):
+            errors.append("showDrafted must be a boolean value")
+        if errors:
+            raise unprocessable(*errors)
+        calendars = state.list_calendars(location_id, group_id=q.get("groupId") or None, show_drafted=drafted == "true")
+        return JSONResponse({"calendars": calendars})
+
+    @app.get("/calendars/events")
+    async def calendar_events(request: Request) -> JSONResponse:
+        _guard(request, EVENTS_READ)
+        q = request.query_params
+        location_id = q.get("locationId")
+        _guard(request, EVENTS_READ, location_id)
+        errors = [] if location_id else ["locationId should not be empty", "locationId must be a string"]
+        window: dict[str, int] = {}
+        for name in ("startTime", "endTime"):
+            raw = (q.get(name) or "").strip()
+            if not raw:
+                errors.append(f"{name} should not be empty")
+            elif not raw.isdigit():
+                errors.append(f"{name} must be a number string (epoch milliseconds)")
+            else:
+                window[name] = int(raw)
+        if len(window) == 2 and window["endTime"] < window["startTime"]:
+            errors.append("endTime must not be less than startTime")
+        picks = {k: q.get(k) or None for k in ("calendarId", "userId", "groupId")}
+        if not any(picks.values()):
+            errors.append("Either of calendarId, userId or groupId is required")
+        if errors:
+            raise unprocessable(*errors)
+        events = state.calendar_events(
+            location_id,
+            start_ms=window["startTime"],
+            end_ms=window["endTime"],
+            calendar_id=picks["calendarId"],
+            user_id=picks["userId"],
+            group_id=picks["groupId"],
+        )
+        return JSONResponse({"events": events})
+
+    @app.post("/calendars/events/appointments")
+    async def create_appointment(request: Request) -> JSONResponse:
+        _guard(request, EVENTS_WRITE)
+        body = await _json_body(request)
+        _guard(request, EVENTS_WRITE, body.get("locationId"))
+        # The spec declares 200 (not 201) for this create.
+        return JSONResponse(state.create_appointment(body))
+
+    @app.get("/calendars/events/appointments/{event_id}")
+    async def get_appointment(request: Request, event_id: str) -> JSONResponse:
+        token = _guard(request, EVENTS_READ)
+        return JSONResponse({"event": state.get_event(event_id, token.location_id)})
+
+    @app.put("/calendars/events/appointments/{event_id}")
+    async def update_appointment(request: Request, event_id: str) -> JSONResponse:
+        token = _guard(request, EVENTS_WRITE)
+        body = await _json_body(request)
+        return JSONResponse(state.update_appointment(event_id, body, token.location_id))
+
+    @app.delete("/calendars/events/{event_id}")
+    async def delete_event(request: Request, event_id: str) -> JSONResponse:
+        token = _guard(request, EVENTS_WRITE)
+        body = await _json_body(request)  # DeleteAppointmentSchema: an empty object
+        if body:
+            raise unprocessable(*(f"property {k} should not exist" for k in body))
+        state.delete_event(event_id, token.location_id)
+        return JSONResponse({"succeeded": True}, status_code=201)
+
     # ---- admin (/_sim): no auth, no rate limit, not logged ------------------------------------------
 
     @app.post("/_sim/contacts")
@@ -290,6 +451,41 @@ def create_app(state: GhlState) -> FastAPI:
         return JSONResponse(
             {"contacts": state.all_contacts(offset, limit), "total": state.count(), "offset": offset, "limit": limit}
         )
+
+    def _admin_list(body: Any, key: str) -> list:
+        if isinstance(body, dict):
+            body = body.get(key, [])
+        if not isinstance(body, list):
+            raise ApiError(400, f"body must be a list of {key}")
+        return body
+
+    loaders = {
+        "tasks": (state.load_tasks, state.all_tasks),
+        "notes": (state.load_notes, state.all_notes),
+        "calendars": (state.load_calendars, state.all_calendars),
+        "events": (state.load_events, state.all_events),
+    }
+
+    def _admin_routes(key: str) -> None:
+        load, dump = loaders[key]
+
+        async def sim_load_children(request: Request) -> JSONResponse:
+            loaded = load(_admin_list(json.loads(await request.body() or b"[]"), key))
+            return JSONResponse({"loaded": loaded, "total": len(dump())})
+
+        async def sim_list_children(request: Request) -> JSONResponse:
+            offset = _int_query(request, "offset", 0, lo=0)
+            limit = _int_query(request, "limit", 1000, lo=1)
+            docs = dump()
+            return JSONResponse(
+                {key: docs[offset : offset + limit], "total": len(docs), "offset": offset, "limit": limit}
+            )
+
+        app.add_api_route(f"/_sim/{key}", sim_load_children, methods=["POST"], name=f"sim_load_{key}")
+        app.add_api_route(f"/_sim/{key}", sim_list_children, methods=["GET"], name=f"sim_list_{key}")
+
+    for _key in loaders:
+        _admin_routes(_key)
 
     @app.get("/_sim/config")
     async def sim_get_config() -> JSONResponse:

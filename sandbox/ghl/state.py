@@ -3,7 +3,9 @@
 Owns: the token store, the per-(client, location) rate limiter, contact storage (with the derived
 name/email fields and duplicate detection), the search index (a possibly lagging copy of the
 contacts with sorted ``(epoch_ms, id)`` lists for ``dateAdded``/``dateUpdated``), and the search,
-list and business-listing engines. ``app.py`` only turns HTTP into calls on this object.
+list and business-listing engines. It also owns the contacts' child objects (tasks, notes) and the
+calendars with their events (appointments), with the task search and the calendar-event window.
+``app.py`` only turns HTTP into calls on this object.
 
 Every public method takes ``self.lock``; the lock is re-entrant so methods may call each other.
 Rule violations are raised as ``ApiError`` carrying the exact GHL error body.
@@ -26,6 +28,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import phonenumbers
 
@@ -33,7 +36,10 @@ from sandbox.common import RequestLog
 
 __all__ = [
     "ALL_SCOPES",
+    "APPOINTMENT_STATUSES",
     "CONFIG_KEYS",
+    "MAX_TASK_SEARCH_CONTACTS",
+    "MAX_TASK_SEARCH_LIMIT",
     "PUBLISHED_VERSIONS",
     "SORTABLE_FIELDS",
     "ApiError",
@@ -77,6 +83,8 @@ CONFIG_KEYS: tuple[str, ...] = (
     "index_lag_s",
     "latency_s",
     "allow_duplicates",
+    "touch_contact_on_child_write",
+    "location_timezone",
 )
 _CONFIG_TYPES: dict[str, type] = {
     "rate_limit": bool,
@@ -87,12 +95,24 @@ _CONFIG_TYPES: dict[str, type] = {
     "index_lag_s": float,
     "latency_s": float,
     "allow_duplicates": bool,
+    "touch_contact_on_child_write": bool,
+    "location_timezone": str,
 }
 DAY_S = 86_400.0
 PAGE_PAGING_CAP = 10_000  # page * pageLimit may not go past this many records
 MAX_PAGE_LIMIT = 500
 MAX_FILTER_VALUE_LEN = 75
 DEFAULT_SORT: tuple[tuple[str, str], ...] = (("dateAdded", "asc"),)
+
+# Tasks, notes, calendars, events (contacts.json, locations.json, calendars.json).
+APPOINTMENT_STATUSES: tuple[str, ...] = ("new", "confirmed", "cancelled", "showed", "noshow", "invalid")
+MEETING_LOCATION_TYPES: tuple[str, ...] = ("custom", "zoom", "gmeet", "phone", "address", "ms_teams", "google")
+# The spec caps neither; these are the simulator's choices (BEHAVIOR.md).
+MAX_TASK_SEARCH_LIMIT = 100
+MAX_TASK_SEARCH_CONTACTS = 100
+DEFAULT_TASK_SEARCH_LIMIT = 25
+TASK_KEYS: tuple[str, ...] = ("id", "title", "body", "assignedTo", "dueDate", "completed", "contactId")
+NOTE_KEYS: tuple[str, ...] = ("id", "body", "userId", "dateAdded", "contactId", "title", "color", "pinned")
 
 _ALNUM = string.ascii_letters + string.digits
 
@@ -701,6 +721,8 @@ class GhlState:
         index_lag_s: float = 0.0,
         latency_s: float = 0.0,
         allow_duplicates: bool = False,
+        touch_contact_on_child_write: bool = False,
+        location_timezone: str = "America/New_York",
     ) -> None:
         self.location_id = location_id
         self.rate_limit = rate_limit
@@ -711,6 +733,11 @@ class GhlState:
         self.index_lag_s = index_lag_s
         self.latency_s = latency_s
         self.allow_duplicates = allow_duplicates
+        # Unknown on the live API (ghl-api.md is silent): does a task/note/appointment write move
+        # the contact's dateUpdated? False = no (default); True = the child write stamps it to now.
+        self.touch_contact_on_child_write = touch_contact_on_child_write
+        # The location's time zone: calendar event times are rendered with its UTC offset.
+        self.location_timezone = _check_timezone(location_timezone)
 
         self.lock = threading.RLock()
         self.request_log = RequestLog()
@@ -724,12 +751,23 @@ class GhlState:
         self._custom_keys: dict[str, str] = {}  # custom field key -> id, for writes by key
         self._index = _Index(location_id)
         self._pending: deque[_Pending] = deque()
+        # Children of contacts and calendars. Docs are kept in API read shape, except that event
+        # times (startTime, endTime, dateAdded, dateUpdated) are epoch-ms ints, rendered per route.
+        self._tasks: dict[str, dict] = {}
+        self._task_loc: dict[str, str] = {}  # task id -> location (its contact's, when loaded)
+        self._tasks_by_contact: dict[str, dict[str, None]] = {}
+        self._task_order: list[tuple[str, bool, int, str]] | None = None  # cached search order
+        self._notes: dict[str, dict] = {}
+        self._notes_by_contact: dict[str, dict[str, None]] = {}
+        self._calendars: dict[str, dict] = {}
+        self._events: dict[str, dict] = {}
+        self._events_by_contact: dict[str, dict[str, None]] = {}
 
     # ---- construction / persistence -------------------------------------------------------------
 
     @classmethod
     def from_seed_file(cls, path: str | Path, **kw: Any) -> GhlState:
-        """Load ``{"locationId": ..., "contacts": [...]}`` (or a bare list of contacts)."""
+        """Load ``{"locationId", "contacts", "calendars", "events", "tasks", "notes"}`` (or a bare contact list)."""
         data = json.loads(Path(path).read_text(encoding="utf-8"))
         contacts = data if isinstance(data, list) else data.get("contacts", [])
         location_id = kw.pop("location_id", None)
@@ -741,15 +779,24 @@ class GhlState:
             raise ValueError("seed file has no locationId; pass location_id=")
         state = cls(location_id, **kw)
         state.load_contacts(contacts)
+        if isinstance(data, dict):
+            state.load_calendars(data.get("calendars") or [])
+            state.load_events(data.get("events") or [])
+            state.load_tasks(data.get("tasks") or [])
+            state.load_notes(data.get("notes") or [])
         return state
 
     def dump_seed(self, path: str | Path) -> None:
         with self.lock:
-            contacts = self.all_contacts()
-        Path(path).write_text(
-            json.dumps({"locationId": self.location_id, "contacts": contacts}, ensure_ascii=False, indent=1),
-            encoding="utf-8",
-        )
+            data = {
+                "locationId": self.location_id,
+                "contacts": self.all_contacts(),
+                "calendars": self.all_calendars(),
+                "events": self.all_events(),
+                "tasks": self.all_tasks(),
+                "notes": self.all_notes(),
+            }
+        Path(path).write_text(json.dumps(data, ensure_ascii=False, indent=1), encoding="utf-8")
 
     # ---- config / tokens ------------------------------------------------------------------------
 
@@ -760,6 +807,8 @@ class GhlState:
         unknown = sorted(set(changes) - set(CONFIG_KEYS))
         if unknown:
             raise ApiError(400, f"unknown config key(s): {', '.join(unknown)}")
+        if "location_timezone" in changes:
+            _check_timezone(changes["location_timezone"])
         with self.lock:
             for k, v in changes.items():
                 setattr(self, k, _CONFIG_TYPES[k](v))
@@ -946,8 +995,15 @@ class GhlState:
         return len(docs)
 
     def reset(self) -> None:
-        """Drop all contacts, pending index writes and rate-limit counters (tokens and config stay)."""
+        """Drop all contacts, their tasks/notes, calendars, events, pending index writes and rate-limit
+        counters (tokens and config stay)."""
         with self.lock:
+            for table in (
+                self._tasks, self._task_loc, self._tasks_by_contact, self._notes, self._notes_by_contact,
+                self._calendars, self._events, self._events_by_contact,
+            ):  # fmt: skip
+                table.clear()
+            self._task_order = None
             self._docs.clear()
             self._by_email.clear()
             self._by_phone.clear()
@@ -1199,6 +1255,11 @@ class GhlState:
                 raise not_found(cid)
             self._check_owner(doc, location_id)
             self._delete(cid)
+            # Choice: a contact's tasks and notes go with it; calendar events stay on their calendar.
+            for tid in list(self._tasks_by_contact.get(cid, ())):
+                self._drop_task(tid)
+            for nid in list(self._notes_by_contact.get(cid, ())):
+                self._drop_note(nid)
 
     def change_tags(self, cid: str, tags: list[str], *, add: bool, location_id: str | None = None) -> list[str]:
         """Tags endpoints: add (union, order kept) or remove; returns the contact's tags afterwards."""
@@ -1497,6 +1558,613 @@ class GhlState:
             ]
             return {"contacts": [dict(r.doc) for r in matches[skip : skip + limit]], "count": len(matches)}
 
+    # ---- contact children: shared -------------------------------------------------------------------
+
+    def _owned_contact(self, cid: str, location_id: str | None) -> dict:
+        """The fresh contact for a nested route: unknown -> 400, another location's -> 403."""
+        doc = self._docs.get(cid)
+        if doc is None:
+            raise not_found(cid)
+        self._check_owner(doc, location_id)
+        return doc
+
+    def _touch_contact(self, cid: str | None) -> None:
+        """With ``touch_contact_on_child_write``, a child write stamps the contact's dateUpdated."""
+        if not self.touch_contact_on_child_write or not cid:
+            return
+        doc = self._docs.get(cid)
+        if doc is not None:
+            self._write_update(doc, {})
+
+    @staticmethod
+    def _link(table: dict[str, dict[str, None]], parent: str, child: str) -> None:
+        table.setdefault(parent, {})[child] = None
+
+    @staticmethod
+    def _unlink(table: dict[str, dict[str, None]], parent: str | None, child: str) -> None:
+        ids = table.get(parent or "")
+        if ids is not None:
+            ids.pop(child, None)
+            if not ids:
+                del table[parent or ""]
+
+    # ---- tasks ----------------------------------------------------------------------------------------
+
+    def _put_task(self, doc: dict, location_id: str) -> None:
+        old = self._tasks.get(doc["id"])
+        if old is not None:
+            self._unlink(self._tasks_by_contact, old.get("contactId"), doc["id"])
+        self._tasks[doc["id"]] = doc
+        self._task_loc[doc["id"]] = location_id
+        self._link(self._tasks_by_contact, doc["contactId"], doc["id"])
+        self._task_order = None
+
+    def _drop_task(self, tid: str) -> None:
+        doc = self._tasks.pop(tid, None)
+        if doc is not None:
+            self._task_loc.pop(tid, None)
+            self._unlink(self._tasks_by_contact, doc.get("contactId"), tid)
+            self._task_order = None
+
+    def _owned_task(self, cid: str, tid: str, location_id: str | None) -> dict:
+        self._owned_contact(cid, location_id)
+        doc = self._tasks.get(tid)
+        if doc is None or doc.get("contactId") != cid:
+            raise ApiError(400, f"Task with id {tid} not found")
+        return doc
+
+    def list_tasks(self, cid: str, location_id: str | None = None) -> list[dict]:
+        """``GET /contacts/{id}/tasks``: the contact's tasks by dueDate, then id (choice)."""
+        with self.lock:
+            self._owned_contact(cid, location_id)
+            docs = [self._tasks[t] for t in self._tasks_by_contact.get(cid, ())]
+            docs.sort(key=_task_sort_key)
+            return [dict(d) for d in docs]
+
+    def get_task(self, cid: str, tid: str, location_id: str | None = None) -> dict:
+        with self.lock:
+            return dict(self._owned_task(cid, tid, location_id))
+
+    def create_task(self, cid: str, body: dict, location_id: str | None = None) -> dict:
+        """``POST /contacts/{id}/tasks`` (CreateTaskParams: title*, dueDate*, completed*, body, assignedTo)."""
+        errors = _dto_errors(
+            body, _TASK_FIELDS, required=("title", "dueDate", "completed"), nullable=("body", "assignedTo")
+        )
+        with self.lock:
+            contact = self._owned_contact(cid, location_id)
+            if errors:
+                raise unprocessable(*errors)
+            tid = new_id()
+            while tid in self._tasks:
+                tid = new_id()
+            doc: dict[str, Any] = {"id": tid}
+            _apply_task(doc, body)
+            doc["contactId"] = cid
+            doc = {k: doc[k] for k in TASK_KEYS if k in doc}
+            self._put_task(doc, contact.get("locationId") or self.location_id)
+            self._touch_contact(cid)
+            return dict(doc)
+
+    def update_task(self, cid: str, tid: str, body: dict, location_id: str | None = None) -> dict:
+        """``PUT /contacts/{id}/tasks/{taskId}`` (UpdateTaskBody: any of the create fields)."""
+        errors = _dto_errors(body, _TASK_FIELDS, nullable=("body", "assignedTo"))
+        with self.lock:
+            old = self._owned_task(cid, tid, location_id)
+            if errors:
+                raise unprocessable(*errors)
+            doc = dict(old)
+            _apply_task(doc, body)
+            self._put_task(doc, self._task_loc.get(tid, self.location_id))
+            self._touch_contact(cid)
+            return dict(doc)
+
+    def complete_task(self, cid: str, tid: str, body: dict, location_id: str | None = None) -> dict:
+        """``PUT .../tasks/{taskId}/completed`` (UpdateTaskStatusParams: completed*)."""
+        errors = _dto_errors(body, {"completed": "boolean"}, required=("completed",))
+        with self.lock:
+            old = self._owned_task(cid, tid, location_id)
+            if errors:
+                raise unprocessable(*errors)
+            doc = {**old, "completed": body["completed"]}
+            self._put_task(doc, self._task_loc.get(tid, self.location_id))
+            self._touch_contact(cid)
+            return dict(doc)
+
+    def delete_task(self, cid: str, tid: str, location_id: str | None = None) -> None:
+        with self.lock:
+            self._owned_task(cid, tid, location_id)
+            self._drop_task(tid)
+            self._touch_contact(cid)
+
+    def parse_task_search(self, body: dict) -> dict:
+        """Validate a ``POST /locations/{id}/tasks/search`` body (TaskSearchParamsDto); 422 lists every problem."""
+        errors = _dto_errors(body, _TASK_SEARCH_FIELDS)
+        contact_ids = body.get("contactId")
+        if isinstance(contact_ids, list) and len(contact_ids) > MAX_TASK_SEARCH_CONTACTS:
+            errors.append(f"contactId must contain no more than {MAX_TASK_SEARCH_CONTACTS} elements")
+        limit = body.get("limit")
+        if limit is not None and _is_int(limit):
+            if limit < 1:
+                errors.append("limit must not be less than 1")
+            elif limit > MAX_TASK_SEARCH_LIMIT:
+                errors.append(f"limit must not be greater than {MAX_TASK_SEARCH_LIMIT}")
+        skip = body.get("skip")
+        if skip is not None and _is_int(skip) and skip < 0:
+            errors.append("skip must not be less than 0")
+        if errors:
+            raise unprocessable(*errors)
+        return {
+            "contact_ids": list(dict.fromkeys(contact_ids)) if contact_ids else None,
+            "completed": body.get("completed"),
+            "assigned_to": set(body["assignedTo"]) if body.get("assignedTo") else None,
+            "query": body["query"].lower() if body.get("query") else None,
+            "business_id": body.get("businessId") or None,
+            "limit": DEFAULT_TASK_SEARCH_LIMIT if limit is None else int(limit),
+            "skip": 0 if skip is None else int(skip),
+        }
+
+    def search_tasks(self, location_id: str, body: dict) -> dict:
+        """Tasks of ``location_id`` matching the filters, ordered by contactId, dueDate, id; skip/limit."""
+        p = self.parse_task_search(body)
+        with self.lock:
+            if p["contact_ids"] is not None:
+                order = sorted(
+                    _task_sort_key(self._tasks[t])
+                    for cid in p["contact_ids"]
+                    for t in self._tasks_by_contact.get(cid, ())
+                )
+            else:
+                if self._task_order is None:
+                    self._task_order = sorted(_task_sort_key(d) for d in self._tasks.values())
+                order = self._task_order
+            completed, assigned, needle = p["completed"], p["assigned_to"], p["query"]
+            business = p["business_id"]
+            skip, limit, out = p["skip"], p["limit"], []
+            for *_, tid in order:
+                doc = self._tasks[tid]
+                if self._task_loc.get(tid) != location_id:
+                    continue
+                if completed is not None and bool(doc.get("completed")) != completed:
+                    continue
+                if assigned is not None and doc.get("assignedTo") not in assigned:
+                    continue
+                if needle is not None and not any(
+                    isinstance(doc.get(k), str) and needle in doc[k].lower() for k in ("title", "body")
+                ):
+                    continue
+                if business is not None and (self._docs.get(doc["contactId"]) or {}).get("businessId") != business:
+                    continue
+                if skip:
+                    skip -= 1
+                    continue
+                out.append(dict(doc))
+                if len(out) >= limit:
+                    break
+            return {"tasks": out}
+
+    # ---- notes ----------------------------------------------------------------------------------------
+
+    def _put_note(self, doc: dict) -> None:
+        old = self._notes.get(doc["id"])
+        if old is not None:
+            self._unlink(self._notes_by_contact, old.get("contactId"), doc["id"])
+        self._notes[doc["id"]] = doc
+        self._link(self._notes_by_contact, doc["contactId"], doc["id"])
+
+    def _drop_note(self, nid: str) -> None:
+        doc = self._notes.pop(nid, None)
+        if doc is not None:
+            self._unlink(self._notes_by_contact, doc.get("contactId"), nid)
+
+    def _owned_note(self, cid: str, nid: str, location_id: str | None) -> dict:
+        self._owned_contact(cid, location_id)
+        doc = self._notes.get(nid)
+        if doc is None or doc.get("contactId") != cid:
+            raise ApiError(400, f"Note with id {nid} not found")
+        return doc
+
+    def list_notes(self, cid: str, location_id: str | None = None) -> list[dict]:
+        """``GET /contacts/{id}/notes``: all of them (no paging), newest dateAdded first, then id (choice)."""
+        with self.lock:
+            self._owned_contact(cid, location_id)
+            docs = sorted((self._notes[n] for n in self._notes_by_contact.get(cid, ())), key=lambda d: d["id"])
+            docs.sort(key=lambda d: parse_ms(d.get("dateAdded")) or 0, reverse=True)
+            return [dict(d) for d in docs]
+
+    def get_note(self, cid: str, nid: str, location_id: str | None = None) -> dict:
+        with self.lock:
+            return dict(self._owned_note(cid, nid, location_id))
+
+    def create_note(self, cid: str, body: dict, location_id: str | None = None) -> dict:
+        """``POST /contacts/{id}/notes`` (NotesDTO: body*, userId, title, color, pinned). Bodies are kept verbatim."""
+        errors = _dto_errors(body, _NOTE_FIELDS, required=("body",), nullable=("userId", "title", "color"))
+        with self.lock:
+            self._owned_contact(cid, location_id)
+            if errors:
+                raise unprocessable(*errors)
+            nid = new_id()
+            while nid in self._notes:
+                nid = new_id()
+            doc: dict[str, Any] = {"id": nid, "pinned": False}
+            _apply_plain(doc, body)
+            doc["dateAdded"] = iso_ms(now_ms())
+            doc["contactId"] = cid
+            doc = {k: doc[k] for k in NOTE_KEYS if k in doc}
+            self._put_note(doc)
+            self._touch_contact(cid)
+            return dict(doc)
+
+    def update_note(self, cid: str, nid: str, body: dict, location_id: str | None = None) -> dict:
+        """``PUT /contacts/{id}/notes/{noteId}`` (UpdateNoteDTO: any of the create fields)."""
+        errors = _dto_errors(body, _NOTE_FIELDS, nullable=("userId", "title", "color"))
+        with self.lock:
+            old = self._owned_note(cid, nid, location_id)
+            if errors:
+                raise unprocessable(*errors)
+            doc = dict(old)
+            _apply_plain(doc, body)
+            self._put_note(doc)
+            self._touch_contact(cid)
+            return dict(doc)
+
+    def delete_note(self, cid: str, nid: str, location_id: str | None = None) -> None:
+        with self.lock:
+            self._owned_note(cid, nid, location_id)
+            self._drop_note(nid)
+            self._touch_contact(cid)
+
+    # ---- calendars and events ---------------------------------------------------------------------
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.location_timezone)
+
+    def list_calendars(self, location_id: str, *, group_id: str | None = None, show_drafted: bool = True) -> list[dict]:
+        """``GET /calendars/``: the location's calendars by name, then id (choice)."""
+        with self.lock:
+            docs = [
+                c
+                for c in self._calendars.values()
+                if c.get("locationId") == location_id
+                and (group_id is None or c.get("groupId") == group_id)
+                and (show_drafted or c.get("isActive", True))
+            ]
+            docs.sort(key=lambda c: (str(c.get("name") or ""), c["id"]))
+            return [json.loads(json.dumps(c)) for c in docs]
+
+    def _render_event(self, ev: dict, *, zoneless: bool = False) -> dict:
+        """Stored event -> CalendarEventDTO (ISO with the location's offset) or GetEventSchema (zone-less)."""
+        tz = self.tz
+        out = dict(ev)
+        for k in _EVENT_TIME_KEYS:
+            if isinstance(out.get(k), int):
+                dt = datetime.fromtimestamp(out[k] // 1000, tz)
+                out[k] = f"{dt:%Y-%m-%d %H:%M:%S}" if zoneless else dt.isoformat()
+        out["users"] = list(ev.get("users") or [])
+        return out
+
+    def _contact_event(self, ev: dict) -> dict:
+        """GetEventSchema (``GET /contacts/{id}/appointments``): its key set, zone-less times."""
+        r = self._render_event(ev, zoneless=True)
+        status = r.get("appointmentStatus") or "new"
+        out: dict[str, Any] = {
+            "id": r["id"],
+            "calendarId": r.get("calendarId", ""),
+            # Choice: the legacy status reads "booked" for new/confirmed, else the appointment status.
+            "status": "booked" if status in ("new", "confirmed") else status,
+            "title": r.get("title", ""),
+            "assignedUserId": r.get("assignedUserId", ""),
+        }
+        if r.get("notes"):
+            out["notes"] = r["notes"]
+        out["startTime"], out["endTime"] = r["startTime"], r["endTime"]
+        if r.get("address"):
+            out["address"] = r["address"]
+        for k in ("locationId", "contactId", "groupId"):
+            out[k] = r.get(k, "")
+        out["appointmentStatus"] = status
+        out["users"] = r["users"]
+        out["dateAdded"], out["dateUpdated"] = r["dateAdded"], r["dateUpdated"]
+        out["assignedResources"] = list(r.get("assignedResources") or [])
+        return out
+
+    def _appointment_response(self, ev: dict) -> dict:
+        """AppointmentSchemaResponse (create/update appointment): flat, ISO times with offset."""
+        r = self._render_event(ev)
+        keys = (
+            "id", "calendarId", "locationId", "contactId", "startTime", "endTime", "title",
+            "meetingLocationType", "appointmentStatus", "assignedUserId", "address", "isRecurring", "rrule",
+        )  # fmt: skip
+        return {k: r[k] for k in keys if k in r}
+
+    def contact_appointments(self, cid: str, location_id: str | None = None) -> list[dict]:
+        """``GET /contacts/{id}/appointments``: every event of the contact by startTime, then id."""
+        with self.lock:
+            self._owned_contact(cid, location_id)
+            evs = sorted(
+                (self._events[e] for e in self._events_by_contact.get(cid, ())),
+                key=lambda ev: (ev["startTime"], ev["id"]),
+            )
+            return [self._contact_event(ev) for ev in evs]
+
+    def calendar_events(
+        self,
+        location_id: str,
+        *,
+        start_ms: int,
+        end_ms: int,
+        calendar_id: str | None = None,
+        user_id: str | None = None,
+        group_id: str | None = None,
+    ) -> list[dict]:
+        """``GET /calendars/events``: events overlapping ``[start_ms, end_ms]`` (filters AND-ed)."""
+        with self.lock:
+            hits = []
+            for ev in self._events.values():
+                if ev.get("locationId") != location_id:
+                    continue
+                if calendar_id is not None and ev.get("calendarId") != calendar_id:
+                    continue
+                if group_id is not None and ev.get("groupId") != group_id:
+                    continue
+                if (
+                    user_id is not None
+                    and ev.get("assignedUserId") != user_id
+                    and user_id not in (ev.get("users") or ())
+                ):
+                    continue
+                start, end = ev["startTime"], ev["endTime"]
+                # An event [start, end) overlaps the closed window; a zero-length one counts at its start.
+                if start <= end_ms and max(end, start + 1) > start_ms:
+                    hits.append(ev)
+            hits.sort(key=lambda ev: (ev["startTime"], ev["id"]))
+            return [self._render_event(ev) for ev in hits]
+
+    def _owned_event(self, eid: str, location_id: str | None) -> dict:
+        ev = self._events.get(eid)
+        if ev is None:
+            raise ApiError(400, f"Event with id {eid} not found")
+        self._check_owner(ev, location_id)
+        return ev
+
+    def get_event(self, eid: str, location_id: str | None = None) -> dict:
+        """``GET /calendars/events/appointments/{eventId}`` -> CalendarEventDTO."""
+        with self.lock:
+            return self._render_event(self._owned_event(eid, location_id))
+
+    def _put_event(self, ev: dict) -> None:
+        old = self._events.get(ev["id"])
+        if old is not None:
+            self._unlink(self._events_by_contact, old.get("contactId"), ev["id"])
+        self._events[ev["id"]] = ev
+        if ev.get("contactId"):
+            self._link(self._events_by_contact, ev["contactId"], ev["id"])
+
+    def _calendar_in(self, calendar_id: str, location_id: str) -> dict:
+        cal = self._calendars.get(calendar_id)
+        if cal is None or cal.get("locationId") != location_id:
+            raise ApiError(400, f"Calendar with id {calendar_id} not found")
+        return cal
+
+    def _appointment_errors(self, body: dict, *, create: bool) -> list[str]:
+        fields = _APPOINTMENT_CREATE_FIELDS if create else _APPOINTMENT_EDIT_FIELDS
+        required = ("calendarId", "locationId", "contactId", "startTime") if create else ()
+        errors = _dto_errors(body, fields, required=required)
+        start = _event_ms(body.get("startTime"), self.tz) if isinstance(body.get("startTime"), str) else None
+        end = _event_ms(body.get("endTime"), self.tz) if isinstance(body.get("endTime"), str) else None
+        if start is not None and end is not None and end <= start:
+            errors.append("endTime must be later than startTime")
+        return errors
+
+    def create_appointment(self, body: dict) -> dict:
+        """``POST /calendars/events/appointments`` (AppointmentCreateSchema) -> AppointmentSchemaResponse.
+
+        Free-slot, date-range and notification rules are not simulated (any time books).
+        """
+        errors = self._appointment_errors(body, create=True)
+        if errors:
+            raise unprocessable(*errors)
+        with self.lock:
+            loc = body["locationId"]
+            cal = self._calendar_in(body["calendarId"], loc)
+            contact = self._docs.get(body["contactId"])
+            if contact is None or contact.get("locationId") != loc:
+                raise not_found(body["contactId"])
+            eid = new_id()
+            while eid in self._events:
+                eid = new_id()
+            stamp = now_ms()
+            start = _event_ms(body["startTime"], self.tz)
+            assert start is not None
+            ev: dict[str, Any] = {
+                "id": eid,
+                "title": body.get("title") or contact.get("contactName") or contact.get("name") or "Appointment",
+                "calendarId": cal["id"],
+                "locationId": loc,
+                "contactId": contact["id"],
+                "groupId": cal.get("groupId") or "",
+                "appointmentStatus": body.get("appointmentStatus")
+                or ("confirmed" if cal.get("autoConfirm", True) else "new"),
+                "assignedUserId": body.get("assignedUserId") or _first_member(cal),
+                "users": [],
+                "startTime": start,
+                "endTime": _event_ms(body["endTime"], self.tz) if body.get("endTime") else start + _slot_ms(cal),
+                "dateAdded": stamp,
+                "dateUpdated": stamp,
+                "isRecurring": bool(body.get("rrule")),
+            }
+            self._apply_appointment_extras(ev, body)
+            self._put_event(ev)
+            self._touch_contact(ev["contactId"])
+            return self._appointment_response(ev)
+
+    @staticmethod
+    def _apply_appointment_extras(ev: dict, body: dict) -> None:
+        for k in ("address", "description", "rrule", "meetingLocationType", "meetingLocationId"):
+            if body.get(k):
+                ev[k] = body[k]
+        if body.get("address") and not body.get("meetingLocationType") and not ev.get("meetingLocationType"):
+            ev["meetingLocationType"] = "custom"  # the spec's documented default when an address is given
+        if body.get("rrule"):
+            ev["isRecurring"] = True
+
+    def update_appointment(self, eid: str, body: dict, location_id: str | None = None) -> dict:
+        """``PUT /calendars/events/appointments/{eventId}`` (AppointmentEditSchema) -> AppointmentSchemaResponse."""
+        with self.lock:
+            old = self._owned_event(eid, location_id)
+            errors = self._appointment_errors(body, create=False)
+            if errors:
+                raise unprocessable(*errors)
+            ev = dict(old)
+            if body.get("calendarId"):
+                cal = self._calendar_in(body["calendarId"], old["locationId"])
+                ev["calendarId"], ev["groupId"] = cal["id"], cal.get("groupId") or ev.get("groupId", "")
+            for k in ("title", "appointmentStatus", "assignedUserId"):
+                if body.get(k):
+                    ev[k] = body[k]
+            if body.get("startTime"):
+                duration = old["endTime"] - old["startTime"]
+                ev["startTime"] = _event_ms(body["startTime"], self.tz)
+                ev["endTime"] = ev["startTime"] + duration  # a moved appointment keeps its length
+            if body.get("endTime"):
+                ev["endTime"] = _event_ms(body["endTime"], self.tz)
+            if ev["endTime"] <= ev["startTime"]:
+                raise unprocessable("endTime must be later than startTime")
+            self._apply_appointment_extras(ev, body)
+            ev["dateUpdated"] = max(now_ms(), old.get("dateUpdated") or 0)
+            self._put_event(ev)
+            self._touch_contact(ev.get("contactId"))
+            return self._appointment_response(ev)
+
+    def delete_event(self, eid: str, location_id: str | None = None) -> None:
+        """``DELETE /calendars/events/{eventId}``: hard delete."""
+        with self.lock:
+            ev = self._owned_event(eid, location_id)
+            del self._events[eid]
+            self._unlink(self._events_by_contact, ev.get("contactId"), eid)
+            self._touch_contact(ev.get("contactId"))
+
+    # ---- children: bulk / admin -------------------------------------------------------------------
+
+    def load_tasks(self, tasks: Iterable[dict]) -> int:
+        """Insert or replace tasks in API read shape, keeping ids and due dates (``contactId`` required).
+
+        A task's location is its contact's (else its own ``locationId`` key, else the state's).
+        ``dueDate`` is normalised to ``YYYY-MM-DDTHH:mm:ss.sssZ`` when it parses.
+        """
+        docs = []
+        for raw in tasks:
+            if not isinstance(raw, dict) or not raw.get("contactId"):
+                raise ApiError(400, "each task must be a JSON object with a contactId")
+            doc = dict(raw)
+            doc["id"] = doc.get("id") or new_id()
+            due = parse_ms(doc.get("dueDate"))
+            if due is not None:
+                doc["dueDate"] = iso_ms(due)
+            doc["completed"] = bool(doc.get("completed", False))
+            docs.append(doc)
+        with self.lock:
+            for doc in docs:
+                contact = self._docs.get(doc["contactId"])
+                loc = (contact or {}).get("locationId") or doc.get("locationId") or self.location_id
+                self._put_task(doc, loc)
+        return len(docs)
+
+    def load_notes(self, notes: Iterable[dict]) -> int:
+        """Insert or replace notes in API read shape, keeping ids and ``dateAdded`` (``contactId`` required)."""
+        stamp = iso_ms(now_ms())
+        docs = []
+        for raw in notes:
+            if not isinstance(raw, dict) or not raw.get("contactId"):
+                raise ApiError(400, "each note must be a JSON object with a contactId")
+            doc = dict(raw)
+            doc["id"] = doc.get("id") or new_id()
+            doc.setdefault("dateAdded", stamp)
+            doc.setdefault("pinned", False)
+            docs.append(doc)
+        with self.lock:
+            for doc in docs:
+                self._put_note(doc)
+        return len(docs)
+
+    def load_calendars(self, calendars: Iterable[dict]) -> int:
+        """Insert or replace calendars (CalendarDTO shape); a missing ``locationId`` is the state's."""
+        docs = []
+        for raw in calendars:
+            if not isinstance(raw, dict):
+                raise ApiError(400, "each calendar must be a JSON object")
+            doc = dict(raw)
+            doc["id"] = doc.get("id") or new_id()
+            doc.setdefault("locationId", self.location_id)
+            doc.setdefault("name", "Calendar")
+            doc.setdefault("isActive", True)
+            docs.append(doc)
+        with self.lock:
+            for doc in docs:
+                self._calendars[doc["id"]] = doc
+        return len(docs)
+
+    def load_events(self, events: Iterable[dict]) -> int:
+        """Insert or replace calendar events (CalendarEventDTO shape), keeping ids and every time.
+
+        Times may be ISO with an offset or ``Z``, zone-less (read in ``location_timezone``) or epoch ms.
+        ``startTime`` is required; missing ``endTime`` = start + the calendar's slot (30 min); missing
+        ``dateAdded`` = now; missing ``dateUpdated`` = ``dateAdded``.
+        """
+        tz = self.tz
+        stamp = now_ms()
+        docs = []
+        with self.lock:
+            for raw in events:
+                if not isinstance(raw, dict):
+                    raise ApiError(400, "each event must be a JSON object")
+                doc = dict(raw)
+                doc["id"] = doc.get("id") or new_id()
+                times = {k: _event_ms(doc.get(k), tz) for k in _EVENT_TIME_KEYS}
+                if times["startTime"] is None:
+                    raise ApiError(400, f"event {doc['id']}: startTime is missing or not a date")
+                cal = self._calendars.get(str(doc.get("calendarId")))
+                doc["startTime"] = times["startTime"]
+                doc["endTime"] = times["endTime"] if times["endTime"] is not None else doc["startTime"] + _slot_ms(cal)
+                doc["dateAdded"] = times["dateAdded"] if times["dateAdded"] is not None else stamp
+                doc["dateUpdated"] = times["dateUpdated"] if times["dateUpdated"] is not None else doc["dateAdded"]
+                doc.setdefault("locationId", (cal or {}).get("locationId") or self.location_id)
+                doc.setdefault("title", "")
+                doc.setdefault("calendarId", "")
+                doc.setdefault("contactId", "")
+                doc.setdefault("groupId", (cal or {}).get("groupId") or "")
+                doc.setdefault("appointmentStatus", "confirmed")
+                doc.setdefault("assignedUserId", _first_member(cal))
+                doc.setdefault("users", [])
+                docs.append(doc)
+            for doc in docs:
+                self._put_event(doc)
+        return len(docs)
+
+    def all_tasks(self) -> list[dict]:
+        """Every task, ordered by contactId, dueDate, id (the search order)."""
+        with self.lock:
+            return [dict(d) for d in sorted(self._tasks.values(), key=_task_sort_key)]
+
+    def all_notes(self) -> list[dict]:
+        """Every note, ordered by contactId, dateAdded, id."""
+        with self.lock:
+            docs = sorted(
+                self._notes.values(),
+                key=lambda d: (str(d.get("contactId")), parse_ms(d.get("dateAdded")) or 0, d["id"]),
+            )
+            return [dict(d) for d in docs]
+
+    def all_calendars(self) -> list[dict]:
+        with self.lock:
+            return [json.loads(json.dumps(c)) for c in sorted(self._calendars.values(), key=lambda c: c["id"])]
+
+    def all_events(self) -> list[dict]:
+        """Every event as CalendarEventDTO (ISO times with the location's offset), by startTime, id."""
+        with self.lock:
+            evs = sorted(self._events.values(), key=lambda ev: (ev["startTime"], ev["id"]))
+            return [self._render_event(ev) for ev in evs]
+
 
 # --------------------------------------------------------------------------------------------------
 # helpers
@@ -1538,3 +2206,165 @@ def _desc_order(
         j = bisect_left(lst, (ms,), lo, i + 1)
         yield from (lst[k] for k in range(j, i + 1))
         i = j - 1
+
+
+# --------------------------------------------------------------------------------------------------
+# tasks, notes, calendar events: DTOs and helpers
+
+_TASK_FIELDS: dict[str, str] = {
+    "title": "string",
+    "body": "string",
+    "dueDate": "iso",
+    "completed": "boolean",
+    "assignedTo": "string",
+}
+_TASK_SEARCH_FIELDS: dict[str, str] = {
+    "contactId": "string[]",
+    "completed": "boolean",
+    "assignedTo": "string[]",
+    "query": "string",
+    "limit": "int",
+    "skip": "int",
+    "businessId": "string",
+}
+_NOTE_FIELDS: dict[str, str] = {
+    "body": "string",
+    "userId": "string",
+    "title": "string",
+    "color": "string",
+    "pinned": "boolean",
+}
+_APPOINTMENT_EDIT_FIELDS: dict[str, str] = {
+    "title": "string",
+    "meetingLocationType": "meetingLocationType",
+    "meetingLocationId": "string",
+    "overrideLocationConfig": "boolean",
+    "appointmentStatus": "appointmentStatus",
+    "assignedUserId": "string",
+    "description": "string",
+    "address": "string",
+    "ignoreDateRange": "boolean",
+    "toNotify": "boolean",
+    "ignoreFreeSlotValidation": "boolean",
+    "rrule": "string",
+    "calendarId": "string",
+    "startTime": "iso",
+    "endTime": "iso",
+}
+_APPOINTMENT_CREATE_FIELDS: dict[str, str] = {
+    **_APPOINTMENT_EDIT_FIELDS,
+    "locationId": "string",
+    "contactId": "string",
+}
+_EVENT_TIME_KEYS = ("startTime", "endTime", "dateAdded", "dateUpdated")
+_ENUMS: dict[str, tuple[str, ...]] = {
+    "appointmentStatus": APPOINTMENT_STATUSES,
+    "meetingLocationType": MEETING_LOCATION_TYPES,
+}
+
+
+def _check_timezone(name: Any) -> str:
+    try:
+        ZoneInfo(str(name))
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ApiError(400, f"unknown time zone: {name}") from exc
+    return str(name)
+
+
+def _kind_error(name: str, kind: str, v: Any) -> str | None:
+    """The class-validator message for a value of the wrong kind (None when it is fine)."""
+    if kind == "string":
+        return None if isinstance(v, str) else f"{name} must be a string"
+    if kind == "boolean":
+        return None if isinstance(v, bool) else f"{name} must be a boolean value"
+    if kind == "int":
+        return None if _is_int(v) else f"{name} must be a number conforming to the specified constraints"
+    if kind == "iso":
+        ok = isinstance(v, str) and not v.strip().lstrip("-").isdigit() and parse_ms(v) is not None
+        return None if ok else f"{name} must be a valid ISO 8601 date string"
+    if kind == "string[]":
+        if not isinstance(v, list):
+            return f"{name} must be an array"
+        return None if all(isinstance(x, str) for x in v) else f"each value in {name} must be a string"
+    values = _ENUMS[kind]
+    return None if v in values else f"{name} must be one of the following values: {', '.join(values)}"
+
+
+def _dto_errors(
+    body: dict, fields: dict[str, str], *, required: Iterable[str] = (), nullable: Iterable[str] = ()
+) -> list[str]:
+    """Whitelist + type checks of a write DTO, NestJS ValidationPipe style (every problem, in order)."""
+    errors = [f"property {k} should not exist" for k in body if k not in fields]
+    required, nullable = set(required), set(nullable)
+    for name, kind in fields.items():
+        v = body.get(name)
+        if name in required and (v is None or v == ""):
+            errors.append(f"{name} should not be empty")
+            if v is None:
+                errors.append(_kind_error(name, kind, v) or f"{name} should not be empty")
+            continue
+        if name not in body or (v is None and name in nullable):
+            continue
+        msg = _kind_error(name, kind, v)
+        if msg:
+            errors.append(msg)
+    return errors
+
+
+def _apply_plain(doc: dict, body: dict) -> None:
+    """Copy a validated body onto ``doc``; ``null`` clears a (nullable) field."""
+    for k, v in body.items():
+        if v is None:
+            doc.pop(k, None)
+        else:
+            doc[k] = v
+
+
+def _apply_task(doc: dict, body: dict) -> None:
+    _apply_plain(doc, body)
+    if "dueDate" in body:
+        doc["dueDate"] = iso_ms(parse_ms(body["dueDate"]) or 0)
+
+
+def _task_sort_key(doc: dict) -> tuple[str, bool, int, str]:
+    """(contactId, no due date, due ms, id): tasks without a due date go last within their contact."""
+    due = parse_ms(doc.get("dueDate"))
+    return (str(doc.get("contactId") or ""), due is None, due or 0, str(doc.get("id")))
+
+
+def _event_ms(value: Any, tz: ZoneInfo) -> int | None:
+    """An event time (ISO with offset/Z, zone-less local time, or epoch ms) -> epoch ms."""
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, int | float):
+        return int(value) if math.isfinite(value) else None
+    if not isinstance(value, str) or not value.strip():
+        return None
+    s = value.strip()
+    if s.lstrip("-").isdigit():
+        return int(s)
+    try:
+        dt = datetime.fromisoformat(s)
+    except ValueError:
+        return None
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=tz)
+    return (dt - _EPOCH) // timedelta(milliseconds=1)
+
+
+def _first_member(cal: dict | None) -> str:
+    for member in (cal or {}).get("teamMembers") or ():
+        if isinstance(member, dict) and member.get("userId"):
+            return str(member["userId"])
+    return ""
+
+
+def _slot_ms(cal: dict | None) -> int:
+    """A calendar's slot length (``slotDuration`` in ``slotDurationUnit``; 30 minutes by default)."""
+    cal = cal or {}
+    duration = cal.get("slotDuration") or 30
+    unit = 3_600_000 if cal.get("slotDurationUnit") == "hours" else 60_000
+    try:
+        return max(60_000, int(float(duration) * unit))
+    except (TypeError, ValueError):
+        return 30 * 60_000
