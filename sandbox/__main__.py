@@ -78,11 +78,12 @@ def serve(args: argparse.Namespace) -> int:
     from sandbox.common import ServerThread
     from sandbox.ghl import GhlState
     from sandbox.ghl import create_app as ghl_app
-    from sandbox.seed import generate_contacts
+    from sandbox.seed import generate_contacts, generate_crm
     from sandbox.shift4shop import Shift4ShopState
     from sandbox.shift4shop import create_app as s4s_app
 
     limits = not args.no_limits
+    speed = max(args.speed, 1.0)
     ghl = (
         GhlState.from_seed_file(
             args.ghl_seed, location_id=LOCATION_ID, tokens={GHL_TOKEN: {"location_id": LOCATION_ID}}
@@ -90,7 +91,8 @@ def serve(args: argparse.Namespace) -> int:
         if args.ghl_seed
         else GhlState(location_id=LOCATION_ID, tokens={GHL_TOKEN: {"location_id": LOCATION_ID}})
     )
-    ghl.configure(rate_limit=limits, latency_s=args.latency)
+    # --speed N: N times the documented limits (same window, N times the requests), for demos.
+    ghl.configure(rate_limit=limits, latency_s=args.latency, burst_max=int(100 * speed))
     s4s = (
         Shift4ShopState.from_seed_file(
             args.s4s_seed, stores={SECURE_URL: {"private_key": PRIVATE_KEY, "token": S4S_TOKEN}}
@@ -98,12 +100,17 @@ def serve(args: argparse.Namespace) -> int:
         if args.s4s_seed
         else Shift4ShopState(stores={SECURE_URL: {"private_key": PRIVATE_KEY, "token": S4S_TOKEN}})
     )
-    s4s.configure(rate_limit=limits, latency_s=args.latency)
+    s4s.configure(rate_limit=limits, latency_s=args.latency, bucket_size=int(50 * speed), leak_per_s=2.0 * speed)
     if not args.ghl_seed:
         contacts = generate_contacts(
             args.contacts, seed=args.seed, dirty_share=args.dirty_share, location_id=LOCATION_ID
         )
         ghl.load_contacts(contacts)
+        crm = generate_crm(contacts, seed=args.seed, location_id=LOCATION_ID)
+        ghl.load_tasks(crm["tasks"])
+        ghl.load_notes(crm["notes"])
+        ghl.load_calendars(crm["calendars"])
+        ghl.load_events(crm["events"])
         if not args.s4s_seed and args.preexisting:
             rng = random.Random(args.seed)
             picks = [c for c in rng.sample(contacts, min(args.preexisting, len(contacts))) if c.get("email")]
@@ -213,7 +220,7 @@ def env(args: argparse.Namespace) -> int:
 
 
 def touch(args: argparse.Namespace) -> int:
-    """Edit N contacts through ``PUT /contacts/{id}``: new city and an extra tag."""
+    """Edit N contacts through the GHL API: new city and a tag; for some, a completed task or a new note."""
     cfg = json.loads(_cfg_path(Path(args.dir)).read_text())
     base = f"http://127.0.0.1:{cfg['ghl_port']}"
     headers = {"Authorization": f"Bearer {cfg['ghl_token']}", "Version": "2021-07-28"}
@@ -230,7 +237,28 @@ def touch(args: argparse.Namespace) -> int:
                 break
             time.sleep(float(r.headers.get("Retry-After", 1)))
         r.raise_for_status()
-    print(f"changed {len(picks)} contacts in the GHL simulator")
+    # A user working these records also closes tasks and writes notes (GHL does not say whether
+    # that alone changes the contact's dateUpdated, so the edits above are what the sync sees).
+    completed = noted = 0
+    for c in picks[: max(1, len(picks) // 3)]:
+        tasks = requests.get(f"{base}/contacts/{c['id']}/tasks", headers=headers, timeout=30).json().get("tasks", [])
+        open_tasks = [t for t in tasks if not t.get("completed")]
+        if open_tasks:
+            requests.put(
+                f"{base}/contacts/{c['id']}/tasks/{open_tasks[0]['id']}/completed",
+                json={"completed": True},
+                headers=headers,
+                timeout=30,
+            ).raise_for_status()
+            completed += 1
+        requests.post(
+            f"{base}/contacts/{c['id']}/notes",
+            json={"body": "<p>Called back: <b>wants a quote</b> for 12 units</p>"},
+            headers=headers,
+            timeout=30,
+        ).raise_for_status()
+        noted += 1
+    print(f"changed {len(picks)} contacts in the GHL simulator ({completed} tasks completed, {noted} notes added)")
     return 0
 
 
@@ -253,6 +281,7 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--s4s-seed", help="JSON file of Shift4Shop customers to serve instead (API shape)")
         p.add_argument("--latency", type=float, default=0.0, help="seconds added to every answer")
         p.add_argument("--no-limits", action="store_true", help="switch rate limits off")
+        p.add_argument("--speed", type=float, default=1.0, help="serve N times the documented rate limits")
     sub.add_parser("stop")
     sub.add_parser("status")
     sub.add_parser("env")

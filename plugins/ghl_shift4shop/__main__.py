@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             print(f"   run {row.pop('run_id')}  (finished {row.pop('finished_at')})")
             for key, value in row.items():
-                print(f"     {key:<18}{value}")
+                print(f"     {key:<22}{value}")
     return 0
 
 

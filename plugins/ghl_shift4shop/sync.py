@@ -224,7 +224,7 @@ def load(refs: list[dict], run_id: str) -> dict:
 @fail_without_retry
 def load_crm(fetched: list[dict], run_id: str) -> dict:
     """Load each CRM child stream; a failing stream is recorded and the others carry on."""
-    from ghl_shift4shop.http import ApiError
+    from ghl_shift4shop.http import ApiError, AuthError
     from ghl_shift4shop.tickets import load_crm_stream
 
     settings = load_settings()
@@ -239,7 +239,9 @@ def load_crm(fetched: list[dict], run_id: str) -> dict:
         calls_before = hook.calls["shift4shop"]
         try:
             counts = load_crm_stream(stream, refs, hook=hook, state=state, cfg=cfg, run_id=run_id)
-        except ApiError as exc:
+        except AuthError:
+            raise  # the store refuses our credentials: every stream would fail the same way
+        except (ApiError, PermanentError) as exc:
             log.error("%s: loading into the store failed; its watermark will not move: %s", stream, exc)
             failed.append(str(exc)[:300])
             counts = {}

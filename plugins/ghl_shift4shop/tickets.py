@@ -37,6 +37,7 @@ log = logging.getLogger(__name__)
 MAX_SUBJECT = 50
 MAX_MESSAGE = 65535
 DELETED = "deleted"
+UNKNOWN = "?"  # a message id not learned yet
 SENDER = "HighLevel sync"
 
 
@@ -251,22 +252,11 @@ class CrmLoader:
                         continue
                     ticket_id = self._create_notes_ticket(customer, notes, texts, stream_cfg, open_id, dept_id)
                     self.state.record_mapped("note_tickets", [MappedId(cid, ticket_id, None, None)])
-                    messages = sorted(
-                        self.hook.list_all(f"/CRM/{ticket_id}/message"), key=lambda m: int(m.get("MessageId") or 0)
-                    )
-                    if len(messages) != len(notes):
-                        raise ApiError(
-                            "shift4shop", 200, f"ticket {ticket_id}: {len(messages)} messages for {len(notes)} notes"
-                        )
-                    for note, msg in zip(notes, messages, strict=True):
-                        done.append(
-                            MappedId(
-                                note["id"],
-                                f"{ticket_id}/{msg['MessageId']}",
-                                cid,
-                                payload_hash({"m": texts[note["id"]]}),
-                            )
-                        )
+                    # The create answers only the CrmID: message ids are learned when first needed
+                    # (an edit or a delete), which most notes never are. Saves a call per ticket.
+                    for note in notes:
+                        digest = payload_hash({"m": texts[note["id"]]})
+                        done.append(MappedId(note["id"], f"{ticket_id}/{UNKNOWN}", cid, digest))
                     stats.add("tickets_created")
                     stats.add("messages_added", len(notes))
                     self.state.record_mapped("note_messages", done)
@@ -286,7 +276,7 @@ class CrmLoader:
                         stats.add("messages_added")
                     elif current.payload_hash != digest:
                         # Messages cannot be edited: replace it, so the note keeps exactly one message.
-                        old = current.target_id.replace("/", "/message/")
+                        old = self._message_path(current)
                         self._check(self.hook.delete_one(f"/CRM/{old}"), "delete message")
                         res = self.hook.create_one(
                             f"/CRM/{ticket_id}/message", {"Message": texts[note["id"]], "SenderName": SENDER}
@@ -298,11 +288,23 @@ class CrmLoader:
                 for m in mine.values():
                     if m.source_id in present or m.source_id in quarantined or m.payload_hash == DELETED:
                         continue
-                    self._check(self.hook.delete_one(f"/CRM/{m.target_id.replace('/', '/message/')}"), "delete message")
+                    self._check(self.hook.delete_one(f"/CRM/{self._message_path(m)}"), "delete message")
                     done.append(MappedId(m.source_id, m.target_id, cid, DELETED))
                     stats.add("messages_deleted")
                 self.state.record_mapped("note_messages", done)
         return stats.counts
+
+    def _message_path(self, mapped: MappedId) -> str:
+        """``<ticket>/message/<id>`` for a note's message, learning the id by its text if needed."""
+        ticket_id, _, message_id = mapped.target_id.partition("/")
+        if message_id == UNKNOWN:
+            for msg in self.hook.list_all(f"/CRM/{ticket_id}/message"):
+                if payload_hash({"m": str(msg.get("Message") or "")}) == mapped.payload_hash:
+                    message_id = str(msg["MessageId"])
+                    break
+            else:
+                raise ApiError("shift4shop", 200, f"ticket {ticket_id}: no message matches note {mapped.source_id}")
+        return f"{ticket_id}/message/{message_id}"
 
     def _create_notes_ticket(self, customer: MappedId, notes, texts, stream_cfg, open_id, dept_id) -> str:
         body = {

@@ -169,3 +169,83 @@ def test_tags_map_to_groups_by_priority(sims, sync_dag):
     assert customers[contacts[2]["id"]]["CustomerGroupID"] == 0
     assert customers[contacts[0]["id"]]["AdditionalField2"] == "newsletter, returning, vip"
     assert set(groups.values()) == {"VIP", "Wholesale"}  # groups are created when first needed
+
+
+def test_a_failing_stream_keeps_its_watermark_and_the_others_advance(sims, sync_dag, tmp_path, monkeypatch):
+    import shutil
+
+    from ghl_shift4shop.sync import state_store
+
+    from tests.conftest import ROOT
+
+    include = tmp_path / "include"
+    shutil.copytree(ROOT / "include", include)
+    crm_file = include / "mappings" / "crm_to_store.yaml"
+    good = crm_file.read_text()
+    # A status the store does not have: the notes stream cannot load (the API cannot create one).
+    crm_file.write_text(
+        good.replace(
+            "  ticket_subject: HighLevel notes\n  status: Open", "  ticket_subject: HighLevel notes\n  status: Waiting"
+        )
+    )
+    monkeypatch.setenv("GHL_S4S_INCLUDE_DIR", str(include))
+    seed(sims, 60, seed=25)
+
+    dr = run(sync_dag)
+    assert dr.state == "failed"  # the run is red so someone looks
+    state = state_store()
+    assert summary_of(dr)["failed_streams"] == "notes"
+    marks = {w["stream"]: w["value"] for w in state.list_watermarks()}
+    assert set(marks) == {"contacts", "tasks", "appointments"}  # notes held back
+    assert len(sims.customers()) == 60
+    assert not [t for t in tickets(sims) if t["Subject"] == "HighLevel notes"]
+
+    crm_file.write_text(good)
+    sims.clear_logs()
+    dr = run(sync_dag)
+    assert dr.state == "success"
+    # Only the notes stream had work left: notes fetched for every contact, nothing else written.
+    assert [t for t in tickets(sims) if t["Subject"] == "HighLevel notes"]
+    assert {w["stream"] for w in state.list_watermarks()} == {"contacts", "tasks", "appointments", "notes"}
+    assert not sims.s4s_requests("PUT")
+
+
+def test_appointment_tickets_when_switched_on(sims, sync_dag, tmp_path, monkeypatch):
+    import shutil
+    from datetime import UTC, datetime
+
+    from ghl_shift4shop.crm_summary import parse_when
+
+    from tests.conftest import ROOT
+
+    include = tmp_path / "include"
+    shutil.copytree(ROOT / "include", include)
+    crm_file = include / "mappings" / "crm_to_store.yaml"
+    text = crm_file.read_text()
+    crm_file.write_text(text.replace("  tickets: false                   # optionally", "  tickets: true # optionally"))
+    assert "tickets: true # optionally" in crm_file.read_text()
+    monkeypatch.setenv("GHL_S4S_INCLUDE_DIR", str(include))
+    contacts, crm = seed(sims, 150, seed=26)
+    now = datetime.now(UTC)
+    upcoming = [
+        e
+        for e in crm["events"]
+        if parse_when(e["startTime"]) >= now and e["appointmentStatus"] not in ("cancelled", "invalid", "noshow")
+    ]
+    assert upcoming, "the generator makes upcoming appointments"
+    assert run(sync_dag).state == "success"
+    subjects = [t["Subject"] for t in tickets(sims)]
+    assert sum(1 for e in upcoming if e["title"][:50] in subjects) == len(upcoming)
+
+    target = upcoming[0]
+    ghl(sims, "PUT", f"/calendars/events/appointments/{target['id']}", {"appointmentStatus": "cancelled"})
+    ghl_put(sims, target["contactId"], {"city": "Bruges"})
+    assert run(sync_dag).state == "success"
+    statuses = status_names(sims)
+    [ticket] = [
+        t
+        for t in tickets(sims)
+        if t["Subject"] == target["title"][:50]
+        and t["CustomerID"] == by_ghl_id(sims.customers())[target["contactId"]]["CustomerID"]
+    ]
+    assert statuses[int(ticket["StatusID"])] == "Closed"

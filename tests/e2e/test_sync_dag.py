@@ -67,7 +67,9 @@ def test_first_run_mirrors_contacts_field_by_field_then_rerun_writes_nothing(sim
     sims.ghl_state.load_contacts(contacts)
     # One customer already exists in the store with the same email in other case: adopted, not duplicated.
     first = contacts[0]
-    sims.s4s_state.load_customers(SECURE_URL, [{"Email": first["email"].upper(), "Password": "x", "ShippingCity": "Depot"}])
+    sims.s4s_state.load_customers(
+        SECURE_URL, [{"Email": first["email"].upper(), "Password": "x", "ShippingCity": "Depot"}]
+    )
 
     dr = run(sync_dag)
     assert dr.state == "success"
