@@ -17,6 +17,9 @@ from typing import Any
 import uvicorn
 from fastapi import FastAPI, Request
 
+# Where the fault layer (``sandbox/faults.py``, inside the log) names the fault it applied.
+FAULT_SCOPE_KEY = "sandbox.fault"
+
 
 @dataclass
 class RequestLog:
@@ -42,7 +45,10 @@ class RequestLog:
 
 
 def install_request_log(app: FastAPI, log: RequestLog, latency_s: callable) -> None:
-    """Log every non-admin request (method, path, query, status, time) and apply latency."""
+    """Log every non-admin request (method, path, query, status, time) and apply latency.
+
+    A request the fault layer changed also gets ``fault``: the action applied (``sandbox/faults.py``).
+    """
 
     @app.middleware("http")
     async def _log(request: Request, call_next):
@@ -56,13 +62,17 @@ def install_request_log(app: FastAPI, log: RequestLog, latency_s: callable) -> N
         started = time.time()
         response = await call_next(request)
         if not admin:
-            log.add(
-                ts=started,
-                method=request.method,
-                path=path,
-                query=str(request.url.query),
-                status=response.status_code,
-            )
+            entry = {
+                "ts": started,
+                "method": request.method,
+                "path": path,
+                "query": str(request.url.query),
+                "status": response.status_code,
+            }
+            fault = request.scope.get(FAULT_SCOPE_KEY)
+            if fault:
+                entry["fault"] = fault
+            log.add(**entry)
         return response
 
     @app.get("/_sim/requests")

@@ -26,7 +26,7 @@ import requests
 from ghl_shift4shop.batches import read_jsonl, stage_path, write_jsonl
 from ghl_shift4shop.crm_config import CrmConfig
 from ghl_shift4shop.ghl.hook import GhlHook
-from ghl_shift4shop.http import ApiError, AuthError
+from ghl_shift4shop.http import ApiError, AuthError, DailyBudgetLow
 from ghl_shift4shop.state import StateStore
 from ghl_shift4shop.validate import load_suite_spec, run_suite
 
@@ -133,6 +133,11 @@ def fetch_children(
             fetched = FETCHERS[stream](hook, ids, cfg, workers) if ids else {}
         except AuthError:
             raise  # wrong token or scope: every stream would fail the same way
+        except DailyBudgetLow as exc:
+            log.warning("%s: deferred to the next run: %s", stream, exc)
+            result["streams"][stream] = {"ok": False, "deferred": True, "error": str(exc)[:300]}
+            state.add_stats(run_id, f"fetch:{stream}:{ref['batch']}", {f"{stream}_deferred": 1})
+            continue
         except (ApiError, requests.RequestException) as exc:
             log.error(
                 "%s: fetching batch %d failed; the stream's watermark will not move: %s", stream, ref["batch"], exc

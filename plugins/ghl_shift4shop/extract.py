@@ -6,15 +6,19 @@ Memory is one batch, whatever the number of contacts.
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from ghl_shift4shop.batches import stage_path, write_jsonl
 from ghl_shift4shop.ghl.hook import GhlHook
-from ghl_shift4shop.http import ApiError
-from ghl_shift4shop.timeutil import format_ts
+from ghl_shift4shop.http import ApiError, DailyBudgetLow
+from ghl_shift4shop.timeutil import format_ts, parse_ts
 
 log = logging.getLogger(__name__)
+
+
+def _just_before(stamp: str) -> str:
+    return format_ts(parse_ts(stamp) - timedelta(milliseconds=1))
 
 
 def _flush(buffer: dict[str, dict], data_dir: Path, run_id: str, stream: str, batch_no: int) -> dict:
@@ -46,8 +50,18 @@ def extract_contacts(
     rows = 0
     total_reported = None
     newest = None
+    stopped = None
     pages = hook.iter_contacts_updated(since=since, until=until, page_limit=page_limit, inclusive=inclusive)
-    for page in pages:
+    while True:
+        try:
+            page = next(pages)
+        except StopIteration:
+            break
+        except DailyBudgetLow as exc:
+            # Everything up to here is in order of dateUpdated: keep it and stop cleanly.
+            log.warning("extract stopped early: %s", exc)
+            stopped = "ghl_daily_budget"
+            break
         if total_reported is None:
             total_reported = page.total
         for contact in page.contacts:
@@ -66,7 +80,7 @@ def extract_contacts(
                 buffer = {}
     if buffer:
         batches.append(_flush(buffer, data_dir, run_id, stream, len(batches) + 1))
-    if total_reported is not None and rows < total_reported:
+    if stopped is None and total_reported is not None and rows < total_reported:
         # Search said more matched than the cursor walk delivered: pages were skipped.
         raise ApiError("ghl", 200, f"extract incomplete: search reported {total_reported} matches, walk gave {rows}")
     summary = {
@@ -77,6 +91,10 @@ def extract_contacts(
         "extracted": sum(b["rows"] for b in batches),
         "pages_rows": rows,
         "newest_date_updated": newest,
+        "stopped": stopped,
+        # Complete through this instant: on an early stop, contacts sharing the last timestamp
+        # may lie beyond the stop, so the watermark must stay a millisecond short of it.
+        "complete_through": _just_before(newest) if stopped and newest else None,
         "batches": batches,
         "calls_ghl": hook.calls["ghl"],
     }

@@ -60,6 +60,10 @@ class AuthError(ApiError, PermanentError):
     """401/403: credentials or permissions are wrong; retrying will not help."""
 
 
+class DailyBudgetLow(ApiError):
+    """The day's request budget is nearly spent: stop cleanly and resume on the next run."""
+
+
 class AmbiguousWriteError(ApiError):
     """A write whose outcome is unknown (timed out or connection lost after sending)."""
 

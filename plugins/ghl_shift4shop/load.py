@@ -29,6 +29,9 @@ from ghl_shift4shop.state import MappedId, StateStore
 log = logging.getLogger(__name__)
 
 DUPLICATE_EMAIL_HINTS = ("already exist", "duplicate", "already in use", "already registered")
+# Per-item statuses worth trying again next run (the store was busy, not the data wrong).
+RETRYABLE_ITEM_STATUSES = {408, 409, 423, 429, 500, 502, 503, 504}
+MAX_DEAD_LETTER_ATTEMPTS = 5
 
 
 def _chunks(items: list, size: int) -> Iterable[list]:
@@ -43,6 +46,8 @@ class LoadStats:
     unchanged: int = 0
     adopted: int = 0
     quarantined: int = 0
+    dead_lettered: int = 0
+    retried: int = 0
     newest_date_updated: str | None = None
 
     def saw(self, stamp: str | None) -> None:
@@ -146,6 +151,19 @@ class CustomerLoader:
         self.group_ids: dict[str, str] = {}
 
     # -- helpers -----------------------------------------------------------------------------
+    def _failed(self, row: dict, stage: str, res: ItemResult) -> None:
+        """A per-item failure: retryable ones go to the dead-letter store, the rest to quarantine."""
+        if res.status in RETRYABLE_ITEM_STATUSES:
+            attempts = self.state.dead_letter(self.stream, row["source_id"], res.status, res.message, row)
+            if attempts < MAX_DEAD_LETTER_ATTEMPTS:
+                self.stats.dead_lettered += 1
+                log.warning("dead-lettered %s (%s %s), retried next run", row["source_id"], res.status, res.message)
+                return
+            self.state.clear_dead_letters(self.stream, [row["source_id"]])
+            self._quarantine(row, f"store_failed_{attempts}_times: {res.status} {res.message}")
+            return
+        self._quarantine(row, f"store_rejected_{stage}: {res.status} {res.message}")
+
     def _quarantine(self, row: dict, reason: str) -> None:
         self.state.quarantine(self.stream, "load", self.run_id, [(row["source_id"], reason, row["payload"])])
         self.stats.quarantined += 1
@@ -178,18 +196,26 @@ class CustomerLoader:
     def load(self, refs: list[dict]) -> LoadStats:
         self._resolve_groups(refs)
         resolver = EmailResolver(self.hook, self._unmapped_emails(refs), self.page_limit)
+        # Items the store failed last time (dead letters) go first; a newer copy of the same
+        # contact in this run's batches simply follows and wins.
+        retry = self.state.dead_letter_rows(self.stream)
+        if retry:
+            self.stats.retried = len(retry)
+            self.state.clear_dead_letters(self.stream, [r["source_id"] for r in retry])
+            self._load_batch(retry, resolver, count_newest=False)
         for ref in sorted(refs, key=lambda r: r["batch"]):
             self._load_batch(list(read_jsonl(ref["path"])), resolver)
         return self.stats
 
-    def _load_batch(self, rows: list[dict], resolver: EmailResolver) -> None:
+    def _load_batch(self, rows: list[dict], resolver: EmailResolver, count_newest: bool = True) -> None:
         mapped = self.state.get_mapped(self.stream, (r["source_id"] for r in rows))
         owners = self.state.find_by_match_key(self.stream, (r["match_key"] for r in rows))
         claimed: dict[str, str] = {}  # match key → source id, for records of this batch
         updates: list[tuple[dict, str]] = []
         creates: list[dict] = []
         for row in rows:
-            self.stats.saw(row.get("date_updated"))
+            if count_newest:
+                self.stats.saw(row.get("date_updated"))
             sid, key = row["source_id"], row["match_key"]
             current = mapped.get(sid)
             if current and current.payload_hash == row["hash"]:
@@ -229,7 +255,7 @@ class CustomerLoader:
                 elif res.status == 404:
                     gone.append(row)
                 else:
-                    self._quarantine(row, f"store_rejected_update: {res.status} {res.message}")
+                    self._failed(row, "update", res)
             self.state.record_mapped(self.stream, done)
             self.stats.updated += len(done)
         if gone:
@@ -252,9 +278,9 @@ class CustomerLoader:
                     if existing:
                         conflicts.append((row, existing))
                     else:
-                        self._quarantine(row, f"store_rejected_create: {res.status} {res.message}")
+                        self._failed(row, "create", res)
                 else:
-                    self._quarantine(row, f"store_rejected_create: {res.status} {res.message}")
+                    self._failed(row, "create", res)
             self.state.record_mapped(self.stream, done)
             self.stats.created += len(done)
         if conflicts:
@@ -321,6 +347,8 @@ def load_customers(
         "unchanged": stats.unchanged,
         "adopted": stats.adopted,
         "load_quarantined": stats.quarantined,
+        "dead_lettered": stats.dead_lettered,
+        "dead_letters_retried": stats.retried,
         "calls_shift4shop": hook.calls["shift4shop"],
     }
     state.add_stats(run_id, f"load:{mapping.stream}", summary)

@@ -46,6 +46,7 @@ class Settings:
     http_max_attempts: int = 6
     keep_run_days: float = 7.0
     ghl_workers: int = 8
+    ghl_daily_reserve: int = 2000
     # Client-side request budgets (see each hook's BEHAVIOR.md for why these defaults).
     ghl_burst: float = 10
     ghl_rate_per_s: float = 9.0
@@ -78,6 +79,7 @@ def load_settings() -> Settings:
         http_max_attempts=int(_env("HTTP_MAX_ATTEMPTS", "6")),
         keep_run_days=float(_env("KEEP_RUN_DAYS", "7")),
         ghl_workers=int(_env("GHL_WORKERS", "8")),
+        ghl_daily_reserve=int(_env("GHL_DAILY_RESERVE", "2000")),
         ghl_burst=float(_env("GHL_BURST", "10")),
         ghl_rate_per_s=float(_env("GHL_RATE_PER_S", "9")),
         shift4shop_burst=float(_env("SHIFT4SHOP_BURST", "40")),

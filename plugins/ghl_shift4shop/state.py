@@ -63,6 +63,19 @@ run_stats = sa.Table(
 )
 
 
+dead_letters = sa.Table(
+    "dead_letters",
+    metadata,
+    sa.Column("stream", sa.String(64), primary_key=True),
+    sa.Column("source_id", sa.String(255), primary_key=True),
+    sa.Column("status", sa.Integer),
+    sa.Column("message", sa.Text),
+    sa.Column("row", sa.Text, nullable=False),  # the transformed row, loaded again next run
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("first_seen", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("last_seen", sa.DateTime(timezone=True), nullable=False),
+)
+
 run_summaries = sa.Table(
     "run_summaries",
     metadata,
@@ -330,3 +343,55 @@ class StateStore:
                 ).mappings()
                 out.extend(MappedId(r["source_id"], r["target_id"], r["match_key"], r["payload_hash"]) for r in rows)
         return out
+
+    # -- dead letters: items the store failed with a retryable status ----------------------------
+    def dead_letter(self, stream: str, source_id: str, status: int, message: str, row: dict) -> int:
+        """Store (or refresh) a failed item; returns how many times it has failed."""
+        now = utcnow()
+        with self.begin() as conn:
+            prev = conn.execute(
+                sa.select(dead_letters.c.attempts, dead_letters.c.first_seen).where(
+                    dead_letters.c.stream == stream, dead_letters.c.source_id == source_id
+                )
+            ).first()
+            attempts = (prev.attempts if prev else 0) + 1
+            self._upsert(
+                conn,
+                dead_letters,
+                {
+                    "stream": stream,
+                    "source_id": source_id,
+                    "status": status,
+                    "message": message[:2000],
+                    "row": json.dumps(row, ensure_ascii=False),
+                    "attempts": attempts,
+                    "first_seen": prev.first_seen if prev else now,
+                    "last_seen": now,
+                },
+                ["stream", "source_id"],
+            )
+        return attempts
+
+    def dead_letter_rows(self, stream: str) -> list[dict]:
+        with self.begin() as conn:
+            rows = conn.execute(
+                sa.select(dead_letters.c.row).where(dead_letters.c.stream == stream).order_by(dead_letters.c.first_seen)
+            ).scalars()
+            return [json.loads(r) for r in rows]
+
+    def clear_dead_letters(self, stream: str, source_ids: Iterable[str]) -> None:
+        ids = list(source_ids)
+        with self.begin() as conn:
+            for i in range(0, len(ids), 500):
+                conn.execute(
+                    sa.delete(dead_letters).where(
+                        dead_letters.c.stream == stream, dead_letters.c.source_id.in_(ids[i : i + 500])
+                    )
+                )
+
+    def list_dead_letters(self, stream: str | None = None) -> list[dict]:
+        q = sa.select(dead_letters)
+        if stream:
+            q = q.where(dead_letters.c.stream == stream)
+        with self.begin() as conn:
+            return [dict(r) for r in conn.execute(q.order_by(dead_letters.c.source_id)).mappings()]

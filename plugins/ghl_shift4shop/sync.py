@@ -76,6 +76,7 @@ def ghl_hook(settings: Settings) -> GhlHook:
         max_attempts=settings.http_max_attempts,
         burst=settings.ghl_burst,
         rate_per_s=settings.ghl_rate_per_s,
+        daily_reserve=settings.ghl_daily_reserve,
     )
 
 
@@ -139,7 +140,11 @@ def extract(window: dict) -> dict:
     state_store(settings).add_stats(
         window["run_id"],
         f"extract:{window['stream']}",
-        {"extracted": summary["extracted"], "calls_ghl": summary["calls_ghl"]},
+        {
+            "extracted": summary["extracted"],
+            "calls_ghl": summary["calls_ghl"],
+            "stopped_early": int(bool(summary["stopped"])),
+        },
     )
     return summary
 
@@ -235,7 +240,8 @@ def load_crm(fetched: list[dict], run_id: str) -> dict:
     for stream in cfg.enabled_children:
         infos = [(ref.get("children") or {}).get(stream) or {"ok": False, "error": "not fetched"} for ref in fetched]
         refs = [{"path": i["path"]} for i in infos if i.get("ok")]
-        failed = [i.get("error") for i in infos if not i.get("ok")]
+        failed = [i.get("error") for i in infos if not i.get("ok") and not i.get("deferred")]
+        deferred = any(i.get("deferred") for i in infos)
         calls_before = hook.calls["shift4shop"]
         try:
             counts = load_crm_stream(stream, refs, hook=hook, state=state, cfg=cfg, run_id=run_id)
@@ -249,7 +255,7 @@ def load_crm(fetched: list[dict], run_id: str) -> dict:
         state.add_stats(
             run_id, f"load_crm:{stream}", {**counts, "calls_shift4shop": calls, f"{stream}_failed": int(bool(failed))}
         )
-        status[stream] = {"ok": not failed, "errors": failed[:3], **counts}
+        status[stream] = {"ok": not failed and not deferred, "deferred": deferred, "errors": failed[:3], **counts}
     return status
 
 
@@ -261,15 +267,17 @@ def commit_watermark(window: dict, extracted: dict, loaded: dict, crm: dict | No
     if window["mode"] != "incremental":
         return {"watermark": state.get_watermark(window["stream"]), "advanced": [], "reason": "explicit window"}
     ok = {window["stream"]: True, **{s: bool(v.get("ok")) for s, v in (crm or {}).items()}}
+    newest = loaded.get("newest_date_updated")
+    if extracted.get("complete_through") and newest:
+        # The extract stopped early (daily budget): never past the last instant it covered fully.
+        newest = min(newest, extracted["complete_through"])
     advanced, held = [], []
     for stream in marks:
         if not ok.get(stream, False):
             held.append(stream)
             continue
         current = state.get_watermark(stream)
-        new = next_watermark(
-            current, extracted["started_at"], loaded.get("newest_date_updated"), settings.watermark_lag_seconds
-        )
+        new = next_watermark(current, extracted["started_at"], newest, settings.watermark_lag_seconds)
         if new is not None and new != current:
             state.set_watermark(stream, new, window["run_id"])
             advanced.append(stream)
@@ -315,6 +323,12 @@ def report(run_id: str, watermark: dict) -> dict:
     totals["quarantined"] = totals.get("quarantined", 0) + totals.pop("load_quarantined", 0)
     summary = {name: totals.get(name, 0) for name in SUMMARY_FIELDS}
     summary["adopted"] = totals.get("adopted", 0)
+    for name in ("dead_lettered", "dead_letters_retried", "stopped_early"):
+        if totals.get(name):
+            summary[name] = totals[name]
+    deferred = sorted({n.removesuffix("_deferred") for n, v in totals.items() if n.endswith("_deferred") and v})
+    if deferred:
+        summary["deferred_streams"] = ", ".join(deferred)
     summary.update({name: totals[name] for name in CRM_FIELDS if totals.get(name)})
     failed = sorted({name.removesuffix("_failed") for name, v in totals.items() if name.endswith("_failed") and v})
     summary["failed_streams"] = ", ".join(failed) or "none"

@@ -1,6 +1,7 @@
 """In-memory state of the GHL simulator and every rule that does not depend on HTTP.
 
-Owns: the token store, the per-(client, location) rate limiter, contact storage (with the derived
+Owns: the token store with the OAuth clients, grants and token rotation, the per-(client, location)
+rate limiter, the fault plan (``sandbox/faults.py``), contact storage (with the derived
 name/email fields and duplicate detection), the search index (a possibly lagging copy of the
 contacts with sorted ``(epoch_ms, id)`` lists for ``dateAdded``/``dateUpdated``), and the search,
 list and business-listing engines. It also owns the contacts' child objects (tasks, notes) and the
@@ -33,6 +34,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import phonenumbers
 
 from sandbox.common import RequestLog
+from sandbox.faults import FaultPlan
 
 __all__ = [
     "ALL_SCOPES",
@@ -40,6 +42,7 @@ __all__ = [
     "CONFIG_KEYS",
     "MAX_TASK_SEARCH_CONTACTS",
     "MAX_TASK_SEARCH_LIMIT",
+    "OAuthClient",
     "PUBLISHED_VERSIONS",
     "SORTABLE_FIELDS",
     "ApiError",
@@ -85,6 +88,8 @@ CONFIG_KEYS: tuple[str, ...] = (
     "allow_duplicates",
     "touch_contact_on_child_write",
     "location_timezone",
+    "access_token_ttl_s",
+    "refresh_reuse_window_s",
 )
 _CONFIG_TYPES: dict[str, type] = {
     "rate_limit": bool,
@@ -97,6 +102,8 @@ _CONFIG_TYPES: dict[str, type] = {
     "allow_duplicates": bool,
     "touch_contact_on_child_write": bool,
     "location_timezone": str,
+    "access_token_ttl_s": float,
+    "refresh_reuse_window_s": float,
 }
 DAY_S = 86_400.0
 PAGE_PAGING_CAP = 10_000  # page * pageLimit may not go past this many records
@@ -131,12 +138,14 @@ class ApiError(Exception):
         *,
         error: str | None = None,
         meta: dict | None = None,
+        extra: dict | None = None,
     ) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
         self.error = error
         self.meta = meta
+        self.extra = extra
 
     def body(self) -> dict:
         out: dict[str, Any] = {"statusCode": self.status, "message": self.message}
@@ -144,7 +153,15 @@ class ApiError(Exception):
             out["error"] = self.error
         if self.meta is not None:
             out["meta"] = self.meta
+        if self.extra:
+            out.update(self.extra)
         return out
+
+
+def oauth_error(status: int, error: str, description: str) -> ApiError:
+    """A ``/oauth/token`` failure: the spec's envelope (``statusCode``, ``message``) carrying the
+    RFC 6749 §5.2 fields (``error``, ``error_description``) too, so either kind of client can read it."""
+    return ApiError(status, description, error=error, extra={"error_description": description})
 
 
 def unprocessable(*messages: str) -> ApiError:
@@ -222,6 +239,27 @@ class Token:
 
     def expired(self, at: float | None = None) -> bool:
         return self.expires_at is not None and (at if at is not None else time.time()) >= self.expires_at
+
+
+@dataclass
+class OAuthClient:
+    """A Marketplace app: its credentials and the scopes it asks for. Installs (grants) are per location."""
+
+    client_id: str
+    client_secret: str
+    scopes: frozenset[str]
+    company_id: str
+    user_id: str
+
+
+@dataclass
+class _Grant:
+    """What a refresh token or authorization code stands for: one app installed in one location."""
+
+    client_id: str
+    location_id: str
+    scopes: frozenset[str]
+    redirect_uri: str | None = None
 
 
 @dataclass
@@ -723,6 +761,8 @@ class GhlState:
         allow_duplicates: bool = False,
         touch_contact_on_child_write: bool = False,
         location_timezone: str = "America/New_York",
+        access_token_ttl_s: float = 86_399.0,
+        refresh_reuse_window_s: float = 30.0,
     ) -> None:
         self.location_id = location_id
         self.rate_limit = rate_limit
@@ -738,10 +778,19 @@ class GhlState:
         self.touch_contact_on_child_write = touch_contact_on_child_write
         # The location's time zone: calendar event times are rendered with its UTC offset.
         self.location_timezone = _check_timezone(location_timezone)
+        # OAuth (§1.2): access-token lifetime, and how long identical refreshes get the same pair.
+        self.access_token_ttl_s = access_token_ttl_s
+        self.refresh_reuse_window_s = refresh_reuse_window_s
 
         self.lock = threading.RLock()
         self.request_log = RequestLog()
+        self.faults = FaultPlan()
         self.tokens: dict[str, Token] = {}
+        self.oauth_clients: dict[str, OAuthClient] = {}
+        self._refresh_tokens: dict[str, _Grant] = {}  # live refresh tokens
+        self._auth_codes: dict[str, _Grant] = {}  # unused authorization codes
+        # (client_id, client_secret, old refresh token) -> (monotonic time of the refresh, its answer)
+        self._recent_refreshes: dict[tuple[str, str, str], tuple[float, dict]] = {}
         for tok, info in (tokens or {}).items():
             self.add_token(tok, **info)
         self._buckets: dict[tuple[str, str], _Bucket] = {}

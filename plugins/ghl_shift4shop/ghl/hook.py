@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from airflow.sdk.log import mask_secret
 
-from ghl_shift4shop.http import ApiError, ApiHook, AuthError, RateBudget, shared_budget
+from ghl_shift4shop.http import ApiError, ApiHook, AuthError, DailyBudgetLow, RateBudget, shared_budget
 from ghl_shift4shop.settings import GHL_CONN_ID
 
 CONTACTS_VERSION = "2021-07-28"
@@ -48,11 +48,14 @@ class GhlHook(ApiHook):
         *,
         burst: float = BURST_CAPACITY,
         rate_per_s: float = BURST_RATE_PER_S,
+        daily_reserve: int = 2000,
         **kwargs,
     ):
         super().__init__(conn_id, **kwargs)
         self.burst, self.rate_per_s = burst, rate_per_s
         self.daily_remaining: int | None = None
+        # Requests left untouched at the end of a day: for other integrations and people.
+        self.daily_reserve = daily_reserve
 
     # -- connection --------------------------------------------------------------------------
     @property
@@ -81,6 +84,16 @@ class GhlHook(ApiHook):
         daily = _int_header(resp, "X-RateLimit-Daily-Remaining")
         if daily is not None:
             self.daily_remaining = daily
+
+    def _send_once(self, *args, **kwargs):
+        if self.daily_remaining is not None and self.daily_remaining <= self.daily_reserve:
+            raise DailyBudgetLow(
+                "ghl",
+                None,
+                f"X-RateLimit-Daily-Remaining is {self.daily_remaining}, at or below the reserve of "
+                f"{self.daily_reserve}: stopping here, the next run resumes",
+            )
+        return super()._send_once(*args, **kwargs)
 
     # -- errors ------------------------------------------------------------------------------
     def _raise_for(self, resp, what: str) -> None:
