@@ -23,6 +23,7 @@ otherwise hand a disconnected request no body).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import random
 import re
@@ -40,7 +41,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from sandbox.common import FAULT_SCOPE_KEY
 
-__all__ = ["ACTIONS", "FaultMiddleware", "FaultPlan", "attach_fault_plan", "install_faults"]
+__all__ = ["ACTIONS", "FaultMiddleware", "FaultPlan", "attach_fault_plan", "install_faults", "status_phrase"]
 
 ACTIONS: tuple[str, ...] = (
     "status",
@@ -64,7 +65,16 @@ _ONLY_FOR = {
 }
 MALFORMED_BODY = b"<html>Bad gateway</html>"
 
+# (status, the rule's message or None) -> the service's own error response.
 ErrorResponse = Callable[[int, "str | None"], Response]
+
+
+def status_phrase(status: int) -> str:
+    """The standard reason phrase (``Service Unavailable``), the default message of a fault answer."""
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "Error"
 
 
 def _number(value: Any, name: str, *, lo: float = 0.0, hi: float | None = None) -> float:
@@ -214,7 +224,8 @@ class FaultPlan:
                 if rule.rate < 1.0 and (rule.rate <= 0.0 or self._rng.random() >= rule.rate):
                     continue
                 rule.fires += 1
-                self._fired.append({"rule": i, "action": rule.action, "method": method, "path": path, "ts": time.time()})
+                fired = {"rule": i, "action": rule.action, "method": method, "path": path, "ts": time.time()}
+                self._fired.append(fired)
                 return rule
         return None
 
@@ -351,7 +362,7 @@ class FaultMiddleware:
         self.cursor_body = frozenset(cursor_body)
 
     def _error(self, status: int, message: str | None) -> Response:
-        return self.error_response(status, message or HTTPStatus(status).phrase)
+        return self.error_response(status, message)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"].startswith("/_sim"):
@@ -391,10 +402,8 @@ class FaultMiddleware:
                 await _send(send, status, headers, content[: len(content) // 2])
             else:  # empty_page: only a 2xx JSON answer is a page to empty
                 if 200 <= status < 300:
-                    try:
+                    with contextlib.suppress(ValueError, UnicodeDecodeError):
                         content = _json_dumps(_empty_lists(json.loads(content)))
-                    except (ValueError, UnicodeDecodeError):
-                        pass
                 await _send(send, status, headers, content)
 
 

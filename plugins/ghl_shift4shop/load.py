@@ -181,9 +181,10 @@ class CustomerLoader:
         return emails
 
     # -- the run -----------------------------------------------------------------------------
-    def _resolve_groups(self, refs: list[dict]) -> None:
+    def _resolve_groups(self, refs: list[dict], extra_rows: list[dict]) -> None:
         """Group name → CustomerGroupID for every group the rows name; missing groups are created."""
         wanted = {r["group"] for ref in refs for r in read_jsonl(ref["path"]) if r.get("group")}
+        wanted |= {r["group"] for r in extra_rows if r.get("group")}
         self.group_ids = resolve_customer_groups(self.hook, self.state, wanted)
 
     def _body(self, row: dict) -> dict:
@@ -194,11 +195,11 @@ class CustomerLoader:
         return body
 
     def load(self, refs: list[dict]) -> LoadStats:
-        self._resolve_groups(refs)
-        resolver = EmailResolver(self.hook, self._unmapped_emails(refs), self.page_limit)
         # Items the store failed last time (dead letters) go first; a newer copy of the same
         # contact in this run's batches simply follows and wins.
         retry = self.state.dead_letter_rows(self.stream)
+        self._resolve_groups(refs, retry)
+        resolver = EmailResolver(self.hook, self._unmapped_emails(refs), self.page_limit)
         if retry:
             self.stats.retried = len(retry)
             self.state.clear_dead_letters(self.stream, [r["source_id"] for r in retry])

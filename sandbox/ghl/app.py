@@ -4,8 +4,10 @@ plus their tasks, notes and appointments, the location task search, and the cale
 Owns everything that is HTTP: the gateway checks every API request passes in order (bearer token ->
 rate limit -> ``Version`` header -> route -> scope -> location -> body validation), the five
 ``X-RateLimit-*`` headers and ``x-trace-id`` on every response, status codes, and the NestJS-style
-error bodies that replace every FastAPI default (no ``{"detail": ...}`` ever leaves). Data rules
-live in ``state.py``. The ``/_sim`` admin endpoints (no auth, no rate limit, not logged) let tests
+error bodies that replace every FastAPI default (no ``{"detail": ...}`` ever leaves), and the
+form-encoded ``POST /oauth/token`` (outside the gateway: no bearer, Version or rate limit). The
+fault layer (``sandbox/faults.py``) sits between the request log and the gateway. Data rules live
+in ``state.py``. The ``/_sim`` admin endpoints (no auth, no rate limit, not logged) let tests
 and the sandbox seed, inspect and reconfigure a running simulator. See ``BEHAVIOR.md``.
 """
 
@@ -15,7 +17,7 @@ import json
 import time
 import uuid
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import parse_qsl, urlencode
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -23,9 +25,17 @@ from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from sandbox.common import install_request_log
+from sandbox.faults import install_faults, status_phrase
 from sandbox.ghl.state import PUBLISHED_VERSIONS, ApiError, GhlState, Token, unprocessable
 
 TRACE_HEADER = "x-trace-id"
+TOKEN_PATH = "/oauth/token"
+# Paging cursors a `repeat_page` fault removes: GET /contacts/ and the business listing (query),
+# POST /contacts/search and the task search (body).
+CURSOR_QUERY = ("startAfter", "startAfterId", "skip")
+CURSOR_BODY = ("searchAfter", "page", "skip")
+# Default messages of injected `status` faults (the live 429 text is undocumented, §9.4).
+FAULT_MESSAGES = {429: "Too Many Requests", 500: "Internal server error"}
 READ = "contacts.readonly"
 WRITE = "contacts.write"
 TASKS_SEARCH = "locations/tasks.readonly"
@@ -116,6 +126,10 @@ def create_app(state: GhlState) -> FastAPI:
             return await call_next(request)
         trace_id = str(uuid.uuid4())
         request.state.trace_id = trace_id
+        if request.url.path == TOKEN_PATH:  # credentials are in the form body; no Version (§1.1)
+            response = await call_next(request)
+            response.headers[TRACE_HEADER] = trace_id
+            return response
         auth = request.headers.get("authorization", "")
         scheme, _, credential = auth.partition(" ")
         token = state.resolve_token(credential.strip()) if scheme.lower() == "bearer" else None
@@ -137,8 +151,25 @@ def create_app(state: GhlState) -> FastAPI:
         response.headers[TRACE_HEADER] = trace_id
         return response
 
-    # Added after the gateway so it wraps it: 401/429 answers are logged and delayed too.
+    def _fault_error(status: int, message: str | None) -> Response:
+        response = _error(status, message or FAULT_MESSAGES.get(status) or status_phrase(status))
+        response.headers[TRACE_HEADER] = str(uuid.uuid4())
+        return response
+
+    # Added after the gateway so they wrap it: faults answer before auth and the rate limiter, and
+    # the log (outermost) records 401/429 and faulted answers alike, all after `latency_s`.
+    install_faults(app, state.faults, _fault_error, cursor_query=CURSOR_QUERY, cursor_body=CURSOR_BODY)
     install_request_log(app, state.request_log, lambda: state.latency_s)
+
+    # ---- OAuth (§1.2; oauth.json) -----------------------------------------------------------------
+
+    @app.post(TOKEN_PATH)
+    async def oauth_token(request: Request) -> JSONResponse:
+        # Form-encoded only (the spec's one media type); a JSON body therefore misses every field (422).
+        media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        raw = (await request.body()).decode("utf-8", "replace")
+        form = dict(parse_qsl(raw, keep_blank_values=True)) if media == "application/x-www-form-urlencoded" else {}
+        return JSONResponse(state.oauth_token(form))
 
     # ---- contacts ---------------------------------------------------------------------------------
 
@@ -500,6 +531,40 @@ def create_app(state: GhlState) -> FastAPI:
     async def sim_reset() -> JSONResponse:
         state.reset()
         return JSONResponse({"reset": True})
+
+    @app.post("/_sim/oauth/clients")
+    async def sim_oauth_client(request: Request) -> JSONResponse:
+        body = await _json_body(request)
+        try:
+            refresh = state.add_oauth_client(
+                body.get("client_id") or "",
+                body.get("client_secret") or "",
+                location_id=body.get("location_id") or body.get("locationId"),
+                scopes=body.get("scopes"),
+                company_id=body.get("company_id"),
+                user_id=body.get("user_id"),
+            )
+        except ValueError as exc:
+            raise ApiError(400, str(exc)) from None
+        return JSONResponse({"client_id": body["client_id"], "refresh_token": refresh}, status_code=201)
+
+    @app.post("/_sim/oauth/codes")
+    async def sim_oauth_code(request: Request) -> JSONResponse:
+        body = await _json_body(request)
+        try:
+            code = state.issue_auth_code(
+                body.get("client_id") or "",
+                location_id=body.get("location_id") or body.get("locationId"),
+                scopes=body.get("scopes"),
+                redirect_uri=body.get("redirect_uri"),
+            )
+        except KeyError as exc:
+            raise ApiError(400, str(exc.args[0])) from None
+        return JSONResponse({"code": code}, status_code=201)
+
+    @app.post("/_sim/oauth/expire")
+    async def sim_oauth_expire() -> JSONResponse:
+        return JSONResponse({"expired": state.expire_access_tokens()})
 
     @app.post("/_sim/tokens")
     async def sim_token(request: Request) -> JSONResponse:

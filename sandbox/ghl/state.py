@@ -25,7 +25,7 @@ import time
 from bisect import bisect_left, bisect_right
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -213,6 +213,11 @@ _ID_RNG = random.Random(secrets.randbits(64))  # ids need uniqueness, not secrec
 def new_id() -> str:
     """A 20-char alphanumeric id like the API's (``seD4PfOuKoVMLkEZqohJ``)."""
     return "".join(_ID_RNG.choices(_ALNUM, k=20))
+
+
+def _secret_token() -> str:
+    """An unguessable token value (32 hex, the form of the spec's ``access_token`` example)."""
+    return secrets.token_hex(16)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -894,6 +899,156 @@ class GhlState:
             return None
         return tok
 
+    # ---- OAuth 2.0 (§1.2, §9.3) -----------------------------------------------------------------
+
+    def add_oauth_client(
+        self,
+        client_id: str,
+        client_secret: str,
+        *,
+        location_id: str | None = None,
+        scopes: Iterable[str] | str | None = None,
+        company_id: str | None = None,
+        user_id: str | None = None,
+    ) -> str:
+        """Register (or update) a Marketplace app, install it in ``location_id`` (default: the state's)
+        and return that install's first refresh token, as the authorization-code exchange would.
+
+        Calling it again for the same client installs it in another (or the same) location; the new
+        secret and scopes replace the old ones, and earlier refresh tokens stay valid.
+        """
+        if not client_id or not client_secret:
+            raise ValueError("client_id and client_secret are required")
+        if isinstance(scopes, str):
+            scopes = scopes.split()
+        with self.lock:
+            old = self.oauth_clients.get(client_id)
+            client = OAuthClient(
+                client_id=client_id,
+                client_secret=client_secret,
+                scopes=frozenset(scopes) if scopes is not None else ALL_SCOPES,
+                company_id=company_id or (old.company_id if old else new_id()),
+                user_id=user_id or (old.user_id if old else new_id()),
+            )
+            self.oauth_clients[client_id] = client
+            refresh = _secret_token()
+            self._refresh_tokens[refresh] = _Grant(client_id, location_id or self.location_id, client.scopes)
+            return refresh
+
+    def issue_auth_code(
+        self,
+        client_id: str,
+        *,
+        location_id: str | None = None,
+        scopes: Iterable[str] | str | None = None,
+        redirect_uri: str | None = None,
+    ) -> str:
+        """A single-use ``code`` for ``grant_type=authorization_code`` (what the callback would receive).
+
+        ``scopes`` default to the client's; a ``redirect_uri`` given here must be sent again with the code.
+        """
+        if isinstance(scopes, str):
+            scopes = scopes.split()
+        with self.lock:
+            client = self.oauth_clients.get(client_id)
+            if client is None:
+                raise KeyError(f"unknown OAuth client {client_id}")
+            code = _secret_token()
+            granted = frozenset(scopes) if scopes is not None else client.scopes
+            self._auth_codes[code] = _Grant(client_id, location_id or self.location_id, granted, redirect_uri)
+            return code
+
+    def expire_access_tokens(self) -> int:
+        """Expire every token that has an expiry (OAuth access tokens) now; PITs are untouched."""
+        now = time.time()
+        with self.lock:
+            expiring = [t for t in self.tokens.values() if t.expires_at is not None and t.expires_at > now]
+            for tok in expiring:
+                self.tokens[tok.token] = replace(tok, expires_at=now)
+            return len(expiring)
+
+    def oauth_token(self, form: dict[str, str]) -> dict[str, Any]:
+        """``POST /oauth/token``: the token response, or an ``ApiError`` (422 / 401 / 400)."""
+        errors = [f"{name} should not be empty" for name in ("client_id", "client_secret") if not form.get(name)]
+        grant_type = form.get("grant_type") or ""
+        if grant_type not in ("authorization_code", "refresh_token", "client_credentials"):
+            errors.append(
+                "grant_type must be one of the following values: authorization_code, refresh_token, client_credentials"
+            )
+        if form.get("user_type") not in (None, "", "Company", "Location"):
+            errors.append("user_type must be one of the following values: Company, Location")
+        if grant_type == "refresh_token" and not form.get("refresh_token"):
+            errors.append("refresh_token should not be empty")
+        if grant_type == "authorization_code" and not form.get("code"):
+            errors.append("code should not be empty")
+        if errors:
+            raise unprocessable(*errors)
+        client_id, secret = form["client_id"], form["client_secret"]
+        with self.lock:
+            client = self.oauth_clients.get(client_id)
+            if client is None or not secrets.compare_digest(client.client_secret, secret):
+                raise oauth_error(401, "invalid_client", "Invalid client credentials")
+            if grant_type == "client_credentials":
+                raise oauth_error(400, "unsupported_grant_type", "grant_type client_credentials is not supported")
+            if form.get("user_type") == "Company":
+                raise oauth_error(400, "invalid_request", "Company tokens are not simulated; use user_type=Location")
+            if grant_type == "authorization_code":
+                grant = self._auth_codes.get(form["code"])
+                if grant is None or grant.client_id != client_id:
+                    raise oauth_error(400, "invalid_grant", "Invalid authorization code")
+                if grant.redirect_uri is not None and form.get("redirect_uri") != grant.redirect_uri:
+                    raise oauth_error(400, "invalid_grant", "redirect_uri does not match the authorization request")
+                del self._auth_codes[form["code"]]
+                return self._issue(client, grant)
+            return self._refresh(client, secret, form["refresh_token"])
+
+    def _refresh(self, client: OAuthClient, secret: str, refresh: str) -> dict[str, Any]:
+        now = time.monotonic()
+        window = self.refresh_reuse_window_s
+        for key, (at, _) in list(self._recent_refreshes.items()):
+            if now - at >= window:
+                del self._recent_refreshes[key]
+        key = (client.client_id, secret, refresh)
+        recent = self._recent_refreshes.get(key)
+        if recent is not None:  # an identical refresh within the window: the same pair again (§1.2)
+            body = dict(recent[1])
+            tok = self.tokens.get(body["access_token"])
+            if tok is not None and tok.expires_at is not None:
+                body["expires_in"] = max(0, math.ceil(tok.expires_at - time.time()))
+            return body
+        grant = self._refresh_tokens.get(refresh)
+        if grant is None or grant.client_id != client.client_id:
+            raise oauth_error(400, "invalid_grant", "Invalid refresh token")
+        del self._refresh_tokens[refresh]  # rotation: the old refresh token is spent
+        body = self._issue(client, grant)
+        self._recent_refreshes[key] = (now, body)
+        return dict(body)
+
+    def _issue(self, client: OAuthClient, grant: _Grant) -> dict[str, Any]:
+        """A new access token (expiring) and refresh token for ``grant``."""
+        ttl = float(self.access_token_ttl_s)
+        access = _secret_token()
+        self.add_token(
+            access,
+            location_id=grant.location_id,
+            scopes=grant.scopes,
+            expires_at=time.time() + ttl,
+            subject=client.client_id,
+        )
+        refresh = _secret_token()
+        self._refresh_tokens[refresh] = _Grant(client.client_id, grant.location_id, grant.scopes)
+        return {
+            "access_token": access,
+            "token_type": "Bearer",
+            "expires_in": math.ceil(ttl),
+            "refresh_token": refresh,
+            "scope": " ".join(sorted(grant.scopes)),
+            "userType": "Location",
+            "locationId": grant.location_id,
+            "companyId": client.company_id,
+            "userId": client.user_id,
+        }
+
     # ---- rate limits ----------------------------------------------------------------------------
 
     def _headers(self, bucket: _Bucket | None) -> dict[str, str]:
@@ -1044,8 +1199,8 @@ class GhlState:
         return len(docs)
 
     def reset(self) -> None:
-        """Drop all contacts, their tasks/notes, calendars, events, pending index writes and rate-limit
-        counters (tokens and config stay)."""
+        """Drop all contacts, their tasks/notes, calendars, events, pending index writes, rate-limit
+        counters and the fault plan (tokens, OAuth clients and their grants, and config stay)."""
         with self.lock:
             for table in (
                 self._tasks, self._task_loc, self._tasks_by_contact, self._notes, self._notes_by_contact,
@@ -1059,6 +1214,7 @@ class GhlState:
             self._index.clear()
             self._pending.clear()
             self._buckets.clear()
+            self.faults.clear()
 
     def reset_rate_limits(self) -> None:
         with self.lock:

@@ -4,7 +4,9 @@ Owns everything that is HTTP: the ``/3dCartWebAPI/v1`` (and ``v2``) routes, the 
 PrivateKey / Token headers, the rate-limit answer, media types, status codes, the ASP.NET-style
 response headers and the error-array body that replaces every FastAPI default. Data rules live in
 ``state.py``; this module only translates. The ``/_sim`` admin endpoints (no auth, no rate limit,
-not logged) let tests and the sandbox seed, inspect and reconfigure a running simulator.
+not logged) let tests and the sandbox seed, inspect and reconfigure a running simulator. The fault
+layer (``sandbox/faults.py``) sits inside the request log and outside everything else, so its
+``status`` answers come before auth and throttling.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from sandbox.common import install_request_log
+from sandbox.faults import attach_fault_plan, install_faults, status_phrase
 from sandbox.shift4shop.state import (
     AUTH_FAILURE_MESSAGE,
     CRM_DATE_FILTERS,
@@ -42,6 +45,8 @@ JSON_MEDIA_TYPES = frozenset({"application/json", "text/json"})
 
 # What the real ASP.NET Web API backend sends on every response (spec §1.1, S8 recordings).
 _ASPNET_HEADERS = {"Cache-Control": "no-cache", "Pragma": "no-cache", "Expires": "-1"}
+# Default messages of injected `status` faults: the API's own 429 and crash wording.
+FAULT_MESSAGES = {429: TOO_MANY_REQUESTS_MESSAGE, 500: "An error has occurred."}
 
 
 class ApiJSONResponse(JSONResponse):
@@ -513,7 +518,7 @@ def _admin_router(state: Shift4ShopState) -> APIRouter:
 
     @router.post("/reset")
     def reset() -> ApiJSONResponse:
-        state.reset()
+        state.reset()  # also clears the fault plan (see attach_fault_plan)
         return ApiJSONResponse({"reset": True})
 
     @router.post("/stores")
@@ -566,8 +571,15 @@ def create_app(state: Shift4ShopState) -> FastAPI:
     async def _crash(_: Request, __: Exception) -> ApiJSONResponse:
         return _error_response(500, "An error has occurred.")
 
-    # Added first so the request log (added next, hence outermost) sees the client's own path.
+    # Added first so the fault layer and the request log (added next, the log outermost) see the
+    # client's own path: fault rules match the path as sent (use `(?i)` for any case).
     app.add_middleware(CaseInsensitiveApiPaths)
+    install_faults(
+        app,
+        attach_fault_plan(state),  # state.faults; state.reset() clears it
+        lambda status, message: _error_response(status, message or FAULT_MESSAGES.get(status) or status_phrase(status)),
+        cursor_query=("offset",),  # `repeat_page`: the list answers its first page again
+    )
     install_request_log(app, state.request_log, lambda: state.latency_s)
     app.include_router(_admin_router(state))
     api = _api_router(state)
