@@ -21,6 +21,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from ghl_shift4shop.batches import read_jsonl
+from ghl_shift4shop.faultpoints import checkpoint
 from ghl_shift4shop.http import AmbiguousWriteError, ApiError, mask_email
 from ghl_shift4shop.mapping import Mapping
 from ghl_shift4shop.shift4shop.hook import ItemResult, Shift4ShopHook
@@ -268,6 +269,7 @@ class CustomerLoader:
         conflicts: list[tuple[dict, str]] = []
         for chunk in _chunks(creates, self.put_chunk):
             results = self._post(chunk, resolver)
+            checkpoint("mid_create")  # the store has them, the id map not yet: the worst moment
             done: list[MappedId] = []
             for row, res in zip(chunk, results, strict=True):
                 if res.ok and res.value:
@@ -284,6 +286,7 @@ class CustomerLoader:
                     self._failed(row, "create", res)
             self.state.record_mapped(self.stream, done)
             self.stats.created += len(done)
+            checkpoint("mid_load")
         if conflicts:
             self.stats.adopted += len(conflicts)
             gone = self._update(conflicts)

@@ -12,6 +12,7 @@ from functools import cache
 from typing import TYPE_CHECKING
 
 from ghl_shift4shop.errors import PermanentError
+from ghl_shift4shop.faultpoints import checkpoint
 from ghl_shift4shop.settings import Settings, load_settings
 from ghl_shift4shop.state import StateStore
 from ghl_shift4shop.timeutil import format_ts, next_watermark, parse_ts
@@ -146,6 +147,7 @@ def extract(window: dict) -> dict:
             "stopped_early": int(bool(summary["stopped"])),
         },
     )
+    checkpoint("after_extract")
     return summary
 
 
@@ -154,7 +156,7 @@ def validate(ref: dict, run_id: str) -> dict:
     from ghl_shift4shop import validate as validate_stage
 
     settings = load_settings()
-    return validate_stage.validate_batch(
+    result = validate_stage.validate_batch(
         ref,
         state=state_store(settings),
         data_dir=settings.data_dir,
@@ -162,6 +164,8 @@ def validate(ref: dict, run_id: str) -> dict:
         run_id=run_id,
         stream=STREAM,
     )
+    checkpoint("after_validate")
+    return result
 
 
 @fail_without_retry
@@ -214,7 +218,7 @@ def load(refs: list[dict], run_id: str) -> dict:
     from ghl_shift4shop import load as load_stage
 
     settings = load_settings()
-    return load_stage.load_customers(
+    result = load_stage.load_customers(
         list(refs),
         hook=shift4shop_hook(settings),
         state=state_store(settings),
@@ -224,6 +228,8 @@ def load(refs: list[dict], run_id: str) -> dict:
         bulk_create=settings.shift4shop_bulk_create,
         page_limit=settings.shift4shop_page_limit,
     )
+    checkpoint("after_load")
+    return result
 
 
 @fail_without_retry
