@@ -78,6 +78,7 @@ def ghl_hook(settings: Settings) -> GhlHook:
         burst=settings.ghl_burst,
         rate_per_s=settings.ghl_rate_per_s,
         daily_reserve=settings.ghl_daily_reserve,
+        token_state=state_store(settings),
     )
 
 

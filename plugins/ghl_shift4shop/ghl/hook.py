@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+import requests
 from airflow.sdk.log import mask_secret
 
 from ghl_shift4shop.http import ApiError, ApiHook, AuthError, DailyBudgetLow, RateBudget, shared_budget
@@ -20,6 +21,16 @@ TASK_SEARCH_LIMIT = 100  # undocumented cap; 100 is what the simulator enforces 
 # puts more than 100 requests into any 10-second span, so it cannot trip a fixed or sliding window.
 BURST_CAPACITY = 10
 BURST_RATE_PER_S = 9.0
+
+
+def _token_expired(resp) -> bool:
+    """A 401 that a refresh can cure (not a missing scope, a wrong location or a Version error)."""
+    try:
+        message = str(resp.json().get("message", ""))
+    except (ValueError, AttributeError):
+        message = resp.text
+    lowered = message.lower()
+    return "jwt" in lowered or "expired" in lowered or "invalid token" in lowered
 
 
 def _int_header(resp, name: str) -> int | None:
@@ -49,11 +60,14 @@ class GhlHook(ApiHook):
         burst: float = BURST_CAPACITY,
         rate_per_s: float = BURST_RATE_PER_S,
         daily_reserve: int = 2000,
+        token_state=None,
         **kwargs,
     ):
         super().__init__(conn_id, **kwargs)
         self.burst, self.rate_per_s = burst, rate_per_s
         self.daily_remaining: int | None = None
+        self.token_state = token_state
+        self.tokens = None  # a TokenStore in OAuth mode
         # Requests left untouched at the end of a day: for other integrations and people.
         self.daily_reserve = daily_reserve
 
@@ -67,12 +81,50 @@ class GhlHook(ApiHook):
         return location_id
 
     def auth_headers(self, connection) -> dict[str, str]:
+        from ghl_shift4shop.ghl.oauth import TokenStore, is_oauth
+
+        extra = connection.extra_dejson
+        version = extra.get("version") or CONTACTS_VERSION
+        headers = {"Version": version, "Accept": "application/json"}
+        if is_oauth(extra):
+            # OAuth: the access token comes from the token store (or a refresh on first use).
+            from ghl_shift4shop.settings import load_settings
+            from ghl_shift4shop.state import StateStore
+
+            self.tokens = TokenStore(self.token_state or StateStore(load_settings().state_url), extra)
+            token = self.tokens.access_token() or connection.password
+            if token:
+                mask_secret(token)
+                headers["Authorization"] = f"Bearer {token}"
+            return headers
         token = connection.password
         if not token:
             raise ValueError(f"connection {self.http_conn_id!r} has no password (the bearer token)")
         mask_secret(token)
-        version = connection.extra_dejson.get("version") or CONTACTS_VERSION
-        return {"Authorization": f"Bearer {token}", "Version": version, "Accept": "application/json"}
+        return {**headers, "Authorization": f"Bearer {token}"}
+
+    def token_request(self, form: dict):
+        """``POST /oauth/token`` (form-encoded, no bearer, no Version), through the hook's session."""
+        session = self.session
+        prepped = session.prepare_request(
+            requests.Request(
+                "POST",
+                self.url_from_endpoint("/oauth/token"),
+                data=form,
+                headers={"Authorization": None, "Version": None, "Accept": "application/json"},
+            )
+        )
+        with self._calls_lock:
+            self.calls[self.service] += 1
+        return self.run_and_check(session, prepped, {"check_response": False, "timeout": self.timeout})
+
+    def _bearer(self) -> str | None:
+        value = self.session.headers.get("Authorization", "")
+        return value.removeprefix("Bearer ") or None
+
+    def _use_token(self, token: str) -> None:
+        mask_secret(token)
+        self.session.headers["Authorization"] = f"Bearer {token}"
 
     def make_budget(self, connection) -> RateBudget:
         account = connection.extra_dejson.get("location_id") or connection.host or ""
@@ -93,7 +145,15 @@ class GhlHook(ApiHook):
                 f"X-RateLimit-Daily-Remaining is {self.daily_remaining}, at or below the reserve of "
                 f"{self.daily_reserve}: stopping here, the next run resumes",
             )
-        return super()._send_once(*args, **kwargs)
+        _ = self.session  # builds the session (and the OAuth token store) on first use
+        if self.tokens is not None and not self._bearer():
+            self._use_token(self.tokens.refresh(self))
+        resp = super()._send_once(*args, **kwargs)
+        if self.tokens is not None and resp.status_code == 401 and _token_expired(resp):
+            # Refresh once and retry once (the documented flow); a second 401 is an answer.
+            self._use_token(self.tokens.refresh(self, failed_token=self._bearer()))
+            resp = super()._send_once(*args, **kwargs)
+        return resp
 
     # -- errors ------------------------------------------------------------------------------
     def _raise_for(self, resp, what: str) -> None:

@@ -1,0 +1,98 @@
+"""OAuth mode: refresh on "Invalid JWT", rotated refresh tokens stored at once (encrypted), and
+scope errors reported, not retried."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from sandbox.seed import generate_contacts
+from tests.conftest import LOCATION_ID
+from tests.e2e.test_sync_dag import run, summary_of
+
+pytestmark = pytest.mark.usefixtures("airflow_db")
+CLIENT_ID = "64f0c0ffee0123456789abcd-lmno1234"
+CLIENT_SECRET = "cs-9d7e2b41-5a6c-4f0e-8b3d-2c1a0f9e8d7c"
+
+
+@pytest.fixture(scope="module")
+def sync_dag():
+    from airflow.dag_processing.dagbag import DagBag
+
+    from tests.conftest import ROOT
+
+    return DagBag(dag_folder=str(ROOT / "dags")).dags["ghl_shift4shop_sync"]
+
+
+@pytest.fixture
+def oauth(sims, monkeypatch):
+    refresh = sims.ghl_state.add_oauth_client(CLIENT_ID, CLIENT_SECRET, location_id=LOCATION_ID)
+    conn = {
+        "conn_type": "http",
+        "host": sims.ghl.url,
+        "extra": {
+            "location_id": LOCATION_ID,
+            "version": "2021-07-28",
+            "client_id": CLIENT_ID,
+            "client_secret": CLIENT_SECRET,
+            "refresh_token": refresh,
+        },
+    }
+    monkeypatch.setenv("AIRFLOW_CONN_GHL_DEFAULT", json.dumps(conn))
+    return refresh
+
+
+def token_calls(sims) -> list[dict]:
+    return [r for r in sims.ghl_requests("/oauth/token")]
+
+
+def test_refresh_on_expiry_rotates_and_survives_a_failed_run(sims, sync_dag, oauth, monkeypatch, tmp_path):
+    from ghl_shift4shop.sync import state_store
+
+    contacts = generate_contacts(50, seed=61, dirty_share=0.0, location_id=LOCATION_ID)
+    sims.ghl_state.load_contacts(contacts)
+    dr = run(sync_dag)
+    assert dr.state == "success" and summary_of(dr)["created"] == 50
+    assert len(token_calls(sims)) == 1  # no access token yet: one refresh at first use
+
+    # The day passes: every access token expires. The next call gets 401 "Invalid JWT",
+    # refreshes once and retries once.
+    sims.ghl_state.expire_access_tokens()
+    sims.clear_logs()
+    sims.ghl_state.load_contacts([{**contacts[0], "city": "Oslo", "dateUpdated": "2099-01-01T00:00:00.000Z"}])
+    # The store fails this run after GHL has been read: the rotated token must already be saved.
+    good_s4s = sims.connections_env()["AIRFLOW_CONN_SHIFT4SHOP_DEFAULT"]
+    monkeypatch.setenv("AIRFLOW_CONN_SHIFT4SHOP_DEFAULT", good_s4s.replace("pk-test", "pk-nope"))
+    dr = run(sync_dag)
+    assert dr.state == "failed"
+    assert len(token_calls(sims)) == 1
+    assert [r["status"] for r in sims.ghl_requests("/contacts/search")][:2] == [401, 200]
+
+    # The connection still holds the first refresh token, which GHL has invalidated. The stored,
+    # rotated one is used: no lock-out.
+    monkeypatch.setenv("AIRFLOW_CONN_SHIFT4SHOP_DEFAULT", good_s4s)
+    sims.ghl_state.expire_access_tokens()
+    sims.clear_logs()
+    dr = run(sync_dag)
+    assert dr.state == "success" and summary_of(dr)["updated"] == 1
+    assert [r["status"] for r in token_calls(sims)] == [200]
+
+    # Stored encrypted: neither the secret nor any token appears in the state database file.
+    db = state_store().engine.url.database
+    raw = open(db, "rb").read()
+    assert oauth.encode() not in raw and CLIENT_SECRET.encode() not in raw
+
+
+def test_scope_error_is_reported_not_retried(sims, sync_dag, monkeypatch):
+    from tests.conftest import GHL_TOKEN
+
+    sims.ghl_state.load_contacts(generate_contacts(5, seed=62, dirty_share=0.0, location_id=LOCATION_ID))
+    sims.ghl_state.add_token(GHL_TOKEN + "-narrow", location_id=LOCATION_ID, scopes=["calendars.readonly"])
+    conn = json.loads(sims.connections_env()["AIRFLOW_CONN_GHL_DEFAULT"])
+    conn["password"] = GHL_TOKEN + "-narrow"
+    monkeypatch.setenv("AIRFLOW_CONN_GHL_DEFAULT", json.dumps(conn))
+    dr = run(sync_dag)
+    assert dr.state == "failed"
+    searches = sims.ghl_requests("/contacts/search")
+    assert [r["status"] for r in searches] == [401]  # once: no retry, no refresh
