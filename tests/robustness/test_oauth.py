@@ -4,6 +4,7 @@ scope errors reported, not retried."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -80,7 +81,7 @@ def test_refresh_on_expiry_rotates_and_survives_a_failed_run(sims, sync_dag, oau
 
     # Stored encrypted: neither the secret nor any token appears in the state database file.
     db = state_store().engine.url.database
-    raw = open(db, "rb").read()
+    raw = Path(db).read_bytes()
     assert oauth.encode() not in raw and CLIENT_SECRET.encode() not in raw
 
 
