@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: venv demo test lint format sandbox-start sandbox-stop ui watermark quarantine clean lock
+.PHONY: venv demo test lint format sandbox-start sandbox-stop ui watermark quarantine clean lock robustness-report
 
 $(STAMP): requirements.txt requirements-dev.txt requirements.lock
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -57,3 +57,8 @@ lock:
 	{ echo "# Frozen set (pip freeze of a venv built from requirements-dev.txt). Used as constraints by"; \
 	  echo "# \`make venv\`, so every machine installs exactly these versions. Regenerate: make lock"; \
 	  /tmp/ghl-s4s-lock/bin/pip freeze; } > requirements.lock
+
+## Regenerate docs/robustness.md from the fault and hostile-input tests.
+robustness-report: venv
+	GHL_S4S_ROBUSTNESS_REPORT=docs/robustness.md $(PY) -m pytest -q tests/robustness/test_faults_and_hostile_input.py \
+	  --deselect tests/robustness/test_faults_and_hostile_input.py::test_report_lists_every_case

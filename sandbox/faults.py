@@ -29,6 +29,7 @@ import random
 import re
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from http import HTTPStatus
@@ -64,6 +65,7 @@ _ONLY_FOR = {
     "seconds": set(_SLEEPING),
 }
 MALFORMED_BODY = b"<html>Bad gateway</html>"
+FIRED_MAX = 10_000  # the fired log keeps this many latest entries
 
 # (status, the rule's message or None) -> the service's own error response.
 ErrorResponse = Callable[[int, "str | None"], Response]
@@ -178,7 +180,7 @@ class FaultPlan:
         self._rules: list[Rule] = []
         self._seed = 0
         self._rng = random.Random(0)
-        self._fired: list[dict[str, Any]] = []
+        self._fired: deque[dict[str, Any]] = deque(maxlen=FIRED_MAX)
 
     def set(self, rules: Iterable[dict], seed: int = 0) -> list[dict[str, Any]]:
         """Replace the plan (counters, RNG and fired log start over); ``ValueError`` on a bad rule."""
@@ -188,7 +190,8 @@ class FaultPlan:
             raise ValueError("seed must be an integer")
         parsed = [Rule.parse(raw, i) for i, raw in enumerate(rules)]
         with self._lock:
-            self._rules, self._seed, self._rng, self._fired = parsed, seed, random.Random(seed), []
+            self._rules, self._seed, self._rng = parsed, seed, random.Random(seed)
+            self._fired = deque(maxlen=FIRED_MAX)
             return [r.as_dict() for r in parsed]
 
     def clear(self) -> None:
@@ -199,7 +202,7 @@ class FaultPlan:
             return [r.as_dict() for r in self._rules]
 
     def fired(self) -> list[dict[str, Any]]:
-        """``[{rule, action, method, path, ts}]``: every firing, oldest first."""
+        """``[{rule, action, method, path, ts}]``: the firings, oldest first (the last ``FIRED_MAX``)."""
         with self._lock:
             return [dict(f) for f in self._fired]
 

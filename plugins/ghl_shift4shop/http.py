@@ -259,4 +259,12 @@ class ApiHook(HttpHook):
             if not idempotent:
                 raise AmbiguousWriteError(self.service, resp.status_code, resp.text[:300])
             raise RetryableError(self.service, resp.status_code, resp.text[:300])
+        if 200 <= resp.status_code < 300 and resp.content:
+            try:
+                resp.json()
+            except ValueError:
+                # A 2xx that is not JSON (a proxy's HTML page, a cut-off body) is a broken answer,
+                # not data: retried for reads; for a write the outcome is unknown.
+                cls = RetryableError if idempotent else AmbiguousWriteError
+                raise cls(self.service, resp.status_code, "the answer is not valid JSON") from None
         return resp
