@@ -6,8 +6,9 @@ Expectations (bad rows → quarantine), fetches the changed contacts' tasks, not
 maps everything to Shift4Shop (`include/mappings/*.yaml`: customer fields, a Comments summary, tag →
 customer group, CRM tickets and messages), bulk-upserts it, then advances each stream's watermark.
 
-* GHL calls of the mapped fetch tasks share the `ghl_api` pool (create it:
-  `airflow pools set ghl_api 2 "HighLevel API budget"`) and the client's request budget.
+* GHL calls share the `ghl_api` pool and store writes the `shift4shop_api` pool (create them:
+  `airflow pools set ghl_api 2 "HighLevel API"`, `airflow pools set shift4shop_api 1 "Shift4Shop API"`),
+  on top of the client's request budgets.
 * A stream that fails keeps its watermark; the others advance, and the run ends failed.
 
 * Connections: `ghl_default`, `shift4shop_default` (see CONTRACT.md).
@@ -26,6 +27,7 @@ from airflow.timetables.interval import CronDataIntervalTimetable
 from ghl_shift4shop import sync
 
 GHL_POOL = "ghl_api"
+STORE_POOL = "shift4shop_api"  # the store's 2 requests/s are shared with every other DAG that writes it
 
 
 def _run_id() -> str:
@@ -78,11 +80,11 @@ def ghl_shift4shop_sync():
     def transform(ref: dict) -> dict:
         return sync.transform(ref, _run_id())
 
-    @task(trigger_rule="none_failed")
+    @task(trigger_rule="none_failed", pool=STORE_POOL)
     def load(refs: list[dict]) -> dict:
         return sync.load(refs, _run_id())
 
-    @task(trigger_rule="none_failed")
+    @task(trigger_rule="none_failed", pool=STORE_POOL)
     def load_crm(fetched: list[dict]) -> dict:
         return sync.load_crm(fetched, _run_id())
 

@@ -26,6 +26,7 @@ eval "$("$PY" -m sandbox env)"
 echo "== preparing Airflow (SQLite) in $AIRFLOW_HOME"
 "$AIRFLOW" db migrate >"$ROOT/.local/runs/db-migrate.log" 2>&1
 "$AIRFLOW" pools set ghl_api 2 "HighLevel API budget (mapped fetch tasks)" >/dev/null
+"$AIRFLOW" pools set shift4shop_api 1 "Shift4Shop API budget (store writes)" >/dev/null
 
 run_sync() {
   local label="$1" log="$ROOT/.local/runs/$1.log"

@@ -8,5 +8,6 @@ cd "$ROOT"
 eval "$("$PY" -m sandbox env)"
 "$AIRFLOW" db migrate >/dev/null
 "$AIRFLOW" pools set ghl_api 2 "HighLevel API budget (mapped fetch tasks)" >/dev/null
+"$AIRFLOW" pools set shift4shop_api 1 "Shift4Shop API budget (store writes)" >/dev/null
 echo "Airflow UI: http://localhost:8080 (all users are admins in this local setup)"
 exec "$AIRFLOW" standalone

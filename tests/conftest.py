@@ -59,6 +59,7 @@ def airflow_db():
 
     db.resetdb()
     Pool.create_or_update_pool("ghl_api", slots=2, description="HighLevel API budget", include_deferred=False)
+    Pool.create_or_update_pool("shift4shop_api", slots=1, description="Shift4Shop API budget", include_deferred=False)
     return True
 
 

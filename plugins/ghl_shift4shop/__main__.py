@@ -30,6 +30,7 @@ def main(argv: list[str] | None = None) -> int:
     wm.add_argument("--to", help="ISO-8601 timestamp for `set`")
     q = sub.add_parser("quarantine", help="list open quarantine entries")
     q.add_argument("--stream")
+    sub.add_parser("dead-letters", help="items waiting to be loaded again (the store failed them)")
     r = sub.add_parser("runs", help="latest run summaries")
     r.add_argument("--limit", type=int, default=5)
     r.add_argument("--table", action="store_true", help="one aligned table per run instead of JSON lines")
@@ -57,6 +58,14 @@ def main(argv: list[str] | None = None) -> int:
         for row in rows:
             print(f"{row['stream']:<10}{row['source_id']:<24}{row['stage']:<10}{mask_email(row['reason'])}")
         print(f"{len(rows)} open entries")
+    elif args.command == "dead-letters":
+        rows = state.list_dead_letters()
+        for row in rows:
+            print(
+                f"{row['stream']:<10}{row['source_id']:<24}{row['status']!s:<5}{row['attempts']:>3} tries  "
+                f"{mask_email(row['message'] or '')}"
+            )
+        print(f"{len(rows)} waiting")
     elif args.command == "runs":
         for row in state.recent_summaries(args.limit):
             if not args.table:

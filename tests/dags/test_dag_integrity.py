@@ -54,6 +54,7 @@ def test_sync_shape(dagbag):
     assert dag.get_task("load_crm").upstream_task_ids >= {"load", "fetch_children"}
     assert dag.get_task("fetch_children").pool == "ghl_api"
     assert dag.get_task("extract").pool == "ghl_api"
+    assert dag.get_task("load").pool == dag.get_task("load_crm").pool == "shift4shop_api"
 
 
 def test_parsing_needs_no_connection_and_no_heavy_imports():

@@ -139,7 +139,8 @@ def test_incremental_run_writes_only_changed_contacts_within_the_call_budget(sim
 def test_contact_updated_while_the_extract_runs_is_picked_up_next_run(sims, sync_dag):
     contacts = generate_contacts(1200, seed=5, dirty_share=0.0, location_id=LOCATION_ID)
     sims.ghl_state.load_contacts(contacts)
-    sims.ghl_state.configure(latency_s=0.3)
+    # Slow search pages only (the child fetches stay fast): a window to edit in.
+    sims.ghl_state.faults.set([{"action": "latency", "path": "/contacts/search", "seconds": 0.3}])
     # The oldest change sorts first: on page 1, long behind the cursor when it is edited just
     # after the last page was served, while the run goes on to validate and load.
     target = min(contacts, key=lambda c: (c["dateUpdated"], c["id"]))
@@ -154,7 +155,7 @@ def test_contact_updated_while_the_extract_runs_is_picked_up_next_run(sims, sync
     editor.start()
     assert run(sync_dag).state == "success"
     editor.join()
-    sims.ghl_state.configure(latency_s=0.0)
+    sims.ghl_state.faults.clear()
     assert by_ghl_id(sims.customers())[target["id"]]["BillingCity"] != "Changed Mid-Extract"
 
     dr = run(sync_dag)
