@@ -4,6 +4,7 @@ watermark show                 every stream's watermark
 watermark reset [--stream S]   forget it: the next run starts from the beginning
 watermark set --to ISO         move it (e.g. to re-sync the last week)
 quarantine [--stream S]        open quarantine entries with their reasons
+dead-letters                   items the store failed with a retryable status (retried next run)
 runs [--limit N]               the latest run summaries
 """
 
