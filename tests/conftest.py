@@ -141,3 +141,13 @@ def state(sims):
     from ghl_shift4shop.sync import state_store
 
     return state_store()
+
+
+@pytest.fixture(scope="module")
+def sync_dag():
+    """The ghl_shift4shop_sync DAG as Airflow parses it from dags/."""
+    from airflow.dag_processing.dagbag import DagBag
+
+    bag = DagBag(dag_folder=str(ROOT / "dags"))
+    assert not bag.import_errors, bag.import_errors
+    return bag.dags["ghl_shift4shop_sync"]

@@ -19,15 +19,6 @@ pytestmark = pytest.mark.usefixtures("airflow_db")
 HEADERS = {"Authorization": f"Bearer {GHL_TOKEN}", "Version": "2021-07-28"}
 
 
-@pytest.fixture(scope="module")
-def sync_dag():
-    from airflow.dag_processing.dagbag import DagBag
-
-    from tests.conftest import ROOT
-
-    return DagBag(dag_folder=str(ROOT / "dags")).dags["ghl_shift4shop_sync"]
-
-
 def seed(sims, n: int, seed: int = 21) -> tuple[list[dict], dict]:
     contacts = generate_contacts(n, seed=seed, dirty_share=0.0, location_id=LOCATION_ID)
     crm = generate_crm(contacts, seed=seed, location_id=LOCATION_ID)

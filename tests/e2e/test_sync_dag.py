@@ -17,17 +17,6 @@ from tests.conftest import GHL_TOKEN, LOCATION_ID, SECURE_URL
 pytestmark = pytest.mark.usefixtures("airflow_db")
 
 
-@pytest.fixture(scope="module")
-def sync_dag():
-    from airflow.dag_processing.dagbag import DagBag
-
-    from tests.conftest import ROOT
-
-    bag = DagBag(dag_folder=str(ROOT / "dags"))
-    assert not bag.import_errors
-    return bag.dags["ghl_shift4shop_sync"]
-
-
 def run(dag, **conf):
     dr = dag.test(run_conf=conf or None)
     return dr

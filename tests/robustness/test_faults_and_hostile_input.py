@@ -387,3 +387,25 @@ def test_report_lists_every_case():
         "future dateUpdated",
     ):
         assert marker in text, f"{marker!r} missing from docs/robustness.md: run `make robustness-report`"
+
+
+def test_ghl_budget_is_spent_but_never_tripped_by_concurrent_calls(sims):
+    """8 threads share one budget. Scaled 10x down in time: the server allows 10 requests per 1 s
+    window; the client's bucket (1 + 9/s) never puts more than 10 into any second."""
+    from ghl_shift4shop.children import fetch_notes
+
+    recs = contacts(60)
+    sims.ghl_state.load_contacts(recs)
+    sims.ghl_state.configure(rate_limit=True, burst_max=10, burst_window_ms=1000)
+    hook = GhlHook(timeout=5, max_attempts=3, burst=1, rate_per_s=9)
+    started = time.monotonic()
+    fetch_notes(hook, [c["id"] for c in recs], None, workers=8)
+    elapsed = time.monotonic() - started
+    statuses = [r["status"] for r in sims.ghl_requests("/contacts/")]
+    assert len(statuses) == 60 and statuses.count(429) == 0
+    record(
+        "fault",
+        "GHL burst limit, 8 concurrent workers",
+        "60 calls from 8 threads against 10 per window (scaled to 1 s)",
+        f"0 × 429; {60 / elapsed:.1f} calls/s of the 10/s allowed",
+    )

@@ -17,15 +17,6 @@ CLIENT_ID = "64f0c0ffee0123456789abcd-lmno1234"
 CLIENT_SECRET = "cs-9d7e2b41-5a6c-4f0e-8b3d-2c1a0f9e8d7c"
 
 
-@pytest.fixture(scope="module")
-def sync_dag():
-    from airflow.dag_processing.dagbag import DagBag
-
-    from tests.conftest import ROOT
-
-    return DagBag(dag_folder=str(ROOT / "dags")).dags["ghl_shift4shop_sync"]
-
-
 @pytest.fixture
 def oauth(sims, monkeypatch):
     refresh = sims.ghl_state.add_oauth_client(CLIENT_ID, CLIENT_SECRET, location_id=LOCATION_ID)

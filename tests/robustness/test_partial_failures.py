@@ -11,15 +11,6 @@ from tests.e2e.test_sync_dag import by_ghl_id, ghl_put, run, summary_of
 pytestmark = pytest.mark.usefixtures("airflow_db")
 
 
-@pytest.fixture(scope="module")
-def sync_dag():
-    from airflow.dag_processing.dagbag import DagBag
-
-    from tests.conftest import ROOT
-
-    return DagBag(dag_folder=str(ROOT / "dags")).dags["ghl_shift4shop_sync"]
-
-
 def test_206_commits_successes_and_dead_letters_retryable_failures(sims, sync_dag, monkeypatch):
     from ghl_shift4shop.sync import state_store
 

@@ -16,15 +16,6 @@ pytestmark = pytest.mark.usefixtures("airflow_db")
 SECRETS = (GHL_TOKEN, PRIVATE_KEY, S4S_TOKEN)
 
 
-@pytest.fixture(scope="module")
-def sync_dag():
-    from airflow.dag_processing.dagbag import DagBag
-
-    from tests.conftest import ROOT
-
-    return DagBag(dag_folder=str(ROOT / "dags")).dags["ghl_shift4shop_sync"]
-
-
 def files_under(*roots: str) -> list[Path]:
     out = []
     for root in roots:
