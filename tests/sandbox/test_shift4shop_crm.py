@@ -8,7 +8,6 @@ CRM holds no tickets and the default statuses/department, with the rate limiter 
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterator
 from typing import Any
@@ -27,6 +26,7 @@ from sandbox.shift4shop.state import (
     DEFAULT_CRM_STATUSES,
     OFFSET_EXCEEDS_MESSAGE,
 )
+from tests.sandbox.test_shift4shop_simulator import Api, error, headers
 
 STORE = "https://demo-store.3dcartstores.com"
 OTHER = "https://other-store.3dcartstores.com"
@@ -46,47 +46,6 @@ CRM_DATE = re.compile(r"\d{2}/\d{2}/\d{4} \d{2}:\d{2}")  # "02/26/2019 17:01", a
 NOT_FOUND = "The specified CRM does not exist."
 NO_MESSAGES = "The specified CRM does not exist, or has no messages."
 MESSAGE_NOT_FOUND = "The specified CRM and/or message does not exist."
-
-
-def headers(url: str = STORE, creds: dict[str, str] = CREDS) -> dict[str, str]:
-    return {
-        "SecureURL": url,
-        "PrivateKey": creds["private_key"],
-        "Token": creds["token"],
-        "Accept": "application/json",
-        "Content-Type": "application/json",
-    }
-
-
-class Api:
-    """A thin client for one store, so tests read as API calls."""
-
-    def __init__(self, root: str, hdrs: dict[str, str]):
-        self.root = root
-        self.base = f"{root}/3dCartWebAPI/v1"
-        self.headers = hdrs
-        self.session = requests.Session()
-
-    def call(self, method: str, path: str, body: Any = None, **kw: Any) -> requests.Response:
-        hdrs = {**self.headers, **kw.pop("headers", {})}
-        data = None if body is None else json.dumps(body)
-        return self.session.request(method, self.base + path, headers=hdrs, data=data, timeout=10, **kw)
-
-    def get(self, path: str, **params: Any) -> requests.Response:
-        return self.call("GET", path, params=params)
-
-    def post(self, path: str, body: Any) -> requests.Response:
-        return self.call("POST", path, body)
-
-    def put(self, path: str, body: Any) -> requests.Response:
-        return self.call("PUT", path, body)
-
-    def delete(self, path: str) -> requests.Response:
-        return self.call("DELETE", path)
-
-
-def error(status: int, message: str, value: str = "") -> list[dict[str, str]]:
-    return [{"Key": "Error", "Value": value, "Status": str(status), "Message": message}]
 
 
 def result(key: str, value: Any, status: int, message: str) -> list[dict[str, str]]:
