@@ -143,7 +143,7 @@ def state(sims):
     return state_store()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def sync_dag():
     """The ghl_shift4shop_sync DAG as Airflow parses it from dags/."""
     from airflow.dag_processing.dagbag import DagBag

@@ -188,7 +188,7 @@ def test_bad_rows_are_quarantined_and_too_many_fail_the_run(sims, sync_dag, monk
     assert writes(sims) == []
 
 
-def test_manual_window_syncs_exactly_that_window_and_leaves_the_watermark(sims, sync_dag):
+def test_manual_window_syncs_exactly_that_window_and_leaves_the_watermark(sims):
     from datetime import UTC, datetime, timedelta
 
     from ghl_shift4shop.sync import state_store
@@ -201,7 +201,14 @@ def test_manual_window_syncs_exactly_that_window_and_leaves_the_watermark(sims, 
     sims.ghl_state.load_contacts(contacts)
     state_store().set_watermark("contacts", "2026-09-01T00:00:00.000Z", "setup")
 
-    dr = run(sync_dag, window_start="2026-10-01T12:00:00Z", window_end="2026-10-01T23:59:59Z")
+    # dag.test(run_conf=...) leaves the conf in the DAG object's params; a fresh parse keeps the
+    # shared DAG clean for later tests (a real trigger's conf applies to its own run only).
+    from airflow.dag_processing.dagbag import DagBag
+
+    from tests.conftest import ROOT
+
+    fresh = DagBag(dag_folder=str(ROOT / "dags")).dags["ghl_shift4shop_sync"]
+    dr = run(fresh, window_start="2026-10-01T12:00:00Z", window_end="2026-10-01T23:59:59Z")
     assert dr.state == "success"
     assert sorted(by_ghl_id(sims.customers())) == sorted(c["id"] for c in contacts[12:24])
     assert state_store().get_watermark("contacts") == "2026-09-01T00:00:00.000Z"
