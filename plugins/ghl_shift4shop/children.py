@@ -20,7 +20,6 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import pandas as pd
 import requests
 
 from ghl_shift4shop.batches import read_jsonl, stage_path, write_jsonl
@@ -28,7 +27,7 @@ from ghl_shift4shop.crm_config import CrmConfig
 from ghl_shift4shop.ghl.hook import GhlHook
 from ghl_shift4shop.http import ApiError, AuthError, DailyBudgetLow
 from ghl_shift4shop.state import StateStore
-from ghl_shift4shop.validate import load_suite_spec, run_suite
+from ghl_shift4shop.validate import load_suite_spec, run_suite, suite_frame
 
 log = logging.getLogger(__name__)
 
@@ -83,14 +82,7 @@ def validate_items(
     if not flat:
         return fetched, []
     spec = load_suite_spec(expectations_dir, stream)
-    columns = list(dict.fromkeys(e["kwargs"]["column"] for e in spec["expectations"] if "column" in e["kwargs"]))
-    frame = pd.DataFrame(
-        {
-            c: [(i.get(c) if not isinstance(i.get(c), str) or i.get(c).strip() else None) for _, i in flat]
-            for c in columns
-        },
-        dtype=object,
-    )
+    frame = suite_frame(spec, [item for _, item in flat])
     failures = run_suite(spec, frame)
     valid: dict[str, list[dict]] = {cid: [] for cid in fetched}
     bad = []

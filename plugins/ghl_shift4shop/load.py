@@ -173,21 +173,18 @@ class CustomerLoader:
     def _map(self, row: dict, customer_id: str) -> MappedId:
         return MappedId(row["source_id"], customer_id, row["match_key"], row["hash"])
 
-    def _unmapped_emails(self, refs: list[dict]) -> set[str]:
+    def _prescan(self, refs: list[dict], extra_rows: list[dict]) -> tuple[set[str], set[str]]:
+        """One pass over the batch files: emails of unmapped rows, and every group named."""
         emails: set[str] = set()
+        groups = {r["group"] for r in extra_rows if r.get("group")}
         for ref in refs:
             rows = list(read_jsonl(ref["path"]))
             mapped = self.state.get_mapped(self.stream, (r["source_id"] for r in rows))
             emails.update(r["match_key"] for r in rows if r["source_id"] not in mapped and r["match_key"])
-        return emails
+            groups.update(r["group"] for r in rows if r.get("group"))
+        return emails, groups
 
     # -- the run -----------------------------------------------------------------------------
-    def _resolve_groups(self, refs: list[dict], extra_rows: list[dict]) -> None:
-        """Group name → CustomerGroupID for every group the rows name; missing groups are created."""
-        wanted = {r["group"] for ref in refs for r in read_jsonl(ref["path"]) if r.get("group")}
-        wanted |= {r["group"] for r in extra_rows if r.get("group")}
-        self.group_ids = resolve_customer_groups(self.hook, self.state, wanted)
-
     def _body(self, row: dict) -> dict:
         body = dict(row["payload"])
         group = row.get("group")
@@ -199,8 +196,9 @@ class CustomerLoader:
         # Items the store failed last time (dead letters) go first; a newer copy of the same
         # contact in this run's batches simply follows and wins.
         retry = self.state.dead_letter_rows(self.stream)
-        self._resolve_groups(refs, retry)
-        resolver = EmailResolver(self.hook, self._unmapped_emails(refs), self.page_limit)
+        emails, groups = self._prescan(refs, retry)
+        self.group_ids = resolve_customer_groups(self.hook, self.state, groups)
+        resolver = EmailResolver(self.hook, emails, self.page_limit)
         if retry:
             self.stats.retried = len(retry)
             self.state.clear_dead_letters(self.stream, [r["source_id"] for r in retry])

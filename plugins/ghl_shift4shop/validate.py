@@ -29,6 +29,11 @@ def load_suite_spec(expectations_dir: Path, stream: str) -> dict:
     return json.loads((Path(expectations_dir) / f"{stream}.json").read_text(encoding="utf-8"))
 
 
+def suite_frame(spec: dict, records: list[dict]) -> pd.DataFrame:
+    """The columns the suite checks, blanks as nulls (so "missing" covers empty strings too)."""
+    return pd.DataFrame({c: [_blank_to_none(r.get(c)) for r in records] for c in _suite_columns(spec)}, dtype=object)
+
+
 def _suite_columns(spec: dict) -> list[str]:
     cols = []
     for e in spec["expectations"]:
@@ -97,8 +102,7 @@ def validate_batch(
 ) -> dict:
     records = list(read_jsonl(ref["path"]))
     spec = load_suite_spec(expectations_dir, stream)
-    columns = _suite_columns(spec)
-    frame = pd.DataFrame({c: [_blank_to_none(r.get(c)) for r in records] for c in columns}, dtype=object)
+    frame = suite_frame(spec, records)
     failures = run_suite(spec, frame) if records else {}
     bad = [(quarantine_key(records[i]), "; ".join(reasons), records[i]) for i, reasons in sorted(failures.items())]
     good = [r for i, r in enumerate(records) if i not in failures]
