@@ -14,10 +14,10 @@ import argparse
 import json
 import sys
 
-from ghl_shift4shop.http import mask_email
 from ghl_shift4shop.settings import load_settings
 from ghl_shift4shop.state import StateStore
 from ghl_shift4shop.timeutil import format_ts, parse_ts
+from ghl_shift4shop.transport import mask_email
 
 
 def main(argv: list[str] | None = None) -> int:

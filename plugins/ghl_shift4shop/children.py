@@ -25,8 +25,8 @@ import requests
 from ghl_shift4shop.batches import read_jsonl, stage_path, write_jsonl
 from ghl_shift4shop.crm_config import CrmConfig
 from ghl_shift4shop.ghl.hook import GhlHook
-from ghl_shift4shop.http import ApiError, AuthError, DailyBudgetLow
 from ghl_shift4shop.state import StateStore
+from ghl_shift4shop.transport import ApiError, AuthError, DailyBudgetLow
 from ghl_shift4shop.validate import load_suite_spec, run_suite, suite_frame
 
 log = logging.getLogger(__name__)

@@ -11,8 +11,8 @@ from pathlib import Path
 
 from ghl_shift4shop.batches import stage_path, write_jsonl
 from ghl_shift4shop.ghl.hook import GhlHook
-from ghl_shift4shop.http import ApiError, DailyBudgetLow
 from ghl_shift4shop.timeutil import format_ts, parse_ts
+from ghl_shift4shop.transport import ApiError, DailyBudgetLow
 
 log = logging.getLogger(__name__)
 

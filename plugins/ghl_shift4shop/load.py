@@ -22,10 +22,10 @@ from dataclasses import dataclass, field
 
 from ghl_shift4shop.batches import read_jsonl
 from ghl_shift4shop.faultpoints import checkpoint
-from ghl_shift4shop.http import AmbiguousWriteError, ApiError, mask_email
 from ghl_shift4shop.mapping import Mapping
 from ghl_shift4shop.shift4shop.hook import ItemResult, Shift4ShopHook
 from ghl_shift4shop.state import MappedId, StateStore
+from ghl_shift4shop.transport import AmbiguousWriteError, ApiError, mask_email
 
 log = logging.getLogger(__name__)
 

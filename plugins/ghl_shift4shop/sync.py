@@ -236,8 +236,8 @@ def load(refs: list[dict], run_id: str) -> dict:
 @fail_without_retry
 def load_crm(fetched: list[dict], run_id: str) -> dict:
     """Load each CRM child stream; a failing stream is recorded and the others carry on."""
-    from ghl_shift4shop.http import ApiError, AuthError
     from ghl_shift4shop.tickets import load_crm_stream
+    from ghl_shift4shop.transport import ApiError, AuthError
 
     settings = load_settings()
     cfg = crm_config(settings)

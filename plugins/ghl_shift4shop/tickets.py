@@ -26,11 +26,11 @@ from ghl_shift4shop.batches import read_jsonl
 from ghl_shift4shop.crm_config import CrmConfig
 from ghl_shift4shop.crm_summary import INACTIVE_APPOINTMENTS, parse_when, plain_text
 from ghl_shift4shop.errors import PermanentError
-from ghl_shift4shop.http import ApiError
 from ghl_shift4shop.mapping import payload_hash
 from ghl_shift4shop.shift4shop.hook import Shift4ShopHook
 from ghl_shift4shop.state import MappedId, StateStore
 from ghl_shift4shop.text import cut, utf16_len
+from ghl_shift4shop.transport import ApiError
 
 log = logging.getLogger(__name__)
 

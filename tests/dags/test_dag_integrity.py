@@ -85,10 +85,16 @@ def test_airflow_plugin_loader_leaves_the_package_alone():
         "import sys;"
         "from airflow._shared.plugins_manager.plugins_manager import _load_plugins_from_plugin_directory as f;"
         f"plugins, errors = f({str(ROOT / 'plugins')!r});"
-        "import http.client;"  # would fail if ghl_shift4shop/http.py had been loaded as `http`
         "print('errors', errors);"
         "print('ours', [n for n, m in sys.modules.items() if 'ghl_shift4shop' in str(getattr(m, '__file__', ''))])"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
     assert "errors {}" in out.stdout and "ours []" in out.stdout, out.stdout
+
+
+def test_no_module_of_the_package_shadows_the_standard_library():
+    """A module named like a stdlib one (``http.py``) breaks anything that puts the package dir on sys.path."""
+    package = ROOT / "plugins" / "ghl_shift4shop"
+    names = {p.stem for p in package.rglob("*.py")} | {p.name for p in package.rglob("*") if p.is_dir()}
+    assert not names & (set(sys.stdlib_module_names) - {"__main__"}), sorted(names & set(sys.stdlib_module_names))

@@ -15,11 +15,11 @@ import pytest
 from ghl_shift4shop.batches import read_jsonl, write_jsonl
 from ghl_shift4shop.extract import extract_contacts
 from ghl_shift4shop.ghl.hook import GhlHook
-from ghl_shift4shop.http import ApiError
 from ghl_shift4shop.load import load_customers
 from ghl_shift4shop.mapping import load_mapping
 from ghl_shift4shop.shift4shop.hook import Shift4ShopHook
 from ghl_shift4shop.transform import transform_records
+from ghl_shift4shop.transport import ApiError
 from ghl_shift4shop.validate import validate_batch
 
 from sandbox.seed import generate_contacts

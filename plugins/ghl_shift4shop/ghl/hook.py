@@ -11,8 +11,8 @@ from dataclasses import dataclass
 import requests
 from airflow.sdk.log import mask_secret
 
-from ghl_shift4shop.http import ApiError, ApiHook, AuthError, DailyBudgetLow, RateBudget, shared_budget
 from ghl_shift4shop.settings import GHL_CONN_ID
+from ghl_shift4shop.transport import ApiError, ApiHook, AuthError, DailyBudgetLow, RateBudget, shared_budget
 
 CONTACTS_VERSION = "2021-07-28"
 CALENDARS_VERSION = "2021-04-15"  # every calendars operation declares this Version

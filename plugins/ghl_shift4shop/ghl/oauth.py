@@ -22,8 +22,8 @@ import sqlalchemy as sa
 from airflow.sdk.log import mask_secret
 from cryptography.fernet import Fernet, InvalidToken
 
-from ghl_shift4shop.http import AuthError
 from ghl_shift4shop.state import StateStore, metadata, utcnow
+from ghl_shift4shop.transport import AuthError
 
 log = logging.getLogger(__name__)
 

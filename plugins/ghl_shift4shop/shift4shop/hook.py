@@ -10,8 +10,8 @@ from dataclasses import dataclass
 
 from airflow.sdk.log import mask_secret
 
-from ghl_shift4shop.http import ApiError, ApiHook, AuthError, RateBudget, mask_email, shared_budget
 from ghl_shift4shop.settings import SHIFT4SHOP_CONN_ID
+from ghl_shift4shop.transport import ApiError, ApiHook, AuthError, RateBudget, mask_email, shared_budget
 
 # Documented leaky bucket: 50 deep, drains 2 requests/s. Staying at 2/s with a burst of 40 keeps
 # the server's bucket below its brim even if a few requests of another process are in it.
