@@ -5,6 +5,8 @@ watermark reset [--stream S]   forget it: the next run starts from the beginning
 watermark set --to ISO         move it (e.g. to re-sync the last week)
 quarantine [--stream S]        open quarantine entries with their reasons
 dead-letters                   items the store failed with a retryable status (retried next run)
+held                           tasks/notes/appointments held for the next run, and why
+oauth forget [--client ID]     drop the stored GHL OAuth tokens: the connection's are used next
 runs [--limit N]               the latest run summaries
 """
 
@@ -32,6 +34,10 @@ def main(argv: list[str] | None = None) -> int:
     q = sub.add_parser("quarantine", help="list open quarantine entries")
     q.add_argument("--stream")
     sub.add_parser("dead-letters", help="items waiting to be loaded again (the store failed them)")
+    sub.add_parser("held", help="child rows held for the next run (no customer yet, or an unsettled create)")
+    oa = sub.add_parser("oauth", help="the GHL OAuth tokens stored by the sync")
+    oa.add_argument("action", choices=["forget"])
+    oa.add_argument("--client", help="only this OAuth client id")
     r = sub.add_parser("runs", help="latest run summaries")
     r.add_argument("--limit", type=int, default=5)
     r.add_argument("--table", action="store_true", help="one aligned table per run instead of JSON lines")
@@ -67,6 +73,16 @@ def main(argv: list[str] | None = None) -> int:
                 f"{mask_email(row['message'] or '')}"
             )
         print(f"{len(rows)} waiting")
+    elif args.command == "held":
+        rows = state.list_held()
+        for row in rows:
+            print(f"{row['stream']:<14}{row['contact_id']:<24}{row['attempts']:>3} runs  {row['reason']}")
+        print(f"{len(rows)} held")
+    elif args.command == "oauth":
+        from ghl_shift4shop.ghl.oauth import forget_tokens
+
+        n = forget_tokens(state, args.client)
+        print(f"forgot {n} stored token pair(s); the next run uses the refresh token in the connection")
     elif args.command == "runs":
         for row in state.recent_summaries(args.limit):
             if not args.table:

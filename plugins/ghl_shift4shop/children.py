@@ -5,7 +5,10 @@ One call pattern per stream, chosen for the fewest GHL calls:
 * notes: ``GET /contacts/{id}/notes``, one per changed contact (GHL has no bulk notes endpoint),
   run concurrently on a thread pool that shares the process's GHL request budget;
 * appointments: ``GET /contacts/{id}/appointments`` per contact, or the calendar events of every
-  calendar over the horizon when that costs fewer calls.
+  calendar when that costs fewer calls. Either way the same window is kept (a day back to
+  ``horizon_days`` ahead) and every time is turned into UTC: the per-contact endpoint writes times
+  without a zone, in the location's time zone; the calendar endpoint writes them with an offset.
+  So which strategy ran never changes what reaches the store.
 
 Each stream is validated with its own suite (bad items → quarantine) and written to its own file.
 A stream whose calls fail (after the HTTP layer's retries) is recorded as failed for this batch;
@@ -19,6 +22,7 @@ from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import requests
 
@@ -43,6 +47,44 @@ def _by_contact(items: list[dict], contact_ids: list[str]) -> dict[str, list[dic
     return grouped
 
 
+APPOINTMENT_LOOKBACK = timedelta(days=1)
+APPOINTMENT_TIME_KEYS = ("startTime", "endTime")
+
+
+def appointment_window(cfg: CrmConfig, now: datetime) -> tuple[datetime, datetime]:
+    """The span of appointments the sync keeps, whichever endpoint they came from."""
+    return now - APPOINTMENT_LOOKBACK, now + timedelta(days=cfg.streams["appointments"].horizon_days)
+
+
+def to_utc(value, zone: ZoneInfo):
+    """An appointment time as ISO UTC (``...Z``); zone-less times are in the location's zone.
+
+    A value that is not a time is returned unchanged, for validation to quarantine.
+    """
+    if not isinstance(value, str) or not value.strip():
+        return value
+    try:
+        dt = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    except ValueError:
+        return value
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=zone)
+    return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
+
+
+def _in_window(event: dict, start: datetime, end: datetime) -> bool:
+    """Overlap with the window, as the calendar endpoint decides it; unreadable times are kept."""
+    try:
+        ev_start = datetime.fromisoformat(str(event.get("startTime")).replace("Z", "+00:00"))
+    except ValueError:
+        return True
+    try:
+        ev_end = datetime.fromisoformat(str(event.get("endTime")).replace("Z", "+00:00"))
+    except ValueError:
+        ev_end = ev_start
+    return ev_start <= end and max(ev_end, ev_start + timedelta(milliseconds=1)) > start
+
+
 def fetch_tasks(hook: GhlHook, contact_ids: list[str], cfg: CrmConfig, workers: int) -> dict[str, list[dict]]:
     chunks = [contact_ids[i : i + TASK_IDS_PER_SEARCH] for i in range(0, len(contact_ids), TASK_IDS_PER_SEARCH)]
     with ThreadPoolExecutor(max_workers=max(1, min(workers, len(chunks) or 1))) as pool:
@@ -56,19 +98,26 @@ def fetch_notes(hook: GhlHook, contact_ids: list[str], cfg: CrmConfig, workers: 
 
 
 def fetch_appointments(hook: GhlHook, contact_ids: list[str], cfg: CrmConfig, workers: int) -> dict[str, list[dict]]:
+    zone = ZoneInfo(hook.location_timezone())
+    start, end = appointment_window(cfg, datetime.now(UTC))
     # Per contact costs one call each; by calendar costs 1 (the list) + one per calendar.
+    fetched: dict[str, list[dict]] | None = None
     if len(contact_ids) > 3:
         calendars = hook.calendars()
         if len(calendars) + 1 < len(contact_ids):
-            now = datetime.now(UTC)
-            start = int((now - timedelta(days=1)).timestamp() * 1000)
-            end = int((now + timedelta(days=cfg.streams["appointments"].horizon_days)).timestamp() * 1000)
+            start_ms, end_ms = int(start.timestamp() * 1000), int(end.timestamp() * 1000)
             events: list[dict] = []
             for cal in calendars:
-                events.extend(hook.calendar_events(cal["id"], start, end))
-            return _by_contact(events, contact_ids)
-    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        return dict(zip(contact_ids, pool.map(hook.contact_appointments, contact_ids), strict=True))
+                events.extend(hook.calendar_events(cal["id"], start_ms, end_ms))
+            fetched = _by_contact(events, contact_ids)
+    if fetched is None:
+        with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+            fetched = dict(zip(contact_ids, pool.map(hook.contact_appointments, contact_ids), strict=True))
+    out: dict[str, list[dict]] = {}
+    for cid, items in fetched.items():
+        utc = [{**e, **{k: to_utc(e.get(k), zone) for k in APPOINTMENT_TIME_KEYS if k in e}} for e in items]
+        out[cid] = [e for e in utc if _in_window(e, start, end)]
+    return out
 
 
 FETCHERS = {"tasks": fetch_tasks, "notes": fetch_notes, "appointments": fetch_appointments}

@@ -1,4 +1,9 @@
-"""``include/mappings/crm_to_store.yaml``: which CRM streams run and where they land in the store."""
+"""``include/mappings/crm_to_store.yaml``: which CRM streams run and where they land in the store.
+
+Shift4Shop e-mails the customer when a CRM message is created, so no ticket or message stream is
+on unless the file says so twice: the stream's ``tickets`` switch and the top-level
+``store_may_email_customers: true``. A file that asks for tickets without the second is refused.
+"""
 
 from __future__ import annotations
 
@@ -34,6 +39,12 @@ class CrmConfig:
     tag_rules: TagRules
     comments_enabled: bool
     streams: dict[str, StreamConfig] = field(default_factory=dict)
+    store_may_email_customers: bool = False
+
+    @property
+    def ticket_streams(self) -> list[str]:
+        """Streams that write CRM tickets or messages (each may e-mail a customer)."""
+        return [s for s in self.enabled_children if self.streams[s].tickets]
 
     def enabled(self, stream: str) -> bool:
         return stream in self.streams and self.streams[stream].enabled
@@ -77,10 +88,21 @@ def load_crm_config(mappings_dir: Path) -> CrmConfig:
             ticket_subject=str(raw.get("ticket_subject", "HighLevel notes"))[:50],
             horizon_days=int(raw.get("horizon_days", 90)),
         )
+    may_email = doc.get("store_may_email_customers", False)
+    if not isinstance(may_email, bool):
+        raise CrmConfigError(f"{path}: store_may_email_customers must be true or false")
+    ticketed = [name for name, sc in streams.items() if sc.enabled and sc.tickets]
+    if ticketed and not may_email:
+        raise CrmConfigError(
+            f"{path}: CRM tickets are switched on for {', '.join(ticketed)}, but Shift4Shop e-mails the customer "
+            "for every CRM message it creates. Set `store_may_email_customers: true` at the top of the file to "
+            "accept that (try it on a staging store first), or switch the tickets off."
+        )
     rules_file = Path(mappings_dir) / str(tags.get("rules_file", "tag_groups.yaml"))
     return CrmConfig(
         tags_enabled=bool(tags.get("enabled", True)),
         tag_rules=load_tag_rules(rules_file) if tags.get("enabled", True) else TagRules(()),
         comments_enabled=bool((doc.get("comments") or {}).get("enabled", True)),
         streams=streams,
+        store_may_email_customers=may_email,
     )

@@ -1,16 +1,20 @@
 """Extract: GHL contacts changed in a window → batch files on disk.
 
-Memory is one batch, whatever the number of contacts.
+Memory is one batch, whatever the number of contacts. Search items that hide fields the contact
+has (HighLevel's search-doc shape carries only lower-cased names) are replaced by the full contact
+(``GET /contacts/{id}``, concurrently within the shared budget), so no mapped field is ever blank
+because the search answered in another shape.
 """
 
 from __future__ import annotations
 
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from ghl_shift4shop.batches import stage_path, write_jsonl
-from ghl_shift4shop.ghl.hook import GhlHook
+from ghl_shift4shop.ghl.hook import GhlHook, lacks_detail, normalize_search_item
 from ghl_shift4shop.timeutil import format_ts, parse_ts
 from ghl_shift4shop.transport import ApiError, DailyBudgetLow
 
@@ -19,6 +23,34 @@ log = logging.getLogger(__name__)
 
 def _just_before(stamp: str) -> str:
     return format_ts(parse_ts(stamp) - timedelta(milliseconds=1))
+
+
+def _full_contacts(hook: GhlHook, items: list[dict], workers: int) -> tuple[list[dict], int, int]:
+    """Replace items that lack detail by the full contact; returns (items, fetched, vanished)."""
+    partial = [c["id"] for c in items if c.get("id") and lacks_detail(c)]
+    if not partial:
+        return items, 0, 0
+
+    def full(contact_id: str) -> dict | None:
+        try:
+            return hook.get_contact(contact_id)
+        except ApiError as exc:
+            if exc.status in (400, 404):  # deleted since the search listed it
+                return None
+            raise
+
+    with ThreadPoolExecutor(max_workers=max(1, min(workers, len(partial)))) as pool:
+        fetched = dict(zip(partial, pool.map(full, partial), strict=True))
+    out, vanished = [], 0
+    for c in items:
+        if c.get("id") in fetched:
+            if fetched[c["id"]] is None:
+                vanished += 1
+                log.info("contact %s was deleted between the search and reading it; skipped", c["id"])
+                continue
+            c = normalize_search_item(fetched[c["id"]])
+        out.append(c)
+    return out, len(partial), vanished
 
 
 def _flush(buffer: dict[str, dict], data_dir: Path, run_id: str, stream: str, batch_no: int) -> dict:
@@ -38,6 +70,7 @@ def extract_contacts(
     page_limit: int = 500,
     stream: str = "contacts",
     inclusive: bool = True,
+    workers: int = 8,
 ) -> dict:
     """Walk the search from ``since`` and write batches of at most ``batch_size`` contacts.
 
@@ -51,10 +84,12 @@ def extract_contacts(
     total_reported = None
     newest = None
     stopped = None
+    fetched_full = vanished = 0
     pages = hook.iter_contacts_updated(since=since, until=until, page_limit=page_limit, inclusive=inclusive)
     while True:
         try:
             page = next(pages)
+            items, n_full, n_gone = _full_contacts(hook, [normalize_search_item(c) for c in page.contacts], workers)
         except StopIteration:
             break
         except DailyBudgetLow as exc:
@@ -64,12 +99,13 @@ def extract_contacts(
             break
         if total_reported is None:
             total_reported = page.total
-        for contact in page.contacts:
-            rows += 1
-            contact = {k: v for k, v in contact.items() if k != "searchAfter"}
+        rows += len(page.contacts)
+        fetched_full += n_full
+        vanished += n_gone
+        for contact in items:
             # A contact changed during the walk moves behind the cursor and comes again: keep
             # the newest copy within the batch (the load is idempotent across batches).
-            key = contact.get("id") or f"__noid__{rows}"
+            key = contact.get("id") or f"__noid__{len(buffer)}:{rows}"
             buffer.pop(key, None)
             buffer[key] = contact
             stamp = contact.get("dateUpdated")
@@ -90,6 +126,8 @@ def extract_contacts(
         "started_at": started_at,
         "extracted": sum(b["rows"] for b in batches),
         "pages_rows": rows,
+        "fetched_in_full": fetched_full,
+        "vanished": vanished,
         "newest_date_updated": newest,
         "stopped": stopped,
         # Complete through this instant: on an early stop, contacts sharing the last timestamp

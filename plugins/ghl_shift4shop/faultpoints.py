@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import signal
 
-POINTS = ("after_extract", "after_validate", "mid_create", "mid_load", "after_load")
+POINTS = ("after_extract", "after_validate", "mid_create", "mid_load", "after_load", "mid_crm_create", "mid_crm")
 
 
 def checkpoint(name: str) -> None:

@@ -3,13 +3,22 @@
 For each record, in order:
 1. its payload digest equals the one last written → unchanged, no call;
 2. the id map (GHL id → CustomerID) knows it → bulk ``PUT /Customers`` (≤100 per call);
-3. else a store customer with the same email (case-insensitive) is adopted → PUT;
-4. else it is created (array ``POST`` where the store accepts one, else one at a time).
-Every per-item result is checked; the id map is written after each call, so a crash loses at
-most the call in flight, and a rerun of the same window writes nothing.
+3. else a store customer with the same e-mail (case-insensitive) is adopted → PUT;
+4. else it is created (array ``POST`` where the store takes one, else one at a time).
 
-Emails of unmapped records are resolved either one ``GET ?email=`` each or by one scan of the
-store (``countonly`` + pages of 500), whichever costs fewer calls.
+What the store answers is never trusted further than it is documented:
+* bulk PUT results are matched to items by the id they name, never by position; items the store
+  did not answer for individually (a whole-request 404 or 400) are found by halving the chunk
+  until each has its own answer (a PUT may be repeated safely);
+* a customer that turns out to be gone is looked up by e-mail before it is created again;
+* an array POST's results are matched to records by reading the new customers back (the GHL id
+  travels in ``AdditionalField1``), and every record the answer does not account for is looked up
+  by e-mail before it is sent again, one at a time;
+* before any create goes out, an intent is stored in the state database; a create whose answer
+  never came (timeout, crash) is looked up, never blindly re-sent.
+
+Items the store fails with a retryable status wait in the dead-letter table until they land (or
+are quarantined after ``MAX_DEAD_LETTER_ATTEMPTS`` tries).
 """
 
 from __future__ import annotations
@@ -22,10 +31,11 @@ from dataclasses import dataclass, field
 
 from ghl_shift4shop.batches import read_jsonl
 from ghl_shift4shop.faultpoints import checkpoint
+from ghl_shift4shop.idmaps import CustomerLink, CustomerMap, NamedIds
 from ghl_shift4shop.mapping import Mapping
-from ghl_shift4shop.shift4shop.hook import ItemResult, Shift4ShopHook
-from ghl_shift4shop.state import MappedId, StateStore
-from ghl_shift4shop.transport import AmbiguousWriteError, ApiError, mask_email
+from ghl_shift4shop.shift4shop.hook import ItemResult, Shift4ShopHook, WriteAnswer
+from ghl_shift4shop.state import StateStore
+from ghl_shift4shop.transport import AmbiguousWriteError, ApiError, RetryableError, mask_email
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +43,7 @@ DUPLICATE_EMAIL_HINTS = ("already exist", "duplicate", "already in use", "alread
 # Per-item statuses worth trying again next run (the store was busy, not the data wrong).
 RETRYABLE_ITEM_STATUSES = {408, 409, 423, 429, 500, 502, 503, 504}
 MAX_DEAD_LETTER_ATTEMPTS = 5
+ARRAY_POST_FACT = "shift4shop_array_post"  # "refused" once the store has refused an array POST
 
 
 def _chunks(items: list, size: int) -> Iterable[list]:
@@ -49,6 +60,7 @@ class LoadStats:
     quarantined: int = 0
     dead_lettered: int = 0
     retried: int = 0
+    settled_by_lookup: int = 0
     newest_date_updated: str | None = None
 
     def saw(self, stamp: str | None) -> None:
@@ -58,14 +70,20 @@ class LoadStats:
 
 @dataclass
 class EmailResolver:
-    """Finds an existing store customer by email with the fewest calls."""
+    """Finds an existing store customer by e-mail with the fewest calls.
+
+    Either one ``GET ?email=`` per address (paged, exact matches only) or, when cheaper, one scan
+    of every customer. Where the store holds several customers with one e-mail, the one carrying
+    the contact's GHL id wins, then one that carries no GHL id, then the oldest.
+    """
 
     hook: Shift4ShopHook
     wanted: set[str]
     page_limit: int = 500
-    _index: dict[str, str] | None = None
+    source_field: str = "AdditionalField1"
+    _index: dict[str, list[tuple[int, str]]] | None = None
     _decided: bool = False
-    lookups: dict[str, str | None] = field(default_factory=dict)
+    lookups: dict[str, list[tuple[int, str]]] = field(default_factory=dict)
 
     def _decide(self) -> None:
         self._decided = True
@@ -74,27 +92,36 @@ class EmailResolver:
         total = self.hook.count_customers()
         scan_cost = math.ceil(total / self.page_limit)
         if scan_cost < len(self.wanted):
-            index: dict[str, str] = {}
+            index: dict[str, list[tuple[int, str]]] = {}
             for page in self.hook.iter_customer_pages(page_limit=self.page_limit):
                 for c in page:
                     email = str(c.get("Email") or "").strip().lower()
-                    if email in self.wanted and email not in index:
-                        index[email] = str(c["CustomerID"])
+                    if email in self.wanted:
+                        index.setdefault(email, []).append(self._entry(c))
             self._index = index
             log.info("resolved %d emails by scanning %d store customers", len(self.wanted), total)
 
-    def find(self, email: str) -> str | None:
+    def _entry(self, customer: dict) -> tuple[int, str]:
+        return int(customer["CustomerID"]), str(customer.get(self.source_field) or "")
+
+    def candidates(self, email: str) -> list[tuple[int, str]]:
         if not self._decided:
             self._decide()
         if self._index is not None and email in self.wanted:
-            return self._index.get(email)
+            return self._index.get(email, [])
         if email not in self.lookups:
-            found = self.hook.find_customers_by_email(email)
-            self.lookups[email] = str(min(int(c["CustomerID"]) for c in found)) if found else None
+            self.lookups[email] = [self._entry(c) for c in self.hook.find_customers_by_email(email)]
         return self.lookups[email]
 
+    def find(self, email: str, source_id: str | None = None, *, exclude: str | None = None) -> str | None:
+        found = [(cid, src) for cid, src in self.candidates(email) if str(cid) != exclude]
+        if not found:
+            return None
+        best = min(found, key=lambda c: (c[1] != source_id, c[1] not in ("", source_id), c[0]))
+        return str(best[0])
+
     def forget(self, email: str) -> None:
-        """After a failed lookup turned into a create, the next find must ask the store again."""
+        """The store changed for this e-mail (a create, a deletion): ask it again next time."""
         self.lookups.pop(email, None)
         if self._index is not None:
             self._index.pop(email, None)
@@ -105,14 +132,19 @@ GROUPS_STREAM = "customer_groups"
 
 
 def resolve_customer_groups(hook: Shift4ShopHook, state: StateStore, names: set[str]) -> dict[str, str]:
-    """Lower-cased group name → CustomerGroupID, creating missing groups (cached in the id map)."""
+    """Lower-cased group name → CustomerGroupID, creating missing groups (cached in the id map).
+
+    The store's groups are listed before any is created, so a create whose answer was lost is
+    found by name on the retry instead of being created twice.
+    """
+    groups = NamedIds(state, GROUPS_STREAM)
     keys = {n.lower(): n for n in names if n}
-    known = {k: m.target_id for k, m in state.get_mapped(GROUPS_STREAM, keys).items()}
+    known = groups.get(keys)
     missing = [k for k in keys if k not in known]
     if not missing:
         return known
     in_store = {str(g.get("Name") or "").strip().lower(): str(g["CustomerGroupID"]) for g in hook.customer_groups()}
-    found = []
+    found = {}
     for key in missing:
         if key not in in_store:
             res = hook.create_one("/CustomerGroups", {"Name": keys[key]})
@@ -122,9 +154,8 @@ def resolve_customer_groups(hook: Shift4ShopHook, state: StateStore, names: set[
                 )
             in_store[key] = res.value
             log.info("created customer group %r (%s)", keys[key], res.value)
-        known[key] = in_store[key]
-        found.append(MappedId(key, in_store[key], None, None))
-    state.record_mapped(GROUPS_STREAM, found)
+        known[key] = found[key] = in_store[key]
+    groups.record(found)
     return known
 
 
@@ -144,23 +175,60 @@ class CustomerLoader:
         self.state = state
         self.mapping = mapping
         self.stream = mapping.stream
+        self.customers = CustomerMap(state, mapping.stream)
         self.run_id = run_id
         self.put_chunk = min(put_chunk, 100)
+        if bulk_create == "auto" and state.get_fact(ARRAY_POST_FACT) == "refused":
+            bulk_create = "off"  # learned on an earlier run: the store does not take an array POST
         self.bulk_create = bulk_create  # auto | on | off
         self.page_limit = page_limit
         self.stats = LoadStats()
         self.group_ids: dict[str, str] = {}
+        self._dead: set[str] = set()  # source ids waiting in the dead-letter table
+        self._intended: set[str] = set()  # source ids with a create intent not settled yet
+        self.resolver: EmailResolver | None = None
 
-    # -- helpers -----------------------------------------------------------------------------
+    # -- outcomes ----------------------------------------------------------------------------
+    def _settled(self, source_ids: Iterable[str]) -> None:
+        """These rows reached a final outcome this run: no dead letter, no open create intent."""
+        ids = list(source_ids)
+        waiting = [s for s in ids if s in self._dead]
+        if waiting:
+            self.state.clear_dead_letters(self.stream, waiting)
+            self._dead.difference_update(waiting)
+        intended = [s for s in ids if s in self._intended]
+        if intended:
+            self.state.settle(self.stream, intended)
+            self._intended.difference_update(intended)
+
+    def _landed(self, pairs: list[tuple[dict, str]]) -> None:
+        """Record rows the store accepted (row, CustomerID), at once, and settle them."""
+        if not pairs:
+            return
+        self.customers.record(
+            CustomerLink(row["source_id"], str(cid), row["match_key"], row["hash"]) for row, cid in pairs
+        )
+        self._settled(row["source_id"] for row, _ in pairs)
+
     def _failed(self, row: dict, stage: str, res: ItemResult) -> None:
         """A per-item failure: retryable ones go to the dead-letter store, the rest to quarantine."""
+        if row["source_id"] in self._intended:  # the store answered for this create: it did not land
+            self.state.settle(self.stream, [row["source_id"]])
+            self._intended.discard(row["source_id"])
         if res.status in RETRYABLE_ITEM_STATUSES:
             attempts = self.state.dead_letter(self.stream, row["source_id"], res.status, res.message, row)
             if attempts < MAX_DEAD_LETTER_ATTEMPTS:
+                self._dead.add(row["source_id"])
                 self.stats.dead_lettered += 1
-                log.warning("dead-lettered %s (%s %s), retried next run", row["source_id"], res.status, res.message)
+                log.warning(
+                    "dead-lettered %s (%s %s, try %d), retried next run",
+                    row["source_id"],
+                    res.status,
+                    mask_email(res.message),
+                    attempts,
+                )
                 return
-            self.state.clear_dead_letters(self.stream, [row["source_id"]])
+            self._dead.add(row["source_id"])
             self._quarantine(row, f"store_failed_{attempts}_times: {res.status} {res.message}")
             return
         self._quarantine(row, f"store_rejected_{stage}: {res.status} {res.message}")
@@ -168,23 +236,20 @@ class CustomerLoader:
     def _quarantine(self, row: dict, reason: str) -> None:
         self.state.quarantine(self.stream, "load", self.run_id, [(row["source_id"], reason, row["payload"])])
         self.stats.quarantined += 1
+        self._settled([row["source_id"]])
         log.warning("quarantined %s: %s", row["source_id"], mask_email(reason))
 
-    def _map(self, row: dict, customer_id: str) -> MappedId:
-        return MappedId(row["source_id"], customer_id, row["match_key"], row["hash"])
-
+    # -- the run -----------------------------------------------------------------------------
     def _prescan(self, refs: list[dict], extra_rows: list[dict]) -> tuple[set[str], set[str]]:
-        """One pass over the batch files: emails of unmapped rows, and every group named."""
+        """One pass over the batch files: e-mails of unmapped rows, and every group named."""
         emails: set[str] = set()
         groups = {r["group"] for r in extra_rows if r.get("group")}
-        for ref in refs:
-            rows = list(read_jsonl(ref["path"]))
-            mapped = self.state.get_mapped(self.stream, (r["source_id"] for r in rows))
+        for rows in [extra_rows, *(list(read_jsonl(ref["path"])) for ref in refs)]:
+            mapped = self.customers.get(r["source_id"] for r in rows)
             emails.update(r["match_key"] for r in rows if r["source_id"] not in mapped and r["match_key"])
             groups.update(r["group"] for r in rows if r.get("group"))
         return emails, groups
 
-    # -- the run -----------------------------------------------------------------------------
     def _body(self, row: dict) -> dict:
         body = dict(row["payload"])
         group = row.get("group")
@@ -194,22 +259,29 @@ class CustomerLoader:
 
     def load(self, refs: list[dict]) -> LoadStats:
         # Items the store failed last time (dead letters) go first; a newer copy of the same
-        # contact in this run's batches simply follows and wins.
+        # contact in this run's batches simply follows and wins. They stay in the dead-letter
+        # table until they land or are quarantined, so a retry that fails loses nothing.
         retry = self.state.dead_letter_rows(self.stream)
+        self._dead = {r["source_id"] for r in retry}
         emails, groups = self._prescan(refs, retry)
         self.group_ids = resolve_customer_groups(self.hook, self.state, groups)
-        resolver = EmailResolver(self.hook, emails, self.page_limit)
+        self.resolver = EmailResolver(self.hook, emails, self.page_limit, self.mapping.source_id_field)
+        # Creates sent by an earlier run whose answer never came: their e-mail is asked afresh.
+        pending = self.state.pending(self.stream)
+        self._intended = set(pending)
+        for detail in pending.values():
+            if detail.get("email"):
+                self.resolver.forget(detail["email"])
         if retry:
             self.stats.retried = len(retry)
-            self.state.clear_dead_letters(self.stream, [r["source_id"] for r in retry])
-            self._load_batch(retry, resolver, count_newest=False)
+            self._load_batch(retry, count_newest=False)
         for ref in sorted(refs, key=lambda r: r["batch"]):
-            self._load_batch(list(read_jsonl(ref["path"])), resolver)
+            self._load_batch(list(read_jsonl(ref["path"])))
         return self.stats
 
-    def _load_batch(self, rows: list[dict], resolver: EmailResolver, count_newest: bool = True) -> None:
-        mapped = self.state.get_mapped(self.stream, (r["source_id"] for r in rows))
-        owners = self.state.find_by_match_key(self.stream, (r["match_key"] for r in rows))
+    def _load_batch(self, rows: list[dict], count_newest: bool = True) -> None:
+        mapped = self.customers.get(r["source_id"] for r in rows)
+        owners = self.customers.owners_of(r["match_key"] for r in rows)
         claimed: dict[str, str] = {}  # match key → source id, for records of this batch
         updates: list[tuple[dict, str]] = []
         creates: list[dict] = []
@@ -218,114 +290,234 @@ class CustomerLoader:
                 self.stats.saw(row.get("date_updated"))
             sid, key = row["source_id"], row["match_key"]
             current = mapped.get(sid)
-            if current and current.payload_hash == row["hash"]:
+            if current and current.digest == row["hash"]:
                 self.stats.unchanged += 1
+                self._settled([sid])
                 continue
             owner = owners.get(key)
             other = claimed.get(key)
-            if (owner and owner.source_id != sid) or (other and other != sid):
-                holder = owner.source_id if owner and owner.source_id != sid else other
+            if (owner and owner.contact_id != sid) or (other and other != sid):
+                holder = owner.contact_id if owner and owner.contact_id != sid else other
                 self._quarantine(row, f"duplicate_email: {key} already belongs to GHL contact {holder}")
                 continue
             claimed[key] = sid
             if current:
-                updates.append((row, current.target_id))
+                updates.append((row, current.customer_id))
                 continue
-            existing = resolver.find(key)
+            existing = self.resolver.find(key, sid)
             if existing:
                 self.stats.adopted += 1
                 updates.append((row, existing))
             else:
                 creates.append(row)
-        retry_as_create = self._update(updates)
-        for row in retry_as_create:
-            resolver.forget(row["match_key"])
-        self._create(creates + retry_as_create, resolver)
+        gone = self._update(updates)
+        creates += self._reresolve(gone)
+        self._create(creates)
 
-    def _update(self, updates: list[tuple[dict, str]]) -> list[dict]:
-        """PUT in chunks; returns rows whose customer no longer exists (to be created again)."""
-        gone: list[dict] = []
+    def _reresolve(self, gone: list[tuple[dict, str]]) -> list[dict]:
+        """Customers that vanished from the store: adopt another with the e-mail, else create again."""
+        if not gone:
+            return []
+        self.customers.forget(row["source_id"] for row, _ in gone)
+        log.warning("%d mapped customers were missing in the store; looking them up by e-mail", len(gone))
+        adopt, creates = [], []
+        for row, old_id in gone:
+            self.resolver.forget(row["match_key"])
+            existing = self.resolver.find(row["match_key"], row["source_id"], exclude=old_id)
+            if existing:
+                adopt.append((row, existing))
+            else:
+                creates.append(row)
+        self.stats.adopted += len(adopt)
+        for row, _ in self._update(adopt):
+            self._quarantine(row, "store_conflict: the customer vanished twice while being updated")
+        return creates
+
+    # -- updates -----------------------------------------------------------------------------
+    def _update(self, updates: list[tuple[dict, str]]) -> list[tuple[dict, str]]:
+        """PUT in chunks; returns (row, CustomerID) of customers that no longer exist."""
+        gone: list[tuple[dict, str]] = []
         for chunk in _chunks(updates, self.put_chunk):
-            body = [{**self._body(row), "CustomerID": int(cid)} for row, cid in chunk]
-            results = self.hook.update_customers(body)
-            done: list[MappedId] = []
-            for (row, cid), res in zip(chunk, results, strict=True):
-                if res.ok:
-                    done.append(self._map(row, cid))
-                elif res.status == 404:
-                    gone.append(row)
-                else:
-                    self._failed(row, "update", res)
-            self.state.record_mapped(self.stream, done)
-            self.stats.updated += len(done)
-        if gone:
-            self.state.forget_mapped(self.stream, (r["source_id"] for r in gone))
-            log.warning("%d mapped customers were missing in the store; creating them again", len(gone))
+            gone += self._put(chunk)
         return gone
 
-    def _create(self, creates: list[dict], resolver: EmailResolver) -> None:
-        conflicts: list[tuple[dict, str]] = []
+    def _put(self, chunk: list[tuple[dict, str]]) -> list[tuple[dict, str]]:
+        """PUT one chunk until every item has its own answer; returns the ones that are gone.
+
+        Raises :class:`RetryableError` when the store keeps failing the chunk as a whole (5xx or
+        429 after the transport's retries) and halving does not isolate the items at fault: the
+        store is down, and the load stops rather than dead-letter everything.
+        """
+        body = [{**self._body(row), "CustomerID": int(cid)} for row, cid in chunk]
+        try:
+            answer = self.hook.update_customers(body)
+        except RetryableError:
+            if len(chunk) == 1:
+                raise
+            return self._split(chunk, on_store_failure=True)
+        done, gone, unanswered = [], [], []
+        for row, cid in chunk:
+            res = answer.by_id.get(str(cid))
+            if res is None:
+                unanswered.append((row, cid))
+            elif res.ok:
+                done.append((row, cid))
+            elif res.status == 404:
+                gone.append((row, cid))
+            else:
+                self._failed(row, "update", res)
+        self._landed(done)
+        self.stats.updated += len(done)
+        if unanswered:
+            # A whole-request answer (e.g. 404 "One or more Customer records were not found.",
+            # applied to all, some or none of the items): halve until each item answers for itself.
+            log.info(
+                "store answered %d items of a bulk PUT as a whole (%s %s); splitting",
+                len(unanswered),
+                answer.whole.status,
+                answer.whole.message[:100],
+            )
+            gone += self._split(unanswered)
+        return gone
+
+    def _split(self, chunk: list[tuple[dict, str]], *, on_store_failure: bool = False) -> list[tuple[dict, str]]:
+        half = max(len(chunk) // 2, 1)
+        gone: list[tuple[dict, str]] = []
+        failed: list[tuple[list, RetryableError]] = []
+        for part in (chunk[:half], chunk[half:]):
+            if not part:
+                continue
+            try:
+                gone += self._put(part)
+            except RetryableError as exc:
+                failed.append((part, exc))
+        if failed and (len(failed) == 2 or not on_store_failure):
+            raise failed[0][1]
+        for part, exc in failed:  # the other half landed: these items are what the store chokes on
+            for row, _ in part:
+                self._failed(row, "update", ItemResult("Error", "", exc.status or 503, exc.message))
+        return gone
+
+    # -- creates -----------------------------------------------------------------------------
+    def _create(self, creates: list[dict]) -> None:
+        adopt: list[tuple[dict, str]] = []
         for chunk in _chunks(creates, self.put_chunk):
-            results = self._post(chunk, resolver)
+            self.state.intend(
+                self.stream, {row["source_id"]: {"email": row["match_key"]} for row in chunk}, self.run_id
+            )
+            self._intended.update(row["source_id"] for row in chunk)
+            outcomes = self._post(chunk)
             checkpoint("mid_create")  # the store has them, the id map not yet: the worst moment
-            done: list[MappedId] = []
-            for row, res in zip(chunk, results, strict=True):
+            created = []
+            for row, res in outcomes:
                 if res.ok and res.value:
-                    done.append(self._map(row, res.value))
-                elif res.status == 400 and any(h in res.message.lower() for h in DUPLICATE_EMAIL_HINTS):
-                    # Someone created it since we looked (or a lookup missed it): adopt and update.
-                    resolver.forget(row["match_key"])
-                    existing = resolver.find(row["match_key"])
+                    created.append((row, res.value))
+                    self.resolver.forget(row["match_key"])
+                elif res.status == 400 and self._maybe_duplicate(res):
+                    # A duplicate e-mail (or a refusal we cannot read): someone created it since we
+                    # looked, or the lookup missed it. Look again; adopt what is there.
+                    self.resolver.forget(row["match_key"])
+                    existing = self.resolver.find(row["match_key"], row["source_id"])
                     if existing:
-                        conflicts.append((row, existing))
+                        adopt.append((row, existing))
                     else:
                         self._failed(row, "create", res)
                 else:
                     self._failed(row, "create", res)
-            self.state.record_mapped(self.stream, done)
-            self.stats.created += len(done)
+            self._landed(created)
+            self.stats.created += len(created)
             checkpoint("mid_load")
-        if conflicts:
-            self.stats.adopted += len(conflicts)
-            gone = self._update(conflicts)
-            for row in gone:
+        if adopt:
+            self.stats.adopted += len(adopt)
+            for row, _ in self._update(adopt):
                 self._quarantine(row, "store_conflict: customer vanished between create and update")
 
-    def _post(self, chunk: list[dict], resolver: EmailResolver) -> list[ItemResult]:
+    @staticmethod
+    def _maybe_duplicate(res: ItemResult) -> bool:
+        message = res.message.lower()
+        return any(h in message for h in DUPLICATE_EMAIL_HINTS) or "no response content" in message or "html" in message
+
+    def _bodies(self, chunk: list[dict]) -> list[dict]:
         # The store requires a password on create; a random one, never logged or stored. The
         # customer sets their own through the store's reset flow.
         defaults = dict(self.mapping.create_defaults)
-        bodies = [{**defaults, **self._body(row), "Password": secrets.token_urlsafe(24)} for row in chunk]
-        if self.bulk_create != "off" and len(chunk) > 1:
-            try:
-                status, items = self.hook.create_customers(bodies)
-            except AmbiguousWriteError:
-                return self._settle_ambiguous(chunk, bodies, resolver)
-            if len(items) == len(chunk) and status in (200, 201, 206, 400):
-                return items
-            if self.bulk_create == "on":
-                raise RuntimeError(f"store answered an array POST with {status} and {len(items)} results")
-            log.info("store refused an array POST (%s); creating customers one at a time", status)
-            self.bulk_create = "off"
-        results = []
-        for row, body in zip(chunk, bodies, strict=True):
-            try:
-                results.append(self.hook.create_customer(body))
-            except AmbiguousWriteError:
-                results.extend(self._settle_ambiguous([row], [body], resolver))
-        return results
+        return [{**defaults, **self._body(row), "Password": secrets.token_urlsafe(24)} for row in chunk]
 
-    def _settle_ambiguous(self, rows: list[dict], bodies: list[dict], resolver: EmailResolver) -> list[ItemResult]:
-        """A create timed out: the store may have committed it. Look each one up before re-sending."""
-        results = []
+    def _post(self, chunk: list[dict]) -> list[tuple[dict, ItemResult]]:
+        """Create the rows; returns each row with the store's final answer for it."""
+        bodies = self._bodies(chunk)
+        if self.bulk_create == "off" or len(chunk) == 1:
+            return [(row, self._post_one(row, body)) for row, body in zip(chunk, bodies, strict=True)]
+        try:
+            answer = self.hook.create_customers(bodies)
+        except AmbiguousWriteError:
+            return self._settle(chunk, bodies)
+        outcomes = self._match_created(chunk, answer)
+        if not any(res.ok for _, res in outcomes) and 400 <= answer.status < 500:
+            if self.bulk_create == "on":
+                raise ApiError("shift4shop", answer.status, f"the store refused an array POST: {answer.whole.message}")
+            log.info("store refused an array POST (%s); creating customers one at a time", answer.status)
+            self.bulk_create = "off"
+            self.state.set_fact(ARRAY_POST_FACT, "refused")
+        done = {row["source_id"] for row, _ in outcomes}
+        rest = [(row, body) for row, body in zip(chunk, bodies, strict=True) if row["source_id"] not in done]
+        # Whatever the answer does not account for may or may not have landed: look each up first.
+        if rest:
+            outcomes += self._settle([r for r, _ in rest], [b for _, b in rest])
+        return outcomes
+
+    def _post_one(self, row: dict, body: dict) -> ItemResult:
+        try:
+            return self.hook.create_customer(body)
+        except AmbiguousWriteError:
+            return self._settle([row], [body])[0][1]
+
+    def _match_created(self, chunk: list[dict], answer: WriteAnswer) -> list[tuple[dict, ItemResult]]:
+        """Pair an array POST's successes with their rows by reading the new customers back.
+
+        The answer's order is not documented, and a result names only the new CustomerID: the
+        customer's GHL id (the mapping's ``source_id_field``) says whose it is.
+        """
+        new_ids = [res.value for res in answer.items if res.ok and res.value]
+        if not new_ids:
+            return []
+        found = self._read_back(new_ids)
+        by_source = {str(row["payload"].get(self.mapping.source_id_field) or ""): row for row in chunk}
+        outcomes = []
+        for cid in new_ids:
+            row = by_source.pop(str((found.get(cid) or {}).get(self.mapping.source_id_field) or ""), None)
+            if row is not None:
+                outcomes.append((row, ItemResult("CustomerID", cid, 201, "Created successfully")))
+        return outcomes
+
+    def _read_back(self, ids: list[str]) -> dict[str, dict]:
+        """The customers with these (new, so highest) ids: the last page of the store, then one by one."""
+        total = self.hook.count_customers()
+        offset = max(1, total - self.page_limit + 1)
+        found = {
+            str(c.get("CustomerID")): c
+            for c in self.hook.page("/Customers", offset=offset, limit=self.page_limit)
+            if str(c.get("CustomerID")) in set(ids)
+        }
+        for cid in ids:
+            if cid not in found and (customer := self.hook.get_customer(cid)) is not None:
+                found[cid] = customer
+        return found
+
+    def _settle(self, rows: list[dict], bodies: list[dict]) -> list[tuple[dict, ItemResult]]:
+        """Creates that may have landed: look each up by e-mail before sending it again."""
+        outcomes = []
         for row, body in zip(rows, bodies, strict=True):
-            resolver.forget(row["match_key"])
-            existing = resolver.find(row["match_key"])
+            self.resolver.forget(row["match_key"])
+            existing = self.resolver.find(row["match_key"], row["source_id"])
             if existing:
-                results.append(ItemResult("CustomerID", existing, 201, "found after an ambiguous create"))
+                self.stats.settled_by_lookup += 1
+                outcomes.append(
+                    (row, ItemResult("CustomerID", existing, 201, "found by e-mail after an unclear create"))
+                )
             else:
-                results.append(self.hook.create_customer(body))
-        return results
+                outcomes.append((row, self._post_one(row, body)))
+        return outcomes
 
 
 def load_customers(
@@ -351,6 +543,7 @@ def load_customers(
         "load_quarantined": stats.quarantined,
         "dead_lettered": stats.dead_lettered,
         "dead_letters_retried": stats.retried,
+        "settled_by_lookup": stats.settled_by_lookup,
         "calls_shift4shop": hook.calls["shift4shop"],
     }
     state.add_stats(run_id, f"load:{mapping.stream}", summary)

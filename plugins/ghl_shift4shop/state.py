@@ -85,6 +85,43 @@ run_summaries = sa.Table(
 )
 
 
+# What the sync has learned about the store it writes to (e.g. whether it takes an array POST).
+store_facts = sa.Table(
+    "store_facts",
+    metadata,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("value", sa.String(255), nullable=False),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+# A create sent to the store whose outcome is not recorded yet. Written before the request goes
+# out and removed once the answer is recorded: a row still here means "this may have landed", so
+# whoever creates that record next looks it up first (never a blind second create).
+write_intents = sa.Table(
+    "write_intents",
+    metadata,
+    sa.Column("stream", sa.String(64), primary_key=True),
+    sa.Column("source_id", sa.String(255), primary_key=True),
+    sa.Column("run_id", sa.String(250)),
+    sa.Column("detail", sa.Text),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+# Tasks, notes and appointments of a contact that could not be loaded this run (its customer does
+# not exist yet because its load was dead-lettered or quarantined, or a create's answer never came):
+# kept here and loaded first on the next run, so advancing the stream's watermark never loses them.
+held_children = sa.Table(
+    "held_children",
+    metadata,
+    sa.Column("stream", sa.String(32), primary_key=True),
+    sa.Column("contact_id", sa.String(64), primary_key=True),
+    sa.Column("reason", sa.String(255), nullable=False),
+    sa.Column("row", sa.Text, nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("first_seen", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("last_seen", sa.DateTime(timezone=True), nullable=False),
+)
+
 crm_parts = sa.Table(
     "crm_parts",
     metadata,
@@ -215,6 +252,14 @@ class StateStore:
         ids = list(source_ids)
         with self.begin() as conn:
             conn.execute(sa.delete(id_map).where(id_map.c.stream == stream, id_map.c.source_id.in_(ids)))
+
+    def target_ids(self, stream: str, prefix: str | None = None) -> set[str]:
+        """Every target id of ``stream`` (optionally only those starting with ``prefix``)."""
+        q = sa.select(id_map.c.target_id).where(id_map.c.stream == stream)
+        if prefix:
+            q = q.where(id_map.c.target_id.startswith(prefix, autoescape=True))
+        with self.begin() as conn:
+            return set(conn.execute(q).scalars())
 
     def count_mapped(self, stream: str) -> int:
         with self.begin() as conn:
@@ -373,6 +418,8 @@ class StateStore:
         return attempts
 
     def dead_letter_rows(self, stream: str) -> list[dict]:
+        """Rows waiting to be loaded again, oldest first. They stay stored until
+        :meth:`clear_dead_letters` is called for them (after they landed or were quarantined)."""
         with self.begin() as conn:
             rows = conn.execute(
                 sa.select(dead_letters.c.row).where(dead_letters.c.stream == stream).order_by(dead_letters.c.first_seen)
@@ -395,3 +442,118 @@ class StateStore:
             q = q.where(dead_letters.c.stream == stream)
         with self.begin() as conn:
             return [dict(r) for r in conn.execute(q.order_by(dead_letters.c.source_id)).mappings()]
+
+    # -- write intents: creates whose outcome is not recorded yet ---------------------------------
+    def intend(self, stream: str, items: dict[str, dict], run_id: str | None = None) -> None:
+        """Record, before sending, that these creates are about to go out (source id → detail)."""
+        now = utcnow()
+        with self.begin() as conn:
+            for source_id, detail in items.items():
+                self._upsert(
+                    conn,
+                    write_intents,
+                    {
+                        "stream": stream,
+                        "source_id": source_id,
+                        "run_id": run_id,
+                        "detail": json.dumps(detail, default=str, ensure_ascii=False),
+                        "created_at": now,
+                    },
+                    ["stream", "source_id"],
+                )
+
+    def settle(self, stream: str, source_ids: Iterable[str]) -> None:
+        """The outcome of these creates is recorded (or known to be nothing): forget the intent."""
+        ids = list(source_ids)
+        with self.begin() as conn:
+            for i in range(0, len(ids), 500):
+                conn.execute(
+                    sa.delete(write_intents).where(
+                        write_intents.c.stream == stream, write_intents.c.source_id.in_(ids[i : i + 500])
+                    )
+                )
+
+    def pending(self, stream: str, source_ids: Iterable[str] | None = None) -> dict[str, dict]:
+        """Creates of ``stream`` that may have landed without being recorded (source id → detail)."""
+        q = sa.select(write_intents.c.source_id, write_intents.c.detail).where(write_intents.c.stream == stream)
+        out: dict[str, dict] = {}
+        with self.begin() as conn:
+            if source_ids is None:
+                rows = conn.execute(q).all()
+            else:
+                ids, rows = list(source_ids), []
+                for i in range(0, len(ids), 500):
+                    rows += conn.execute(q.where(write_intents.c.source_id.in_(ids[i : i + 500]))).all()
+        for source_id, detail in rows:
+            out[source_id] = json.loads(detail) if detail else {}
+        return out
+
+    # -- children held for the next run --------------------------------------------------------
+    def hold_children(self, stream: str, rows: Iterable[dict], reason: str) -> int:
+        """Keep child rows (``{"contact_id", "items", ...}``) for the next run; returns how many."""
+        now = utcnow()
+        n = 0
+        with self.begin() as conn:
+            for row in rows:
+                prev = conn.execute(
+                    sa.select(held_children.c.attempts, held_children.c.first_seen).where(
+                        held_children.c.stream == stream, held_children.c.contact_id == row["contact_id"]
+                    )
+                ).first()
+                self._upsert(
+                    conn,
+                    held_children,
+                    {
+                        "stream": stream,
+                        "contact_id": row["contact_id"],
+                        "reason": reason[:255],
+                        "row": json.dumps(row, ensure_ascii=False),
+                        "attempts": (prev.attempts if prev else 0) + 1,
+                        "first_seen": prev.first_seen if prev else now,
+                        "last_seen": now,
+                    },
+                    ["stream", "contact_id"],
+                )
+                n += 1
+        return n
+
+    def held_rows(self, stream: str) -> list[dict]:
+        with self.begin() as conn:
+            rows = conn.execute(
+                sa.select(held_children.c.row)
+                .where(held_children.c.stream == stream)
+                .order_by(held_children.c.first_seen)
+            ).scalars()
+            return [json.loads(r) for r in rows]
+
+    def release_children(self, stream: str, contact_ids: Iterable[str]) -> None:
+        ids = list(contact_ids)
+        with self.begin() as conn:
+            for i in range(0, len(ids), 500):
+                conn.execute(
+                    sa.delete(held_children).where(
+                        held_children.c.stream == stream, held_children.c.contact_id.in_(ids[i : i + 500])
+                    )
+                )
+
+    def list_held(self, stream: str | None = None) -> list[dict]:
+        q = sa.select(
+            held_children.c.stream,
+            held_children.c.contact_id,
+            held_children.c.reason,
+            held_children.c.attempts,
+            held_children.c.first_seen,
+        )
+        if stream:
+            q = q.where(held_children.c.stream == stream)
+        with self.begin() as conn:
+            return [dict(r) for r in conn.execute(q.order_by(held_children.c.first_seen)).mappings()]
+
+    # -- facts learned about the store ------------------------------------------------------------
+    def get_fact(self, name: str) -> str | None:
+        with self.begin() as conn:
+            return conn.execute(sa.select(store_facts.c.value).where(store_facts.c.name == name)).scalar_one_or_none()
+
+    def set_fact(self, name: str, value: str) -> None:
+        with self.begin() as conn:
+            self._upsert(conn, store_facts, {"name": name, "value": value, "updated_at": utcnow()}, ["name"])

@@ -138,6 +138,7 @@ def extract(window: dict) -> dict:
         # Incremental runs start just after the watermark: every contact stamped exactly at it
         # was loaded by the run that set it (it was older than that run's start − lag, so indexed).
         inclusive=window["mode"] != "incremental",
+        workers=settings.ghl_workers,
     )
     state_store(settings).add_stats(
         window["run_id"],
@@ -146,6 +147,7 @@ def extract(window: dict) -> dict:
             "extracted": summary["extracted"],
             "calls_ghl": summary["calls_ghl"],
             "stopped_early": int(bool(summary["stopped"])),
+            "contacts_read_in_full": summary["fetched_in_full"],
         },
     )
     checkpoint("after_extract")
@@ -252,6 +254,8 @@ def load_crm(fetched: list[dict], run_id: str) -> dict:
         calls_before = hook.calls["shift4shop"]
         try:
             counts = load_crm_stream(stream, refs, hook=hook, state=state, cfg=cfg, run_id=run_id)
+            if "held" in counts:
+                counts[f"{stream}_held"] = counts.pop("held")
         except AuthError:
             raise  # the store refuses our credentials: every stream would fail the same way
         except (ApiError, PermanentError) as exc:
@@ -315,6 +319,10 @@ CRM_FIELDS = (
     "messages_updated",
     "messages_deleted",
     "messages_cut",
+    "settled_by_lookup",
+    "tasks_held",
+    "notes_held",
+    "appointments_held",
 )
 
 

@@ -16,21 +16,69 @@ from ghl_shift4shop.transport import ApiError, ApiHook, AuthError, DailyBudgetLo
 
 CONTACTS_VERSION = "2021-07-28"
 CALENDARS_VERSION = "2021-04-15"  # every calendars operation declares this Version
-TASK_SEARCH_LIMIT = 100  # undocumented cap; 100 is what the simulator enforces (see BEHAVIOR.md)
+# The task search's page size: the spec gives a default of 25 and no maximum. We ask for 100 and
+# page by what comes back until an empty page: a server that caps pages lower loses nothing.
+TASK_SEARCH_LIMIT = 100
 # Documented: 100 requests per 10 s per app and location. A bucket of 10 refilled at 9/s never
 # puts more than 100 requests into any 10-second span, so it cannot trip a fixed or sliding window.
 BURST_CAPACITY = 10
 BURST_RATE_PER_S = 9.0
 
 
+def error_message(resp) -> str:
+    """The server's words from an error body, whichever of its shapes it used.
+
+    Documented: ``{"statusCode", "message"}`` (``message`` a list for 422). Seen in the wild:
+    ``{"error": "...", "status": 400}`` and ``{"status": 400, "message": "...", "name":
+    "HttpException"}``. Like the official SDK: ``message`` (a list joined), else ``error``, else
+    ``detail``, else the raw text.
+    """
+    try:
+        body = resp.json()
+    except ValueError:
+        return (resp.text or "").strip()[:300] or f"HTTP {resp.status_code} without a body"
+    if not isinstance(body, dict):
+        return str(body)[:300]
+    for key in ("message", "error", "detail"):
+        value = body.get(key)
+        if isinstance(value, list):
+            value = "; ".join(map(str, value))
+        if value:
+            return str(value)
+    return str(body)[:300]
+
+
 def _token_expired(resp) -> bool:
     """A 401 that a refresh can cure (not a missing scope, a wrong location or a Version error)."""
-    try:
-        message = str(resp.json().get("message", ""))
-    except (ValueError, AttributeError):
-        message = resp.text
-    lowered = message.lower()
+    lowered = error_message(resp).lower()
     return "jwt" in lowered or "expired" in lowered or "invalid token" in lowered
+
+
+# Search items may come in the shape of HighLevel's search-doc example: ``address`` for
+# ``address1``, and only lower-cased names. A field is "shadowed" when the item has its lower-cased
+# copy but not the field itself: then the item lacks data the contact has, and the full contact is
+# fetched (``GET /contacts/{id}``) instead of mapping a blank.
+SEARCH_ALIASES = {"address": "address1"}
+SEARCH_SHADOWS = {
+    "firstName": "firstNameLowerCase",
+    "lastName": "lastNameLowerCase",
+    "name": "fullNameLowerCase",
+    "email": "emailLowerCase",
+}
+
+
+def normalize_search_item(item: dict) -> dict:
+    """A search item with the aliases of the doc-example shape read as the contact's own fields."""
+    out = {k: v for k, v in item.items() if k != "searchAfter"}
+    for alias, field_name in SEARCH_ALIASES.items():
+        if alias in out and field_name not in out:
+            out[field_name] = out[alias]
+    return out
+
+
+def lacks_detail(item: dict) -> bool:
+    """True when the item hides fields the contact has (see ``SEARCH_SHADOWS``)."""
+    return any(shadow in item and field_name not in item for field_name, shadow in SEARCH_SHADOWS.items())
 
 
 def _int_header(resp, name: str) -> int | None:
@@ -68,6 +116,7 @@ class GhlHook(ApiHook):
         self.daily_remaining: int | None = None
         self.token_state = token_state
         self.tokens = None  # a TokenStore in OAuth mode
+        self._timezone: str | None = None
         # Requests left untouched at the end of a day: for other integrations and people.
         self.daily_reserve = daily_reserve
 
@@ -155,17 +204,10 @@ class GhlHook(ApiHook):
             resp = super()._send_once(*args, **kwargs)
         return resp
 
-    # -- errors ------------------------------------------------------------------------------
+    # -- errors and lists: written once, used by every call -----------------------------------
     def _raise_for(self, resp, what: str) -> None:
-        try:
-            body = resp.json()
-            message = body.get("message", body) if isinstance(body, dict) else body
-        except ValueError:
-            message = resp.text[:300]
-        if isinstance(message, list):  # 422 bodies carry a list of messages
-            message = "; ".join(map(str, message))
         error_cls = AuthError if resp.status_code in (401, 403) else ApiError
-        raise error_cls("ghl", resp.status_code, f"{what}: {message}")
+        raise error_cls("ghl", resp.status_code, f"{what}: {error_message(resp)}")
 
     def _json(self, resp, what: str) -> dict:
         if resp.status_code not in (200, 201):
@@ -178,15 +220,42 @@ class GhlHook(ApiHook):
             raise ApiError("ghl", resp.status_code, f"{what}: expected a JSON object")
         return body
 
-    # -- contacts ----------------------------------------------------------------------------
-    def search_contacts_page(self, body: dict) -> SearchPage:
-        resp = self.request("POST", "/contacts/search", json=body)
-        data = self._json(resp, "POST /contacts/search")
-        contacts = data.get("contacts")
-        if not isinstance(contacts, list):
-            raise ApiError("ghl", resp.status_code, "POST /contacts/search: no contacts list")
-        return SearchPage(contacts, data.get("total"))
+    def _list(self, resp, what: str, key: str) -> list[dict]:
+        """The list under ``key`` of a successful answer; a missing or non-list value is an error."""
+        return self._items(self._json(resp, what), what, key)
 
+    @staticmethod
+    def _items(data: dict, what: str, key: str) -> list[dict]:
+        items = data.get(key)
+        if not isinstance(items, list):
+            raise ApiError("ghl", 200, f"{what}: no {key} list in the answer")
+        return [i for i in items if isinstance(i, dict)]
+
+    def _paginate(
+        self, method: str, path: str, *, key: str, body: dict, advance, what: str | None = None
+    ) -> Iterator[tuple[list[dict], dict]]:
+        """The one paging loop: send ``body``, yield (items, whole answer), ask ``advance`` for more.
+
+        ``advance(page, body)`` returns the next request body, or None when the server said there
+        is no more. A request body the loop has sent before is an error, never an endless loop.
+        """
+        what = what or f"{method} {path}"
+        sent: set[str] = set()
+        while body is not None:
+            marker = repr(sorted(body.items()))
+            if marker in sent:
+                raise ApiError(
+                    "ghl",
+                    200,
+                    f"{what}: the server returned a cursor it already returned (the same page twice); stopping",
+                )
+            sent.add(marker)
+            data = self._json(self.request(method, path, json=body), what)
+            page = self._items(data, what, key)
+            yield page, data
+            body = advance(page, body)
+
+    # -- contacts ----------------------------------------------------------------------------
     def iter_contacts_updated(
         self, *, since: str, until: str | None = None, page_limit: int = 500, inclusive: bool = True
     ) -> Iterator[SearchPage]:
@@ -205,61 +274,75 @@ class GhlHook(ApiHook):
             "filters": [{"field": "dateUpdated", "operator": "range", "value": date_range}],
             "sort": [{"field": "dateUpdated", "direction": "asc"}],
         }
-        seen_cursors: set[str] = set()
-        while True:
-            page = self.search_contacts_page(body)
-            yield page
-            if len(page.contacts) < page_limit:
-                return
-            cursor = page.contacts[-1].get("searchAfter")
+
+        def advance(page: list[dict], sent: dict) -> dict | None:
+            if len(page) < page_limit:
+                return None
+            cursor = page[-1].get("searchAfter")
             if not cursor:
                 raise ApiError("ghl", 200, "search page is full but its last contact carries no searchAfter cursor")
-            key = repr(cursor)
-            if key in seen_cursors:
-                raise ApiError("ghl", 200, f"search returned a cursor it already returned ({key}); stopping")
-            seen_cursors.add(key)
-            body = {**body, "searchAfter": cursor}
+            return {**sent, "searchAfter": cursor}
+
+        pages = self._paginate("POST", "/contacts/search", key="contacts", body=body, advance=advance, what="search")
+        for page, data in pages:
+            yield SearchPage(page, data.get("total"))
 
     def get_contact(self, contact_id: str) -> dict:
         resp = self.request("GET", f"/contacts/{contact_id}")
         return self._json(resp, "GET /contacts/{id}")["contact"]
 
+    def location_timezone(self) -> str:
+        """The location's IANA time zone: the connection's ``extra.timezone``, else ``GET /locations/{id}``.
+
+        Appointment times from ``GET /contacts/{id}/appointments`` carry no zone; they are in the
+        location's. Needs the ``locations.readonly`` scope unless the connection names the zone.
+        """
+        _ = self.session
+        configured = self.connection.extra_dejson.get("timezone")
+        if configured:
+            return str(configured)
+        if self._timezone is None:
+            resp = self.request("GET", f"/locations/{self.location_id}")
+            location = self._json(resp, "GET /locations/{id}").get("location") or {}
+            zone = location.get("timezone")
+            if not zone:
+                raise ApiError("ghl", resp.status_code, "GET /locations/{id}: the location has no timezone")
+            self._timezone = str(zone)
+        return self._timezone
+
     # -- tasks, notes, appointments ----------------------------------------------------------
     def search_tasks(self, contact_ids: list[str], *, limit: int = TASK_SEARCH_LIMIT) -> list[dict]:
-        """Every task of ``contact_ids`` (≤100 ids per call), paged with ``skip``."""
+        """Every task of ``contact_ids`` (≤100 ids per call), paged with ``skip`` until an empty page.
+
+        Items are keyed ``id`` or ``_id`` (the spec's item type is malformed); both are read as ``id``.
+        """
+
+        def advance(page: list[dict], sent: dict) -> dict | None:
+            return {**sent, "skip": sent["skip"] + len(page)} if page else None
+
+        body = {"contactId": list(contact_ids), "limit": limit, "skip": 0}
         tasks: list[dict] = []
-        skip = 0
-        while True:
-            body = {"contactId": list(contact_ids), "limit": limit, "skip": skip}
-            resp = self.request("POST", f"/locations/{self.location_id}/tasks/search", json=body)
-            page = self._json(resp, "POST /locations/{id}/tasks/search").get("tasks")
-            if not isinstance(page, list):
-                raise ApiError("ghl", resp.status_code, "task search: no tasks list")
-            # The spec types items as "array of arrays"; the live API returns task objects.
-            tasks.extend(t for t in page if isinstance(t, dict))
-            if len(page) < limit:
-                return tasks
-            skip += len(page)
+        path = f"/locations/{self.location_id}/tasks/search"
+        for page, _ in self._paginate("POST", path, key="tasks", body=body, advance=advance, what="task search"):
+            for task in page:
+                if "id" not in task and "_id" in task:
+                    task = {**{k: v for k, v in task.items() if k != "_id"}, "id": task["_id"]}
+                tasks.append(task)
+        return tasks
 
     def contact_notes(self, contact_id: str) -> list[dict]:
         resp = self.request("GET", f"/contacts/{contact_id}/notes")
-        notes = self._json(resp, "GET /contacts/{id}/notes").get("notes")
-        if not isinstance(notes, list):
-            raise ApiError("ghl", resp.status_code, "GET /contacts/{id}/notes: no notes list")
-        return notes
+        return self._list(resp, "GET /contacts/{id}/notes", "notes")
 
     def contact_appointments(self, contact_id: str) -> list[dict]:
         resp = self.request("GET", f"/contacts/{contact_id}/appointments")
-        events = self._json(resp, "GET /contacts/{id}/appointments").get("events")
-        if not isinstance(events, list):
-            raise ApiError("ghl", resp.status_code, "GET /contacts/{id}/appointments: no events list")
-        return events
+        return self._list(resp, "GET /contacts/{id}/appointments", "events")
 
     def calendars(self) -> list[dict]:
         resp = self.request(
             "GET", "/calendars/", params={"locationId": self.location_id}, headers={"Version": CALENDARS_VERSION}
         )
-        return self._json(resp, "GET /calendars/").get("calendars") or []
+        return self._list(resp, "GET /calendars/", "calendars")
 
     def calendar_events(self, calendar_id: str, start_ms: int, end_ms: int) -> list[dict]:
         params = {
@@ -269,4 +352,4 @@ class GhlHook(ApiHook):
             "endTime": str(end_ms),
         }
         resp = self.request("GET", "/calendars/events", params=params, headers={"Version": CALENDARS_VERSION})
-        return self._json(resp, "GET /calendars/events").get("events") or []
+        return self._list(resp, "GET /calendars/events", "events")

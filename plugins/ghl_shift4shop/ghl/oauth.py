@@ -5,15 +5,19 @@ written to the state database before the new access token is used: a crash right
 refresh cannot lock the pipeline out. Tokens are stored encrypted (Fernet, keyed by the app's
 client secret, which lives only in the Airflow connection), never in plain text.
 
-Connection (CONTRACT.md): ``password`` = an access token (optional), ``extra`` has ``client_id``,
-``client_secret`` and the initial ``refresh_token``. A stored (rotated) refresh token wins over
-the connection's, which goes stale after the first refresh.
+Connection (docs/connections.md): ``password`` = an access token (optional), ``extra`` has
+``client_id``, ``client_secret`` and the initial ``refresh_token``. A stored (rotated) refresh token
+wins over the connection's, which goes stale after the first refresh, but only while the connection
+still holds the token that chain started from: after an operator re-authorises the app and puts
+the new refresh token in the connection, the connection's wins and the stored chain is dropped.
+``python -m ghl_shift4shop oauth forget`` clears the stored tokens by hand.
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
+import hmac
 import logging
 import threading
 from datetime import UTC, datetime, timedelta
@@ -35,7 +39,28 @@ oauth_tokens = sa.Table(
     sa.Column("refresh_token", sa.Text, nullable=False),  # encrypted
     sa.Column("expires_at", sa.DateTime(timezone=True)),
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    # Keyed digest of the connection's refresh token this chain of rotations started from: when the
+    # connection holds another one, the operator re-authorised and the connection's token wins.
+    sa.Column("origin", sa.String(64)),
 )
+
+
+def _ensure_origin_column(engine) -> None:
+    """State databases made before ``origin`` existed get the column (a stored chain then has none)."""
+    columns = {c["name"] for c in sa.inspect(engine).get_columns("oauth_tokens")}
+    if "origin" not in columns:
+        with engine.begin() as conn:
+            conn.execute(sa.text("ALTER TABLE oauth_tokens ADD COLUMN origin VARCHAR(64)"))
+
+
+def forget_tokens(state: StateStore, client_id: str | None = None) -> int:
+    """Delete stored token pairs (all, or one client's); the connection's tokens are used next."""
+    metadata.create_all(state.engine, tables=[oauth_tokens])
+    q = sa.delete(oauth_tokens)
+    if client_id:
+        q = q.where(oauth_tokens.c.account.startswith(f"{client_id}:", autoescape=True))
+    with state.begin() as conn:
+        return conn.execute(q).rowcount
 
 
 def is_oauth(extra: dict) -> bool:
@@ -58,6 +83,8 @@ class TokenStore:
         for secret in (self.client_secret, self.initial_refresh_token):
             mask_secret(secret)
         metadata.create_all(state.engine, tables=[oauth_tokens])
+        _ensure_origin_column(state.engine)
+        self.origin = hmac.new(key, self.initial_refresh_token.encode(), hashlib.sha256).hexdigest()
 
     def _enc(self, value: str) -> str:
         return self._fernet.encrypt(value.encode()).decode()
@@ -73,8 +100,13 @@ class TokenStore:
         return token
 
     def _row(self):
+        """The stored pair, unless the connection now holds a refresh token the chain did not start from."""
         with self.state.begin() as conn:
-            return conn.execute(sa.select(oauth_tokens).where(oauth_tokens.c.account == self.account)).first()
+            row = conn.execute(sa.select(oauth_tokens).where(oauth_tokens.c.account == self.account)).first()
+        if row is not None and row.origin is not None and row.origin != self.origin:
+            log.info("the connection holds a new refresh token (re-authorised): it wins over the stored one")
+            return None
+        return row
 
     def access_token(self) -> str | None:
         row = self._row()
@@ -96,6 +128,7 @@ class TokenStore:
             "refresh_token": self._enc(refresh_token),
             "expires_at": expires,
             "updated_at": utcnow(),
+            "origin": self.origin,
         }
         with self.state.begin() as conn:
             self.state._upsert(conn, oauth_tokens, values, ["account"])

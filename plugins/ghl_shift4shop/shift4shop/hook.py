@@ -5,13 +5,14 @@ Quirks it copes with are listed in BEHAVIOR.md beside this file.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 from airflow.sdk.log import mask_secret
 
 from ghl_shift4shop.settings import SHIFT4SHOP_CONN_ID
-from ghl_shift4shop.transport import ApiError, ApiHook, AuthError, RateBudget, mask_email, shared_budget
+from ghl_shift4shop.transport import ApiError, ApiHook, AuthError, RateBudget, shared_budget
 
 # Documented leaky bucket: 50 deep, drains 2 requests/s. Staying at 2/s with a burst of 40 keeps
 # the server's bucket below its brim even if a few requests of another process are in it.
@@ -43,6 +44,59 @@ def _item(raw: dict) -> ItemResult:
     return ItemResult(
         str(raw.get("Key", "")), str(raw.get("Value", "") or ""), status, str(raw.get("Message", "") or "")
     )
+
+
+def describe_body(resp) -> str:
+    """What a non-JSON answer held, in words (never the raw HTML of an error page)."""
+    text = (resp.text or "").strip()
+    if not text:
+        return "no response content"
+    if text.startswith("<") or "html" in resp.headers.get("Content-Type", "").lower():
+        return "an HTML page instead of JSON"
+    return text[:200]
+
+
+@dataclass(frozen=True)
+class WriteAnswer:
+    """The store's answer to a write: its HTTP status and the result elements it sent (any order).
+
+    The store's error answers may come without a body or as an HTML page (the reference says "No
+    response content" for 400, 404 and 500): then ``items`` is empty and ``note`` says what came.
+    """
+
+    status: int
+    items: tuple[ItemResult, ...]
+    note: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return 200 <= self.status < 300
+
+    @property
+    def whole(self) -> ItemResult:
+        """One result standing for the whole answer (its first element, or the bare status)."""
+        first = self.items[0] if self.items else None
+        message = (first.message if first else "") or self.note or f"HTTP {self.status}"
+        return ItemResult(first.key if first else "Error", "", self.status, message)
+
+    def single(self) -> ItemResult:
+        """The result of a one-object write: its element when the answer is a success, else the whole."""
+        if self.ok and self.items:
+            return self.items[0]
+        return self.whole
+
+
+@dataclass(frozen=True)
+class BulkAnswer:
+    """A bulk PUT's results keyed by the id each result names (``Value``), never by position.
+
+    ``by_id`` holds the items the store answered individually; ids it did not answer for (a
+    whole-request 404 or 400, or results that cannot be told apart) are left out, and ``whole``
+    says what the store said about the request as a whole.
+    """
+
+    by_id: dict[str, ItemResult]
+    whole: ItemResult
 
 
 class Shift4ShopHook(ApiHook):
@@ -82,149 +136,153 @@ class Shift4ShopHook(ApiHook):
     def make_budget(self, connection) -> RateBudget:
         return shared_budget("shift4shop", connection.extra_dejson.get("secure_url", ""), self.burst, self.rate_per_s)
 
-    # -- plumbing ----------------------------------------------------------------------------
-    def _items(self, resp, what: str) -> list[ItemResult]:
-        try:
-            body = resp.json()
-        except ValueError:
-            raise ApiError("shift4shop", resp.status_code, f"{what}: response is not JSON") from None
-        if isinstance(body, dict):
-            body = [body]
-        if not isinstance(body, list):
-            raise ApiError("shift4shop", resp.status_code, f"{what}: unexpected response shape")
-        return [_item(x) for x in body if isinstance(x, dict)]
-
-    def _fail(self, resp, what: str) -> None:
+    # -- the one way every call goes out ------------------------------------------------------
+    def _call(self, method: str, endpoint: str, *, params=None, json=None, idempotent: bool = True):
+        """Send one request; a 401 (wrong credentials) fails at once, whatever the endpoint."""
+        resp = self.request(method, endpoint, params=params, json=json, idempotent=idempotent)
         if resp.status_code == 401:
             raise AuthError(
                 "shift4shop",
                 401,
-                f"{what}: the store refused the credentials of connection {self.http_conn_id!r} "
-                "(SecureURL/PrivateKey/Token combination invalid, or the app lacks the privilege)",
+                f"{method} {endpoint.split('?')[0]}: the store refused the credentials of connection "
+                f"{self.http_conn_id!r} (SecureURL/PrivateKey/Token combination invalid, or the app lacks the "
+                "privilege)",
             )
+        return resp
+
+    @staticmethod
+    def _answer(resp) -> WriteAnswer:
         try:
-            items = self._items(resp, what)
-            message = "; ".join(i.message for i in items) or resp.text[:300]
-        except ApiError:
-            message = resp.text[:300]
+            body = resp.json() if resp.content else None
+        except ValueError:
+            body = None
+        if isinstance(body, dict):
+            body = [body]
+        if isinstance(body, list):
+            return WriteAnswer(resp.status_code, tuple(_item(x) for x in body if isinstance(x, dict)))
+        return WriteAnswer(resp.status_code, (), describe_body(resp))
+
+    def _fail(self, resp, what: str) -> None:
+        answer = self._answer(resp)
+        message = "; ".join(i.message for i in answer.items) or answer.note
         raise ApiError("shift4shop", resp.status_code, f"{what}: {message}")
 
-    # -- customers: reads --------------------------------------------------------------------
-    def count_customers(self, **filters: str) -> int:
-        resp = self.request("GET", "/Customers", params={**filters, "countonly": 1})
-        if resp.status_code == 404:
-            return 0
-        if resp.status_code != 200:
-            self._fail(resp, "GET /Customers?countonly=1")
-        body = resp.json()
-        return int(body.get("TotalCount", 0)) if isinstance(body, dict) else 0
-
-    def iter_customer_pages(self, *, page_limit: int = 500, **filters: str) -> Iterator[list[dict]]:
-        """Every customer matching ``filters``, ascending by CustomerID, ``page_limit`` at a time."""
-        return self.iter_pages("/Customers", page_limit=page_limit, **filters)
-
+    # -- reads: one paging idiom ------------------------------------------------------------
     def iter_pages(self, resource: str, *, page_limit: int = 500, **filters) -> Iterator[list[dict]]:
-        """Every record of a list resource, ``page_limit`` at a time.
+        """Every record of a list resource, ``page_limit`` at a time, ascending by id.
 
         ``offset`` is 1-based. The end is a short page, a 404 (no records) or the 400 the store
-        gives for an offset past the end.
+        gives for an offset past the end; any other answer is an error.
         """
         offset = 1
         while True:
-            resp = self.request("GET", resource, params={**filters, "limit": page_limit, "offset": offset})
-            if resp.status_code == 404:
-                return
-            if resp.status_code == 400 and OFFSET_PAST_END in resp.text:
-                return
-            if resp.status_code != 200:
-                self._fail(resp, f"GET {resource}")
-            page = resp.json()
-            if not isinstance(page, list):
-                raise ApiError("shift4shop", 200, f"GET {resource}: expected a JSON array")
+            page = self.page(resource, offset=offset, limit=page_limit, **filters)
             if page:
                 yield page
             if len(page) < page_limit:
                 return
             offset += len(page)
 
-    def find_customers_by_email(self, email: str) -> list[dict]:
-        resp = self.request("GET", "/Customers", params={"email": email, "limit": 10, "offset": 1})
+    def page(self, resource: str, *, offset: int, limit: int, **filters) -> list[dict]:
+        """One page of a list resource; [] past the end (a 404, or the offset-past-the-end 400)."""
+        resp = self._call("GET", resource, params={**filters, "limit": limit, "offset": offset})
         if resp.status_code == 404:
             return []
+        if resp.status_code == 400 and OFFSET_PAST_END in resp.text:
+            return []
         if resp.status_code != 200:
-            self._fail(resp, f"GET /Customers?email={mask_email(email)}")
-        body = resp.json()
-        wanted = email.strip().lower()
-        # The filter's exact-or-partial semantics are undocumented: keep exact matches only.
-        return [c for c in body if isinstance(c, dict) and str(c.get("Email") or "").strip().lower() == wanted]
+            self._fail(resp, f"GET {resource}")
+        page = resp.json()
+        if isinstance(page, dict):
+            page = [page]  # some stores answer one record as an object
+        if not isinstance(page, list):
+            raise ApiError("shift4shop", 200, f"GET {resource}: expected a JSON array")
+        return [row for row in page if isinstance(row, dict)]
 
-    # -- customers: writes -------------------------------------------------------------------
-    def create_customers(self, customers: list[dict]) -> tuple[int, list[ItemResult]]:
-        """POST an array; returns (HTTP status, per-item results). Not retried after a timeout."""
-        resp = self.request("POST", "/Customers", json=customers, idempotent=False)
-        if resp.status_code == 401:
-            self._fail(resp, "POST /Customers")
-        return resp.status_code, self._items(resp, "POST /Customers")
-
-    def create_customer(self, customer: dict) -> ItemResult:
-        resp = self.request("POST", "/Customers", json=customer, idempotent=False)
-        if resp.status_code == 401:
-            self._fail(resp, "POST /Customers")
-        items = self._items(resp, "POST /Customers")
-        if not items:
-            raise ApiError("shift4shop", resp.status_code, "POST /Customers: empty result")
-        return items[0]
-
-    def update_customers(self, customers: list[dict]) -> list[ItemResult]:
-        """Bulk ``PUT /Customers`` (≤100 items); one result per item, in order."""
-        resp = self.request("PUT", "/Customers", json=customers)
-        if resp.status_code == 401:
-            self._fail(resp, "PUT /Customers")
-        items = self._items(resp, "PUT /Customers")
-        if len(items) != len(customers):
-            if resp.status_code in (200, 206):
-                raise ApiError(
-                    "shift4shop", resp.status_code, f"PUT /Customers: {len(items)} results for {len(customers)} items"
-                )
-            # A whole-request failure (e.g. 404 with one element): it applies to every item.
-            first = items[0] if items else ItemResult("Error", "", resp.status_code, resp.text[:200])
-            return [
-                ItemResult(first.key, str(c.get("CustomerID", "")), first.status or resp.status_code, first.message)
-                for c in customers
-            ]
-        return items
-
-    # -- customer groups ---------------------------------------------------------------------
-    def create_one(self, resource: str, body: dict) -> ItemResult:
-        """POST one object to a resource; the store answers a one-element result array."""
-        resp = self.request("POST", resource, json=body, idempotent=False)
-        if resp.status_code == 401:
-            self._fail(resp, f"POST {resource}")
-        items = self._items(resp, f"POST {resource}")
-        if not items:
-            raise ApiError("shift4shop", resp.status_code, f"POST {resource}: empty result")
-        return items[0]
-
-    def customer_groups(self) -> list[dict]:
-        return [g for page in self.iter_pages("/CustomerGroups") for g in page]
-
-    # -- generic single-object writes and lists (CRM, groups) --------------------------------
     def list_all(self, resource: str, **filters) -> list[dict]:
         return [row for page in self.iter_pages(resource, **filters) for row in page]
 
+    def count(self, resource: str, **filters: str) -> int:
+        resp = self._call("GET", resource, params={**filters, "countonly": 1})
+        if resp.status_code == 404:
+            return 0
+        if resp.status_code != 200:
+            self._fail(resp, f"GET {resource}?countonly=1")
+        body = resp.json()
+        return int(body.get("TotalCount", 0)) if isinstance(body, dict) else 0
+
+    # -- customers: reads --------------------------------------------------------------------
+    def count_customers(self, **filters: str) -> int:
+        return self.count("/Customers", **filters)
+
+    def iter_customer_pages(self, *, page_limit: int = 500, **filters: str) -> Iterator[list[dict]]:
+        """Every customer matching ``filters``, ascending by CustomerID, ``page_limit`` at a time."""
+        return self.iter_pages("/Customers", page_limit=page_limit, **filters)
+
+    def get_customer(self, customer_id: str | int) -> dict | None:
+        """One customer, or None when the store has no such id."""
+        resp = self._call("GET", f"/Customers/{customer_id}")
+        if resp.status_code == 404:
+            return None
+        if resp.status_code != 200:
+            self._fail(resp, "GET /Customers/{id}")
+        body = resp.json()
+        body = body[0] if isinstance(body, list) and body else body
+        return body if isinstance(body, dict) else None
+
+    def find_customers_by_email(self, email: str, *, page_limit: int = 500) -> list[dict]:
+        """Every customer whose e-mail is ``email``, compared case-insensitively.
+
+        Whether the store's ``email`` filter is exact or partial is undocumented: every page it
+        returns is read and only exact matches are kept, so an existing customer is never missed
+        because partial matches filled the first page.
+        """
+        wanted = email.strip().lower()
+        return [
+            c
+            for page in self.iter_pages("/Customers", page_limit=page_limit, email=email)
+            for c in page
+            if isinstance(c, dict) and str(c.get("Email") or "").strip().lower() == wanted
+        ]
+
+    # -- customers: writes -------------------------------------------------------------------
+    def create_customers(self, customers: list[dict]) -> WriteAnswer:
+        """POST an array (undocumented); the answer as the store gave it. Never re-sent on a timeout."""
+        return self._answer(self._call("POST", "/Customers", json=customers, idempotent=False))
+
+    def create_customer(self, customer: dict) -> ItemResult:
+        return self.create_one("/Customers", customer)
+
+    def update_customers(self, customers: list[dict]) -> BulkAnswer:
+        """Bulk ``PUT /Customers`` (≤100 items), results matched to items by ``Value``.
+
+        The store may answer per item (200, 206) or for the whole request (a 404 "One or more
+        Customer records were not found.", a 400 without content): items without a result of
+        their own are absent from ``by_id`` and the caller decides (see ``load.py``).
+        """
+        answer = self._answer(self._call("PUT", "/Customers", json=customers))
+        sent = [str(c.get("CustomerID", "")) for c in customers]
+        counts = Counter(item.value for item in answer.items)
+        wanted = set(sent)
+        # A result counts only when it names exactly one item of the request.
+        by_id = {i.value: i for i in answer.items if i.value in wanted and counts[i.value] == 1}
+        if len(sent) == 1 and not by_id:
+            by_id = {sent[0]: answer.whole}
+        return BulkAnswer(by_id, answer.whole)
+
+    # -- single-object writes and lists (customer groups, CRM) ----------------------------
+    def create_one(self, resource: str, body: dict) -> ItemResult:
+        """POST one object; never re-sent after a timeout (:class:`AmbiguousWriteError`)."""
+        return self._answer(self._call("POST", resource, json=body, idempotent=False)).single()
+
     def update_one(self, resource: str, body: dict) -> ItemResult:
-        resp = self.request("PUT", resource, json=body)
-        if resp.status_code == 401:
-            self._fail(resp, f"PUT {resource}")
-        items = self._items(resp, f"PUT {resource}")
-        return items[0] if items else ItemResult("Error", "", resp.status_code, resp.text[:200])
+        return self._answer(self._call("PUT", resource, json=body)).single()
 
     def delete_one(self, resource: str) -> ItemResult:
-        resp = self.request("DELETE", resource)
-        if resp.status_code == 401:
-            self._fail(resp, f"DELETE {resource}")
+        resp = self._call("DELETE", resource)
         if resp.status_code == 404:
-            # Already gone: the outcome we wanted.
-            return ItemResult("Error", "", 200, "already deleted")
-        items = self._items(resp, f"DELETE {resource}")
-        return items[0] if items else ItemResult("", "", resp.status_code, "")
+            return ItemResult("", "", 200, "already deleted")  # the outcome we wanted
+        return self._answer(resp).single()
+
+    def customer_groups(self) -> list[dict]:
+        return self.list_all("/CustomerGroups")
