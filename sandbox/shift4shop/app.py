@@ -2,8 +2,10 @@
 
 Owns everything that is HTTP: the ``/3dCartWebAPI/v1`` (and ``v2``) routes, the SecureURL /
 PrivateKey / Token headers, the rate-limit answer, media types, status codes, the ASP.NET-style
-response headers and the error-array body that replaces every FastAPI default. Data rules live in
-``state.py``; this module only translates. The ``/_sim`` admin endpoints (no auth, no rate limit,
+response headers and the error-array body that replaces every FastAPI default, plus the HTTP side
+of the knobs: how an array POST is refused (``array_post``) and, with ``error_bodies="varied"``,
+the empty or HTML body a 400/404/500 answer carries instead (``ApiJSONResponse``). Data rules live
+in ``state.py``; this module only translates. The ``/_sim`` admin endpoints (no auth, no rate limit,
 not logged) let tests and the sandbox seed, inspect and reconfigure a running simulator. The fault
 layer (``sandbox/faults.py``) sits inside the request log and outside everything else, so its
 ``status`` answers come before auth and throttling.
@@ -18,7 +20,7 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -30,6 +32,7 @@ from sandbox.shift4shop.state import (
     CRM_ID_FILTERS,
     CRM_TEXT_FILTERS,
     CUSTOMER_FILTER_FIELDS,
+    OFFSET_EXCEEDS_MESSAGE,
     TOO_MANY_REQUESTS_MESSAGE,
     ApiError,
     CustomerFilter,
@@ -49,17 +52,68 @@ _ASPNET_HEADERS = {"Cache-Control": "no-cache", "Pragma": "no-cache", "Expires":
 FAULT_MESSAGES = {429: TOO_MANY_REQUESTS_MESSAGE, 500: "An error has occurred."}
 
 
+# error_bodies="varied": the statuses whose answers lose their JSON body in turn. 401, 415 and 429
+# always keep it, and so does the offset-past-the-end 400 (``keep_body``): real traffic shows its
+# JSON and clients detect the end of data by its Message (spec §4, §6).
+VARIED_ERROR_STATUSES = frozenset({400, 404, 500})
+_HTML_ERROR_PAGE = (
+    "<!DOCTYPE html>\r\n<html>\r\n<head><title>Runtime Error</title></head>\r\n<body>\r\n"
+    "<h1>Server Error in '/' Application.</h1>\r\n<h2><i>HTTP Error {status} - {phrase}.</i></h2>\r\n"
+    "</body>\r\n</html>\r\n"
+)
+
+
 class ApiJSONResponse(JSONResponse):
+    """A JSON answer with the ASP.NET headers.
+
+    When the simulator behind the request has ``error_bodies="varied"``, a 400/404/500 answer to an
+    API path (never ``/_sim``) is sent with the body ``state.next_error_body()`` names: the JSON as
+    built, nothing at all (Content-Length 0, no Content-Type), or an ASP.NET HTML error page. The
+    status and the other headers (``Retry-After``...) stay. ``keep_body`` exempts one answer.
+    """
+
     media_type = "application/json; charset=utf-8"
 
-    def __init__(self, content: Any, status_code: int = 200, headers: dict[str, str] | None = None, **kw: Any):
+    def __init__(
+        self,
+        content: Any,
+        status_code: int = 200,
+        headers: dict[str, str] | None = None,
+        keep_body: bool = False,
+        **kw: Any,
+    ):
         super().__init__(content, status_code, {**_ASPNET_HEADERS, **(headers or {})}, **kw)
+        self.keep_body = keep_body
+
+    def _variant(self, scope: Scope) -> str:
+        if self.keep_body or self.status_code not in VARIED_ERROR_STATUSES or scope["path"].startswith("/_sim"):
+            return "json"
+        state = getattr(getattr(scope.get("app"), "state", None), "sim", None)
+        if not isinstance(state, Shift4ShopState) or state.error_bodies != "varied":
+            return "json"
+        return state.next_error_body()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        variant = self._variant(scope)
+        if variant == "json":
+            await super().__call__(scope, receive, send)
+            return
+        body = b""
+        headers = [(k, v) for k, v in self.raw_headers if k not in (b"content-length", b"content-type")]
+        if variant == "html":
+            body = _HTML_ERROR_PAGE.format(status=self.status_code, phrase=status_phrase(self.status_code)).encode()
+            headers.append((b"content-type", b"text/html; charset=utf-8"))
+        headers.append((b"content-length", str(len(body)).encode()))
+        await send({"type": "http.response.start", "status": self.status_code, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
 
 
 def _error_response(
     status: int, message: str, value: str = "", headers: dict[str, str] | None = None
 ) -> ApiJSONResponse:
-    return ApiJSONResponse([error_item(value, status, message)], status, headers)
+    return ApiJSONResponse(
+        [error_item(value, status, message)], status, headers, keep_body=message == OFFSET_EXCEEDS_MESSAGE
+    )
 
 
 class CaseInsensitiveApiPaths:
@@ -254,13 +308,15 @@ def _api_router(state: Shift4ShopState) -> APIRouter:
         return ApiJSONResponse([state.get_customer(key, _path_id(customer_id))])
 
     @router.post("/customers")
-    async def create_customers(request: Request, key: str = Store) -> ApiJSONResponse:
+    async def create_customers(request: Request, key: str = Store) -> Response:
         body = await _json_body(request)
         if isinstance(body, list):
-            # Bulk POST is undocumented (spec §2.1); answering per item is a switchable choice.
-            if not state.accept_array_post:
+            # Bulk POST is undocumented (spec §2.1): `array_post` picks the reading.
+            if state.array_post == "reject_no_content":
+                return Response(status_code=400, headers=_ASPNET_HEADERS)  # no body, no Content-Type
+            if state.array_post == "reject":
                 raise ApiError(400, "The request body must be a single Customer object.")
-            return _many([state.create_customer(key, item) for item in _array_body(body, "Customer")], 201)
+            return _many(state.create_customers(key, _array_body(body, "Customer")), 201)
         return _single(state.create_customer(key, _object_body(body, "Customer")))
 
     @router.put("/customers")

@@ -1,6 +1,7 @@
 """What the Shift4Shop (3dcart) simulator knows: stores, credentials, customers, customer groups,
 the CRM module (tickets, messages, statuses, departments, saved replies), the hidden per-customer
-last-updated time, and the leaky-bucket rate limiter.
+last-updated time, the leaky-bucket rate limiter, and the knobs that pick a reading of each
+behaviour the real API leaves unconfirmed (``KNOB_CHOICES``; profiles in ``sandbox/profiles.py``).
 
 All of it is plain Python behind one re-entrant lock (``Shift4ShopState.lock``), so the HTTP layer
 (``app.py``), the ``/_sim`` admin endpoints and tests can read and change it directly. The rules of
@@ -14,14 +15,17 @@ from __future__ import annotations
 
 import bisect
 import hashlib
+import html
 import json
 import math
+import random
 import re
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any, Literal
 
@@ -195,6 +199,8 @@ AUTH_FAILURE_MESSAGE = (
 OFFSET_EXCEEDS_MESSAGE = "Offset amount exceeds the total number of records"
 NO_CUSTOMERS_MESSAGE = "No Customer records found"
 CUSTOMER_NOT_FOUND_MESSAGE = "The Customer record was not found."
+# The Customers chapter's 404 row for PUT /Customers (spec §2.1): one answer for the whole request.
+CUSTOMERS_NOT_FOUND_MESSAGE = "One or more Customer records were not found."
 GROUP_MEMBERS_NOT_FOUND_MESSAGE = "The Customer Group was not found and/or contains no customer records."
 NO_GROUPS_MESSAGE = "There are no Customer Groups."
 GROUP_NOT_FOUND_MESSAGE = "The specified Customer Group does not exist."
@@ -215,17 +221,36 @@ DEFAULT_SECURE_URL = "https://demo-store.3dcartstores.com"
 DEFAULT_PRIVATE_KEY = "sim-private-key"
 DEFAULT_TOKEN = "sim-token"
 
+# Readings of behaviours the sources leave unconfirmed (BEHAVIOR.md, "Readings of unconfirmed
+# behaviours"); the first value of each is the lenient one and the constructor default.
+KNOB_CHOICES: dict[str, tuple[str, ...]] = {
+    "array_post": ("per_item", "reject", "reject_no_content"),
+    "bulk_put_missing": ("per_item", "whole_404_apply_known", "whole_404_apply_none"),
+    "error_bodies": ("json", "varied"),
+    "result_order": ("request", "shuffled"),
+    "email_filter": ("exact", "contains"),
+}
+_BOOL_KEYS = ("rate_limit", "send_retry_after", "crm_get_as_array", "unique_emails", "normalize_crm_messages")
+
 CONFIG_KEYS = (
     "rate_limit",
     "bucket_size",
     "leak_per_s",
     "send_retry_after",
-    "accept_array_post",
     "latency_s",
     "default_limit",
     "max_limit",
     "crm_get_as_array",
+    *KNOB_CHOICES,
+    "unique_emails",
+    "normalize_crm_messages",
 )
+# Accepted by configure() and the constructor, not listed by config(): the older spelling of
+# array_post (True -> "per_item", False -> "reject").
+CONFIG_ALIASES = ("accept_array_post",)
+
+# error_bodies="varied": what the next 400/404/500 answer carries, in turn (see next_error_body).
+ERROR_BODY_ROTATION = ("json", "empty", "html")
 
 _HEX32 = re.compile(r"[0-9a-f]{32}")
 _FILTER_DATE_FORMATS = (
@@ -389,6 +414,14 @@ def _get_ci(body: Mapping[str, Any], name: str) -> Any:
     return next((v for k, v in body.items() if str(k).lower() == lowered), None)
 
 
+def _known_id(raw: Any) -> int | None:
+    """An item's id as the model binds it, or None when it is missing or not an integer."""
+    try:
+        return _coerce("id", "int", raw)
+    except FieldError:
+        return None
+
+
 def _defaults(schema: Mapping[str, tuple[FieldKind, int | None]]) -> dict[str, Any]:
     # The C# model's defaults: null strings, 0, false, 0.0.
     zero: dict[FieldKind, Any] = {"str": None, "int": 0, "bool": False, "num": 0.0}
@@ -519,12 +552,14 @@ class StoreData:
 
 @dataclass(frozen=True)
 class CustomerFilter:
-    """The query filters of GET /Customers; text matches are exact and case-insensitive."""
+    """The query filters of GET /Customers; text matches are case-insensitive and exact, except
+    for the fields in ``partial``, which match when the value contains the filter text."""
 
     text: Mapping[str, str] = field(default_factory=dict)  # Customer field -> lower-cased value
     updated_from: datetime | None = None
     updated_to: datetime | None = None
     group_id: int | None = None
+    partial: frozenset[str] = frozenset()
 
     def matches(self, record: CustomerRecord) -> bool:
         f = record.fields
@@ -534,7 +569,10 @@ class CustomerFilter:
             return False
         if self.updated_to is not None and record.last_update > self.updated_to:
             return False
-        return all((f[name] or "").lower() == value for name, value in self.text.items())
+        return all(
+            value in (f[name] or "").lower() if name in self.partial else (f[name] or "").lower() == value
+            for name, value in self.text.items()
+        )
 
     @property
     def empty(self) -> bool:
@@ -594,6 +632,72 @@ def _ticket_out(store: StoreData, ticket: TicketRecord, hidden: bool = False) ->
         out["_dateOpened"] = format_time(ticket.opened)
         out["_dateLastAction"] = format_time(ticket.last_action)
     return out
+
+
+# Elements without content: re-serialised self-closed, XHTML style (`<br>` -> `<br />`).
+_VOID_ELEMENTS = frozenset(
+    {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "param", "source", "track", "wbr"}
+)
+
+
+class _HtmlReserializer(HTMLParser):
+    """Re-emit parsed HTML the way a server-side sanitiser does: lower-case tag and attribute
+    names, every attribute value double-quoted and escaped, void elements self-closed, text
+    re-escaped with non-breaking spaces as ``&#160;``."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.out: list[str] = []
+
+    @staticmethod
+    def _text(data: str) -> str:
+        return html.escape(data, quote=False).replace("\xa0", "&#160;")
+
+    def _tag(self, tag: str, attrs: list[tuple[str, str | None]], close: bool) -> str:
+        parts = [tag]
+        for name, value in attrs:
+            quoted = html.escape(name if value is None else value, quote=True).replace("\xa0", "&#160;")
+            parts.append(f'{name}="{quoted}"')
+        return "<" + " ".join(parts) + (" />" if close else ">")
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.out.append(self._tag(tag, attrs, tag in _VOID_ELEMENTS))
+
+    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.out.append(self._tag(tag, attrs, True))
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag not in _VOID_ELEMENTS:  # `</br>` and friends have nothing to close
+            self.out.append(f"</{tag}>")
+
+    def handle_data(self, data: str) -> None:
+        self.out.append(self._text(data))
+
+    def handle_comment(self, data: str) -> None:
+        self.out.append(f"<!--{data}-->")
+
+    def handle_decl(self, decl: str) -> None:
+        self.out.append(f"<!{decl}>")
+
+    def handle_pi(self, data: str) -> None:
+        self.out.append(f"<?{data}>")
+
+    def unknown_decl(self, data: str) -> None:
+        self.out.append(f"<![{data}]>")
+
+
+def normalize_crm_message(text: str) -> str:
+    """CRM message text as a normalising store keeps it (``normalize_crm_messages=True``).
+
+    HTML is re-serialised (``_HtmlReserializer``), then every run of whitespace, newlines included,
+    becomes one space and the ends are stripped. Rendered, it reads as before; byte-wise it
+    differs for any text with a newline, a ``<br>``, an upper-case tag or an ``&nbsp;``.
+    """
+    parser = _HtmlReserializer()
+    parser.feed(text)
+    parser.close()
+    # After re-serialisation a non-breaking space is `&#160;`, so `\s` no longer matches it.
+    return re.sub(r"\s+", " ", "".join(parser.out)).strip()
 
 
 def _bind_message(body: Any, where: str = "") -> dict[str, Any]:
@@ -660,12 +764,22 @@ class Shift4ShopState:
         bucket_size: int = 50,
         leak_per_s: float = 2.0,
         send_retry_after: bool = True,
-        accept_array_post: bool = True,
         latency_s: float = 0.0,
         default_limit: int = 10,
         max_limit: int = 500,
         crm_get_as_array: bool = False,
+        array_post: str = "per_item",
+        bulk_put_missing: str = "per_item",
+        error_bodies: str = "json",
+        result_order: str = "request",
+        email_filter: str = "exact",
+        unique_emails: bool = True,
+        normalize_crm_messages: bool = False,
+        accept_array_post: bool | None = None,
     ):
+        """Knob defaults are the lenient readings (``sandbox.profiles.LENIENT``). ``accept_array_post``
+        is the older spelling of ``array_post``: given alone it decides (True -> per_item, False ->
+        reject); given with a non-default ``array_post`` the two must agree."""
         self.lock = threading.RLock()
         self.request_log = RequestLog()
         self.credentials: dict[str, set[tuple[str, str]]] = {}
@@ -675,28 +789,64 @@ class Shift4ShopState:
         self.bucket_size = bucket_size
         self.leak_per_s = leak_per_s
         self.send_retry_after = send_retry_after
-        self.accept_array_post = accept_array_post
         self.latency_s = latency_s
         self.default_limit = default_limit
         self.max_limit = max_limit
         self.crm_get_as_array = crm_get_as_array
-        self.configure()  # validate the knobs once
+        self.array_post = array_post
+        self.bulk_put_missing = bulk_put_missing
+        self.error_bodies = error_bodies
+        self.result_order = result_order
+        self.email_filter = email_filter
+        self.unique_emails = unique_emails
+        self.normalize_crm_messages = normalize_crm_messages
+        # Deterministic "randomness": both restart on reset() and when their knob is configured.
+        self._error_body_turn = 0  # index into ERROR_BODY_ROTATION of the next varied error answer
+        self._result_rng = random.Random(0)  # result_order="shuffled"
+        alias: dict[str, Any] = {}
+        if accept_array_post is not None:
+            if array_post == "per_item":  # array_post left at its default: the alias decides
+                self.array_post = "per_item" if accept_array_post else "reject"
+            alias = {"accept_array_post": accept_array_post, "array_post": self.array_post}
+        self.configure(**alias)  # validates every knob (and that the two spellings agree)
         for url, cred in (stores or {}).items():
             self.add_store(url, cred["private_key"], cred["token"])
 
     # ----- configuration, stores, auth, rate limit -------------------------------------------
 
+    @property
+    def accept_array_post(self) -> bool:
+        """The older boolean spelling of ``array_post``: True iff arrays are created per item."""
+        return self.array_post == "per_item"
+
     def config(self) -> dict[str, Any]:
         return {key: getattr(self, key) for key in CONFIG_KEYS}
 
     def configure(self, **changes: Any) -> dict[str, Any]:
-        unknown = set(changes) - set(CONFIG_KEYS)
+        """Change any of ``CONFIG_KEYS`` (or the ``accept_array_post`` alias); ValueError, and no
+        change at all, on an unknown key or a bad value. Returns the new ``config()``."""
+        unknown = set(changes) - set(CONFIG_KEYS) - set(CONFIG_ALIASES)
         if unknown:
             raise ValueError(f"unknown config keys: {sorted(unknown)}")
+        changes = dict(changes)
+        if "accept_array_post" in changes:
+            alias = changes.pop("accept_array_post")
+            if not isinstance(alias, bool):
+                raise ValueError("accept_array_post must be a boolean")
+            if "array_post" not in changes:
+                changes["array_post"] = "per_item" if alias else "reject"
+            elif (changes["array_post"] == "per_item") != alias:
+                raise ValueError(
+                    f"accept_array_post={alias} contradicts array_post={changes['array_post']!r} "
+                    "(accept_array_post is an alias: True = per_item, False = reject or reject_no_content)"
+                )
         merged = {**self.config(), **changes}
-        for key in ("rate_limit", "send_retry_after", "accept_array_post", "crm_get_as_array"):
+        for key in _BOOL_KEYS:
             if not isinstance(merged[key], bool):
                 raise ValueError(f"{key} must be a boolean")
+        for key, choices in KNOB_CHOICES.items():
+            if not isinstance(merged[key], str) or merged[key] not in choices:
+                raise ValueError(f"{key} must be one of {', '.join(map(repr, choices))}, not {merged[key]!r}")
         for key in ("bucket_size", "default_limit", "max_limit"):
             if isinstance(merged[key], bool) or not isinstance(merged[key], int) or merged[key] < 1:
                 raise ValueError(f"{key} must be a positive integer")
@@ -708,7 +858,39 @@ class Shift4ShopState:
         with self.lock:
             for key, value in merged.items():
                 setattr(self, key, value)
+            if "error_bodies" in changes:
+                self._error_body_turn = 0
+            if "result_order" in changes:
+                self._result_rng = random.Random(0)
             return self.config()
+
+    def next_error_body(self) -> str:
+        """The body the next varied error answer carries (``ERROR_BODY_ROTATION``, in turn).
+
+        The HTTP layer calls this once per 400/404/500 answer it varies (``error_bodies="varied"``),
+        so after ``reset()`` (or configuring ``error_bodies``) the answers go json, empty, html,
+        json, ... in the order the requests are answered.
+        """
+        with self.lock:
+            body = ERROR_BODY_ROTATION[self._error_body_turn % len(ERROR_BODY_ROTATION)]
+            self._error_body_turn += 1
+            return body
+
+    def _in_result_order(self, results: list[dict[str, str]]) -> list[dict[str, str]]:
+        """Per-item results of a multi-item write in the configured order.
+
+        ``shuffled``: a permutation from a seeded RNG that is never the identity, so with two or
+        more items at least one result is out of place (a client matching by position breaks; one
+        matching by ``Value`` does not).
+        """
+        if self.result_order == "request" or len(results) < 2:
+            return results
+        with self.lock:
+            order = list(range(len(results)))
+            self._result_rng.shuffle(order)
+        if order == sorted(order):
+            order = order[1:] + order[:1]
+        return [results[i] for i in order]
 
     def add_store(self, secure_url: str, private_key: str, token: str) -> str:
         """Register a store (if new) and one app credential pair for it; return its key."""
@@ -754,11 +936,14 @@ class Shift4ShopState:
         """Empty every store (credentials and config stay), the buckets and the request log.
 
         CRM statuses and departments go back to the defaults; tickets and saved replies are emptied.
+        The error-body rotation and the result shuffle start over, so what follows is predictable.
         """
         with self.lock:
             for store in self.data.values():
                 store.clear()
             self.buckets.clear()
+            self._error_body_turn = 0
+            self._result_rng = random.Random(0)
         self.request_log.clear()
 
     # ----- paging shared by every list endpoint --------------------------------------------
@@ -780,8 +965,15 @@ class Shift4ShopState:
         if flt.empty and flt.group_id is None:
             return table.ids
         email = flt.text.get("Email")
-        # An email filter is answered from the index, so per-contact look-ups stay cheap at 100k.
-        candidates = sorted(store.emails.get(email, ())) if email is not None else table.ids
+        # An email filter is answered from the index (lower-cased address -> ids), so per-contact
+        # look-ups stay cheap at 100k: one dict hit when exact, one pass over the keys when partial.
+        if email is None:
+            candidates: Iterable[int] = table.ids
+        elif self.email_filter == "contains":
+            flt = replace(flt, partial=flt.partial | {"Email"})
+            candidates = sorted(i for address, ids in store.emails.items() if email in address for i in ids)
+        else:
+            candidates = sorted(store.emails.get(email, ()))
         return [i for i in candidates if flt.matches(table.rows[i])]
 
     def list_customers(
@@ -823,7 +1015,7 @@ class Shift4ShopState:
             return error_item(exc.field, 400, exc.message)
         with self.lock:
             store = self.data[store_key]
-            if store.email_taken(values["Email"]):
+            if self.unique_emails and store.email_taken(values["Email"]):
                 return error_item("Email", 400, DUPLICATE_EMAIL_MESSAGE)
             customer_id = store.customers.allocate_id()
             fields = {**_defaults(_CUSTOMER_SCHEMA), **values, "CustomerID": customer_id}
@@ -854,7 +1046,7 @@ class Shift4ShopState:
             except FieldError as exc:
                 return error_item(cid, 400, exc.message)
             new_email = values.get("Email")
-            if new_email is not None and store.email_taken(new_email, by_other_than=cid):
+            if self.unique_emails and new_email is not None and store.email_taken(new_email, by_other_than=cid):
                 return error_item(cid, 400, DUPLICATE_EMAIL_MESSAGE)
             if "Password" in values:
                 values["Password"] = hash_password(values["Password"])
@@ -865,12 +1057,34 @@ class Shift4ShopState:
             record.last_update = utc_now()
         return result_item("CustomerID", cid, 200, "updated successfully")
 
+    def create_customers(self, store_key: str, items: Iterable[Any]) -> list[dict[str, str]]:
+        """Array POST read per item (``array_post="per_item"``): each item created or refused on its
+        own, one result each (in ``result_order``)."""
+        with self.lock:
+            return self._in_result_order([self.create_customer(store_key, item) for item in items])
+
     def update_customers(self, store_key: str, items: Iterable[Any]) -> list[dict[str, str]]:
-        """Bulk PUT: each item carries its CustomerID; items are applied in order, one result each."""
-        return [
-            self.update_customer(store_key, _get_ci(item, "CustomerID") if isinstance(item, dict) else None, item)
-            for item in items
-        ]
+        """Bulk PUT: each item carries its CustomerID; items are applied in order, one result each
+        (returned in ``result_order``).
+
+        When an item names a CustomerID the store does not hold, ``bulk_put_missing`` decides:
+        ``per_item`` gives that item its own 404 result; ``whole_404_apply_known`` applies the other
+        items and then fails the whole request (ApiError 404, ``CUSTOMERS_NOT_FOUND_MESSAGE``);
+        ``whole_404_apply_none`` checks every id first and fails the request with nothing applied.
+        Items failing for other reasons (validation, duplicate email) never change anything.
+        """
+        items = list(items)
+        ids = [_get_ci(item, "CustomerID") if isinstance(item, dict) else None for item in items]
+        with self.lock:  # held throughout, so "check every id, then apply" is one step
+            customers = self.data[store_key].customers
+            if self.bulk_put_missing == "whole_404_apply_none" and any(
+                _known_id(raw) is not None and customers.get(_known_id(raw)) is None for raw in ids
+            ):
+                raise ApiError(404, CUSTOMERS_NOT_FOUND_MESSAGE)
+            results = [self.update_customer(store_key, raw, item) for raw, item in zip(ids, items, strict=True)]
+            if self.bulk_put_missing != "per_item" and any(r["Status"] == "404" for r in results):
+                raise ApiError(404, CUSTOMERS_NOT_FOUND_MESSAGE)
+            return self._in_result_order(results)
 
     def delete_customer(self, store_key: str, customer_id: int) -> dict[str, str]:
         with self.lock:
@@ -936,12 +1150,16 @@ class Shift4ShopState:
         return result_item("CustomerGroupID", gid, 200, "updated successfully")
 
     def update_customer_groups(self, store_key: str, items: Iterable[Any]) -> list[dict[str, str]]:
-        return [
-            self.update_customer_group(
-                store_key, _get_ci(item, "CustomerGroupID") if isinstance(item, dict) else None, item
+        """Bulk PUT /CustomerGroups: applied in order, one result each (returned in ``result_order``)."""
+        with self.lock:
+            return self._in_result_order(
+                [
+                    self.update_customer_group(
+                        store_key, _get_ci(item, "CustomerGroupID") if isinstance(item, dict) else None, item
+                    )
+                    for item in items
+                ]
             )
-            for item in items
-        ]
 
     def delete_customer_group(self, store_key: str, group_id: int) -> dict[str, str]:
         # Members keep their CustomerGroupID (no cascade); nothing documents one either way.
@@ -974,6 +1192,9 @@ class Shift4ShopState:
                 raise FieldError(name, f"{name} {values[name]} does not exist.")
 
     def _add_message(self, store: StoreData, ticket: TicketRecord, values: dict[str, Any], now: datetime) -> int:
+        """Store one validated message; its text as sent, or normalised (``normalize_crm_messages``)."""
+        if self.normalize_crm_messages and values.get("Message") is not None:
+            values = {**values, "Message": normalize_crm_message(values["Message"])}
         message_id = store.crm_messages.allocate_id()
         fields = {**_defaults(_CRM_MESSAGE_SCHEMA), **values, "MessageId": message_id}
         store.crm_messages.put(message_id, MessageRecord(ticket.fields["CrmID"], fields, now))

@@ -126,7 +126,7 @@ def _fresh(sim: Sim) -> Sim:
     if sim.name == "ghl":
         sim.state.configure(rate_limit=False, latency_s=0.0, burst_max=100)
     else:
-        sim.state.configure(rate_limit=False, latency_s=0.0, bucket_size=50, leak_per_s=2.0)
+        sim.state.configure(rate_limit=False, latency_s=0.0, bucket_size=50, leak_per_s=2.0, error_bodies="json")
     sim.state.request_log.clear()
     return sim
 
@@ -283,6 +283,20 @@ def test_latency_delays_one_request_while_the_server_keeps_serving_others(sim: S
 
 def _loc(sim: Sim) -> dict[str, str]:
     return {"locationId": LOC} if sim.name == "ghl" else {}
+
+
+def test_shift4shop_varied_error_bodies_reach_injected_500s_but_not_the_admin_api(s4s: Sim) -> None:
+    s4s.state.configure(error_bodies="varied")
+    s4s.faults({"method": "POST", "action": "status", "status": 500, "retry_after": 3})
+    answers = [s4s.create(i) for i in range(3)]
+    assert [r.status_code for r in answers] == [500] * 3
+    assert all(r.headers["Retry-After"] == "3" for r in answers)  # the fault's headers survive
+    assert answers[0].json() == s4s.error_body(500, "An error has occurred.")
+    assert (answers[1].content, answers[1].headers["Content-Length"]) == (b"", "0")
+    assert answers[2].headers["Content-Type"].startswith("text/html") and "<html>" in answers[2].text
+    assert s4s.count() == 0
+    refused = requests.post(f"{s4s.url}/_sim/faults", json={"rules": [{"action": "explode"}]}, timeout=5)
+    assert refused.status_code == 400 and refused.json()[0]["Key"] == "Error"  # admin answers stay JSON
 
 
 # ----- malformed / truncated / empty_page / repeat_page ------------------------------------------

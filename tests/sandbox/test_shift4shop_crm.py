@@ -8,6 +8,8 @@ CRM holds no tickets and the default statuses/department, with the rate limiter 
 
 from __future__ import annotations
 
+import hashlib
+import html
 import re
 from collections.abc import Iterator
 from typing import Any
@@ -16,6 +18,7 @@ import pytest
 import requests
 
 from sandbox.common import ServerThread
+from sandbox.profiles import PROFILES
 from sandbox.shift4shop import CRM_FIELDS, CRM_MESSAGE_FIELDS, Shift4ShopState, create_app
 from sandbox.shift4shop.state import (
     AUTH_FAILURE_MESSAGE,
@@ -41,6 +44,7 @@ BASE_CONFIG = {
     "default_limit": 10,
     "max_limit": 500,
     "crm_get_as_array": False,
+    **PROFILES["lenient"].shift4shop,  # normalize_crm_messages=False among them
 }
 CRM_DATE = re.compile(r"\d{2}/\d{2}/\d{4} \d{2}:\d{2}")  # "02/26/2019 17:01", as the reference prints
 NOT_FOUND = "The specified CRM does not exist."
@@ -345,6 +349,35 @@ def test_message_endpoints(api: Api, s4s: Shift4ShopState) -> None:
     assert api.delete("/CRM/1/message/1").json() == error(404, MESSAGE_NOT_FOUND, "1")
     assert ids(api.get("/CRM/1/message"), "MessageId") == [3]
     assert [m["MessageId"] for m in api.get("/CRM/1").json()["CrmMessageList"]] == [3]
+
+
+def readable(text: str) -> str:
+    """What a person sees of a message: tags gone, entities decoded, whitespace collapsed."""
+    return " ".join(html.unescape(re.sub(r"<[^>]*>", " ", text)).split())
+
+
+def test_normalized_messages_differ_from_what_was_sent_but_read_the_same(api: Api, s4s: Shift4ShopState) -> None:
+    sent = [
+        "Hello,\n\n  Where is <B>my order</B>?<br>Thanks&nbsp;Ann\n",
+        "<P class=note>Line one<BR>\r\nLine two</P>",
+        "Plain text\nover two lines",
+    ]
+    s4s.configure(normalize_crm_messages=True)
+    assert api.post("/CRM", ticket(1, CrmMessageList=[{"Message": sent[0]}, {"Message": sent[1]}])).status_code == 201
+    assert api.post("/CRM/1/message", {"Message": sent[2]}).status_code == 201
+    stored = [m["Message"] for m in api.get("/CRM/1/message").json()]
+    assert stored == [
+        "Hello, Where is <b>my order</b>?<br />Thanks&#160;Ann",
+        '<p class="note">Line one<br /> Line two</p>',
+        "Plain text over two lines",
+    ]
+    for before, after in zip(sent, stored, strict=True):
+        assert hashlib.sha256(after.encode()).digest() != hashlib.sha256(before.encode()).digest()
+        assert readable(after) == readable(before)
+
+    s4s.configure(normalize_crm_messages=False)  # the lenient reading keeps every byte
+    api.post("/CRM/1/message", {"Message": sent[0]})
+    assert api.get("/CRM/1").json()["CrmMessageList"][-1]["Message"] == sent[0]
 
 
 def test_messages_cannot_be_updated(api: Api) -> None:

@@ -1,7 +1,9 @@
 """The Shift4Shop (3dcart) simulator reproduces the documented API rules over real HTTP.
 
 One simulator runs for the module; every test starts from an emptied state (fixture ``s4s``) with
-the rate limiter off (rate-limit tests switch it on), so each test reads like the behaviour it pins.
+the rate limiter off (rate-limit tests switch it on) and the lenient reading of every unconfirmed
+behaviour (``sandbox.profiles``), so each test reads like the behaviour it pins. The tests under
+"readings of unconfirmed behaviours" switch one knob at a time and pin both of its readings.
 """
 
 from __future__ import annotations
@@ -17,10 +19,12 @@ import pytest
 import requests
 
 from sandbox.common import ServerThread
+from sandbox.profiles import PROFILES, apply_profile
 from sandbox.shift4shop import CUSTOMER_FIELDS, FIELD_MAX_LENGTHS, Shift4ShopState, create_app
 from sandbox.shift4shop.state import (
     AUTH_FAILURE_MESSAGE,
     CUSTOMER_GROUP_FIELDS,
+    CUSTOMERS_NOT_FOUND_MESSAGE,
     DEFAULT_PRIVATE_KEY,
     DEFAULT_TOKEN,
     OFFSET_EXCEEDS_MESSAGE,
@@ -34,11 +38,10 @@ BASE_CONFIG = {
     "rate_limit": False,
     "bucket_size": 50,
     "leak_per_s": 2.0,
-    "send_retry_after": True,
-    "accept_array_post": True,
     "latency_s": 0.0,
     "default_limit": 10,
     "max_limit": 500,
+    **PROFILES["lenient"].shift4shop,  # send_retry_after, array_post, bulk_put_missing, ...
 }
 
 
@@ -823,3 +826,273 @@ def test_lookups_and_paging_at_100k_customers(api: Api, s4s: Shift4ShopState) ->
     assert len(api.get("/Customers", limit=500, offset=99_501).json()) == 500
     assert api.get("/Customers", countonly=1).json() == {"TotalCount": 100_000}
     assert api.put("/Customers", [{"CustomerID": 5, "Email": "user6@example.com"}]).status_code == 400
+    s4s.configure(email_filter="contains")  # a scan of the email index, not of the customers
+    started = time.monotonic()
+    assert [c["CustomerID"] for c in api.get("/Customers", email="USER99999@").json()] == [99_999]
+    assert api.get("/Customers", email="user9999", countonly=1).json() == {"TotalCount": 11}  # 9999, 99990..99999
+    assert time.monotonic() - started < 2.0
+
+
+# ----- readings of unconfirmed behaviours (knobs; sandbox/profiles.py names them) ---------------
+
+
+def body_kind(response: requests.Response) -> str:
+    """What an answer carries: "json", "empty" or "html" (asserting each form is well-formed)."""
+    if not response.content:
+        assert response.headers["Content-Length"] == "0" and "Content-Type" not in response.headers
+        return "empty"
+    if response.headers["Content-Type"].startswith("text/html"):
+        assert response.text.lstrip().lower().startswith(("<!doctype html", "<html"))
+        return "html"
+    assert response.headers["Content-Type"] == "application/json; charset=utf-8"
+    response.json()
+    return "json"
+
+
+def test_knob_defaults_are_the_lenient_readings() -> None:
+    config = Shift4ShopState().config()
+    assert {k: config[k] for k in PROFILES["lenient"].shift4shop} == PROFILES["lenient"].shift4shop
+    assert set(PROFILES["strict"].shift4shop) <= set(config)
+
+
+@pytest.mark.parametrize("name", sorted(PROFILES))
+def test_each_profile_applies_and_shows_in_config(api: Api, s4s: Shift4ShopState, name: str) -> None:
+    profile = apply_profile(name, shift4shop=s4s)
+    expected = profile.shift4shop
+    assert {k: s4s.config()[k] for k in expected} == expected
+    over_http = requests.get(f"{api.root}/_sim/config", timeout=10).json()
+    assert {k: over_http[k] for k in expected} == expected
+    s4s.reset()  # data goes, the knobs stay
+    assert {k: s4s.config()[k] for k in expected} == expected
+    # One observable effect: how the store answers an array POST.
+    response = api.post("/Customers", [customer(1)])
+    assert (response.status_code, response.content == b"") == ((201, False) if name == "lenient" else (400, True))
+
+
+def test_admin_config_sets_every_knob_and_refuses_bad_values(api: Api, s4s: Shift4ShopState) -> None:
+    strict = PROFILES["strict"].shift4shop
+    response = requests.post(f"{api.root}/_sim/config", json=strict, timeout=10)
+    assert response.status_code == 200
+    assert {k: response.json()[k] for k in strict} == strict
+    assert {k: s4s.config()[k] for k in strict} == strict
+    bad = requests.post(f"{api.root}/_sim/config", json={"error_bodies": "sometimes"}, timeout=10)
+    assert bad.status_code == 400 and "error_bodies" in bad.json()[0]["Message"]  # admin errors stay JSON
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"array_post": "bulk"},
+        {"array_post": True},
+        {"bulk_put_missing": "whole_404"},
+        {"error_bodies": "html"},
+        {"result_order": "random"},
+        {"email_filter": "prefix"},
+        {"unique_emails": "no"},
+        {"normalize_crm_messages": 1},
+        {"accept_array_post": "yes"},
+        {"accept_array_post": True, "array_post": "reject"},
+        {"accept_array_post": False, "array_post": "per_item"},
+    ],
+)
+def test_configure_refuses_a_bad_knob_value_and_changes_nothing(s4s: Shift4ShopState, change: dict[str, Any]) -> None:
+    before = s4s.config()
+    with pytest.raises(ValueError, match=next(iter(change))):
+        s4s.configure(**{"email_filter": "contains", **change})  # a valid change alongside is not kept
+    assert s4s.config() == before
+
+
+def test_accept_array_post_is_an_alias_of_array_post(s4s: Shift4ShopState) -> None:
+    assert s4s.configure(accept_array_post=False)["array_post"] == "reject"
+    assert s4s.accept_array_post is False
+    assert s4s.configure(accept_array_post=True)["array_post"] == "per_item"
+    assert s4s.configure(accept_array_post=False, array_post="reject_no_content")["array_post"] == "reject_no_content"
+    assert s4s.accept_array_post is False
+    assert "accept_array_post" not in s4s.config()  # array_post is the knob; the alias is not listed
+    assert Shift4ShopState(accept_array_post=False).array_post == "reject"
+    assert Shift4ShopState(array_post="reject_no_content", accept_array_post=False).array_post == "reject_no_content"
+
+
+def test_array_post_reject_no_content_is_an_empty_400_and_creates_nothing(api: Api, s4s: Shift4ShopState) -> None:
+    s4s.configure(array_post="reject_no_content")
+    response = api.post("/Customers", [customer(1), customer(2)])
+    assert response.status_code == 400
+    assert response.content == b"" and body_kind(response) == "empty"
+    assert response.headers["Cache-Control"] == "no-cache"  # still the ASP.NET headers
+    assert s4s.all_customers(STORE) == []
+    assert api.post("/Customers", customer(1)).status_code == 201  # one object is still fine
+
+
+def test_array_post_reject_is_the_json_400_and_creates_nothing(api: Api, s4s: Shift4ShopState) -> None:
+    s4s.configure(array_post="reject")
+    response = api.post("/Customers", [customer(1)])
+    assert response.status_code == 400
+    assert response.json() == error(400, "The request body must be a single Customer object.")
+    assert s4s.all_customers(STORE) == []
+
+
+def _bulk_put_with_a_deleted_id(api: Api, s4s: Shift4ShopState) -> requests.Response:
+    s4s.load_customers(STORE, [customer(1), customer(2), customer(3)])
+    assert api.delete("/Customers/2").status_code == 200
+    return api.put(
+        "/Customers",
+        [
+            {"CustomerID": 1, "BillingCity": "Austin"},
+            {"CustomerID": 2, "BillingCity": "Austin"},  # deleted
+            {"CustomerID": 3, "Comments": "x" * 256},  # invalid: too long
+        ],
+    )
+
+
+def test_bulk_put_missing_per_item(api: Api, s4s: Shift4ShopState) -> None:
+    response = _bulk_put_with_a_deleted_id(api, s4s)
+    assert response.status_code == 206
+    assert [(r["Value"], r["Status"]) for r in response.json()] == [("1", "200"), ("2", "404"), ("3", "400")]
+    assert api.get("/Customers/1").json()[0]["BillingCity"] == "Austin"
+    assert api.get("/Customers/3").json()[0]["Comments"] is None
+
+
+def test_bulk_put_missing_whole_404_apply_known(api: Api, s4s: Shift4ShopState) -> None:
+    s4s.configure(bulk_put_missing="whole_404_apply_known")
+    response = _bulk_put_with_a_deleted_id(api, s4s)
+    assert response.status_code == 404
+    assert response.json() == [
+        {"Key": "Error", "Value": "", "Status": "404", "Message": "One or more Customer records were not found."}
+    ]
+    assert api.get("/Customers/1").json()[0]["BillingCity"] == "Austin"  # the known item WAS applied
+    assert api.get("/Customers/3").json()[0]["Comments"] is None  # the invalid one was not
+    assert api.get("/Customers/2").status_code == 404  # and nothing brought the deleted one back
+
+
+def test_bulk_put_missing_whole_404_apply_none(api: Api, s4s: Shift4ShopState) -> None:
+    s4s.configure(bulk_put_missing="whole_404_apply_none")
+    response = _bulk_put_with_a_deleted_id(api, s4s)
+    assert response.status_code == 404
+    assert response.json() == error(404, CUSTOMERS_NOT_FOUND_MESSAGE)
+    assert api.get("/Customers/1").json()[0]["BillingCity"] is None  # nothing applied
+    assert api.get("/Customers/3").json()[0]["Comments"] is None
+
+
+@pytest.mark.parametrize("mode", ["whole_404_apply_known", "whole_404_apply_none"])
+def test_bulk_put_without_a_missing_id_keeps_per_item_results(api: Api, s4s: Shift4ShopState, mode: str) -> None:
+    s4s.configure(bulk_put_missing=mode)
+    s4s.load_customers(STORE, [customer(1), customer(2)])
+    response = api.put("/Customers", [{"CustomerID": 1, "BillingCity": "Austin"}, {"CustomerID": 2, "Email": ""}])
+    assert response.status_code == 206
+    assert [(r["Value"], r["Status"]) for r in response.json()] == [("1", "200"), ("2", "400")]
+    assert api.get("/Customers/1").json()[0]["BillingCity"] == "Austin"
+
+
+def test_varied_error_bodies_rotate_json_empty_html(api: Api, s4s: Shift4ShopState) -> None:
+    s4s.configure(error_bodies="varied")
+    answers = [
+        api.get("/Customers"),  # 404: no records
+        api.get("/Customers/9"),  # 404: unknown id
+        api.post("/Customers", {"Email": "a@b.c"}),  # 400: Password is required
+        api.delete("/Customers/9"),  # 404 again: the rotation starts over
+        api.put("/Customers", [{"CustomerID": 9}]),  # 404: every id unknown
+    ]
+    assert [r.status_code for r in answers] == [404, 404, 400, 404, 404]
+    assert [body_kind(r) for r in answers] == ["json", "empty", "html", "json", "empty"]
+    assert answers[0].json() == error(404, "No Customer records found")
+    assert answers[3].json() == error(404, "The Customer record was not found.", "9")
+    assert "Server Error" in answers[2].text and "400" in answers[2].text
+    s4s.reset()  # the rotation starts over (and the knob stays)
+    assert body_kind(api.get("/Customers/9")) == "json"
+    assert body_kind(api.get("/Customers/9")) == "empty"
+
+
+def test_varied_error_bodies_spare_the_offset_400_and_401_415_429_and_successes(api: Api, s4s: Shift4ShopState) -> None:
+    s4s.configure(error_bodies="varied")
+    s4s.load_customers(STORE, [customer(1), customer(2)])
+    for _ in range(4):  # never anything but the JSON the clients key end-of-data on
+        assert api.get("/Customers", offset=3).json() == error(400, OFFSET_EXCEEDS_MESSAGE, "offset")
+    assert api.call("GET", "/Customers", headers={"Token": "wrong"}).json() == error(401, AUTH_FAILURE_MESSAGE)
+    unsupported = api.call("POST", "/Customers", customer(3), headers={"Content-Type": "text/plain"})
+    assert unsupported.status_code == 415 and unsupported.json()[0]["Status"] == "415"
+    partial = api.put("/Customers", [{"CustomerID": 1, "BillingCity": "Austin"}, {"CustomerID": 9}])
+    assert partial.status_code == 206 and len(partial.json()) == 2
+    assert body_kind(api.get("/Customers/9")) == "json"  # none of the above used a turn
+    assert body_kind(api.get("/Customers/9")) == "empty"
+    s4s.configure(rate_limit=True, bucket_size=1, leak_per_s=0.05)
+    assert api.get("/Customers/1").status_code == 200
+    throttled = api.get("/Customers/1")
+    assert throttled.status_code == 429 and throttled.json()[0]["Message"] == "Too many requests"
+
+
+def test_json_error_bodies_never_vary(api: Api) -> None:
+    assert [body_kind(api.get("/Customers/9")) for _ in range(4)] == ["json"] * 4
+
+
+def test_shuffled_results_leave_request_order_but_keep_their_value(api: Api, s4s: Shift4ShopState) -> None:
+    s4s.load_customers(STORE, [customer(i) for i in range(1, 6)])
+    items = [{"CustomerID": i, "Comments": f"note {i}"} for i in (3, 1, 5, 2, 4)]
+    in_order = api.put("/Customers", items).json()
+    assert [r["Value"] for r in in_order] == ["3", "1", "5", "2", "4"]  # request order by default
+
+    s4s.configure(result_order="shuffled")
+    for _ in range(3):
+        shuffled = api.put("/Customers", items)
+        assert shuffled.status_code == 200
+        values = [r["Value"] for r in shuffled.json()]
+        assert values != ["3", "1", "5", "2", "4"] and sorted(values) == ["1", "2", "3", "4", "5"]
+    for _ in range(3):  # two items: the only other order
+        pair = api.put("/Customers", [{"CustomerID": 1}, {"CustomerID": 2}]).json()
+        assert [r["Value"] for r in pair] == ["2", "1"]
+
+    posted = [customer(i) for i in range(10, 14)]
+    created = api.post("/Customers", posted)
+    assert created.status_code == 201
+    new_ids = [int(r["Value"]) for r in created.json()]
+    assert new_ids != sorted(new_ids)  # ids are allocated in request order; results are not in it
+    emails = {api.get(f"/Customers/{i}").json()[0]["Email"] for i in new_ids}
+    assert emails == {c["Email"] for c in posted}  # each Value names a customer that was posted
+
+    s4s.load_customer_groups(STORE, [{"CustomerGroupID": 1, "Name": "A"}, {"CustomerGroupID": 2, "Name": "B"}])
+    groups = api.put("/CustomerGroups", [{"CustomerGroupID": 1, "PriceLevel": 1}, {"CustomerGroupID": 2}])
+    assert [r["Value"] for r in groups.json()] == ["2", "1"]
+
+
+def test_shuffled_order_is_repeatable_after_reset(api: Api, s4s: Shift4ShopState) -> None:
+    s4s.configure(result_order="shuffled")
+
+    def run() -> list[str]:
+        s4s.reset()
+        s4s.load_customers(STORE, [customer(i) for i in range(1, 7)])
+        return [r["Value"] for r in api.put("/Customers", [{"CustomerID": i} for i in range(1, 7)]).json()]
+
+    assert run() == run()
+
+
+def test_email_filter_contains_matches_partially(api: Api, s4s: Shift4ShopState) -> None:
+    s4s.load_customers(
+        STORE,
+        [
+            customer(1, Email="ann@x.com"),
+            customer(2, Email="JoAnn@X.com"),
+            customer(3, Email="bob@x.com"),
+            customer(4, Email="anna@y.com"),
+        ],
+    )
+    assert [c["CustomerID"] for c in api.get("/Customers", email="ann@x.com").json()] == [1]  # exact
+    s4s.configure(email_filter="contains")
+    assert [c["CustomerID"] for c in api.get("/Customers", email="ANN@x.com").json()] == [1, 2]
+    assert [c["CustomerID"] for c in api.get("/Customers", email="ann").json()] == [1, 2, 4]
+    assert api.get("/Customers", email="ann", countonly=1).json() == {"TotalCount": 3}
+    assert [c["CustomerID"] for c in api.get("/Customers", email="ann", firstname="first2").json()] == [2]
+    assert api.get("/Customers", email="zed").status_code == 404
+
+
+def test_unique_emails_off_lets_two_customers_share_an_email(api: Api, s4s: Shift4ShopState) -> None:
+    s4s.configure(unique_emails=False)
+    assert api.post("/Customers", customer(1, Email="Ann@Example.com")).status_code == 201
+    assert api.post("/Customers", customer(2, Email="ann@example.com")).status_code == 201
+    api.post("/Customers", customer(3))
+    assert api.put("/Customers/3", {"Email": "ANN@example.com"}).status_code == 200
+    assert [c["CustomerID"] for c in api.get("/Customers", email="ann@example.com").json()] == [1, 2, 3]
+    api.delete("/Customers/2")  # the index keeps the others
+    assert [c["CustomerID"] for c in api.get("/Customers", email="ann@example.com").json()] == [1, 3]
+
+    s4s.configure(unique_emails=True)  # the lenient reading refuses the same thing
+    refused = api.post("/Customers", customer(4, Email="ann@EXAMPLE.com"))
+    assert refused.json() == error(400, "Customer email already exists", "Email")
