@@ -34,6 +34,7 @@ import pytest  # noqa: E402
 from sandbox.common import ServerThread  # noqa: E402
 from sandbox.ghl import GhlState  # noqa: E402
 from sandbox.ghl import create_app as create_ghl_app  # noqa: E402
+from sandbox.profiles import DEFAULT_PROFILE, PROFILES, apply_profile  # noqa: E402
 from sandbox.shift4shop import Shift4ShopState  # noqa: E402
 from sandbox.shift4shop import create_app as create_s4s_app  # noqa: E402
 
@@ -116,13 +117,32 @@ def _sims():
     sims.stop()
 
 
+# Tests in these folders run under every simulator profile: the client must keep its promises
+# whichever reading of the APIs' unconfirmed behaviours the real services take.
+PROFILED_FOLDERS = ("e2e", "integration", "robustness")
+
+
+def pytest_generate_tests(metafunc):
+    folder = Path(str(metafunc.definition.fspath)).parent.name
+    if "profile" in metafunc.fixturenames and folder in PROFILED_FOLDERS:
+        metafunc.parametrize("profile", list(PROFILES), indirect=True)
+
+
 @pytest.fixture
-def sims(_sims, monkeypatch, tmp_path):
-    """Empty simulators with limits off, connections pointing at them, a fresh state database."""
+def profile(request) -> str:
+    """Which reading of the APIs' unconfirmed behaviours the simulators take (sandbox/profiles.py)."""
+    return getattr(request, "param", DEFAULT_PROFILE)
+
+
+@pytest.fixture
+def sims(_sims, profile, monkeypatch, tmp_path):
+    """Empty simulators under ``profile`` with limits off, connections to them, a fresh state database."""
     _sims.ghl_state.reset()
     _sims.s4s_state.reset()
+    apply_profile(profile, ghl=_sims.ghl_state, shift4shop=_sims.s4s_state)
+    _sims.profile = profile
     _sims.ghl_state.configure(rate_limit=False, index_lag_s=0.0, latency_s=0.0)
-    _sims.s4s_state.configure(rate_limit=False, latency_s=0.0, accept_array_post=True)
+    _sims.s4s_state.configure(rate_limit=False, latency_s=0.0)
     _sims.clear_logs()
     for key, value in _sims.connections_env().items():
         monkeypatch.setenv(key, value)

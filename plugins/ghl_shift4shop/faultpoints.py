@@ -9,7 +9,9 @@ from __future__ import annotations
 import os
 import signal
 
-POINTS = ("after_extract", "after_validate", "mid_create", "mid_load", "after_load", "mid_crm_create", "mid_crm")
+# Where customers are written, and where CRM tickets and messages are (only with tickets on).
+POINTS = ("after_extract", "after_validate", "mid_create", "mid_load", "after_load")
+CRM_POINTS = ("mid_crm_create", "mid_crm")
 
 
 def checkpoint(name: str) -> None:

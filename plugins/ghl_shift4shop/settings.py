@@ -7,7 +7,7 @@ environment variable prefixed ``GHL_S4S_`` so it can be set per deployment witho
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 GHL_CONN_ID = "ghl_default"
@@ -28,7 +28,12 @@ def _default_data_dir() -> Path:
 
 @dataclass(frozen=True)
 class Settings:
-    """A snapshot of the configuration; build one with :func:`load_settings`."""
+    """A snapshot of the configuration; build one with :func:`load_settings`.
+
+    Each default is written once, here. Every field below ``include_dir`` can be set from the
+    environment as ``GHL_S4S_<FIELD NAME IN CAPITALS>`` (e.g. ``GHL_S4S_BATCH_SIZE``), except
+    those in ``NOT_FROM_ENV``.
+    """
 
     data_dir: Path
     state_url: str
@@ -48,11 +53,10 @@ class Settings:
     ghl_workers: int = 8
     ghl_daily_reserve: int = 2000
     # Client-side request budgets (see each hook's BEHAVIOR.md for why these defaults).
-    ghl_burst: float = 10
+    ghl_burst: float = 10.0
     ghl_rate_per_s: float = 9.0
-    shift4shop_burst: float = 40
+    shift4shop_burst: float = 40.0
     shift4shop_rate_per_s: float = 2.0
-    extra: dict = field(default_factory=dict)
 
     @property
     def mappings_dir(self) -> Path:
@@ -63,25 +67,25 @@ class Settings:
         return self.include_dir / "expectations"
 
 
+NOT_FROM_ENV = {"initial_watermark", "shift4shop_page_limit"}
+
+
 def load_settings() -> Settings:
     data_dir = Path(_env("DATA_DIR", str(_default_data_dir())))
-    return Settings(
-        data_dir=data_dir,
-        state_url=_env("STATE_URL", f"sqlite:///{data_dir / 'state.db'}"),
-        include_dir=Path(_env("INCLUDE_DIR", str(PROJECT_ROOT / "include"))),
-        batch_size=int(_env("BATCH_SIZE", "5000")),
-        watermark_lag_seconds=int(_env("WATERMARK_LAG_SECONDS", "300")),
-        max_bad_share=float(_env("MAX_BAD_SHARE", "0.10")),
-        ghl_page_limit=int(_env("GHL_PAGE_LIMIT", "500")),
-        shift4shop_put_chunk=int(_env("SHIFT4SHOP_PUT_CHUNK", "100")),
-        shift4shop_bulk_create=_env("SHIFT4SHOP_BULK_CREATE", "auto"),
-        http_timeout_seconds=float(_env("HTTP_TIMEOUT_SECONDS", "30")),
-        http_max_attempts=int(_env("HTTP_MAX_ATTEMPTS", "6")),
-        keep_run_days=float(_env("KEEP_RUN_DAYS", "7")),
-        ghl_workers=int(_env("GHL_WORKERS", "8")),
-        ghl_daily_reserve=int(_env("GHL_DAILY_RESERVE", "2000")),
-        ghl_burst=float(_env("GHL_BURST", "10")),
-        ghl_rate_per_s=float(_env("GHL_RATE_PER_S", "9")),
-        shift4shop_burst=float(_env("SHIFT4SHOP_BURST", "40")),
-        shift4shop_rate_per_s=float(_env("SHIFT4SHOP_RATE_PER_S", "2")),
-    )
+    values: dict = {
+        "data_dir": data_dir,
+        "state_url": _env("STATE_URL", f"sqlite:///{data_dir / 'state.db'}"),
+        "include_dir": Path(_env("INCLUDE_DIR", str(PROJECT_ROOT / "include"))),
+    }
+    for f in fields(Settings):
+        if f.name in values or f.name in NOT_FROM_ENV:
+            continue
+        raw = os.environ.get(f"GHL_S4S_{f.name.upper()}")
+        if raw is not None:
+            try:
+                values[f.name] = type(f.default)(raw)
+            except ValueError:
+                raise ValueError(
+                    f"GHL_S4S_{f.name.upper()}={raw!r} is not a valid {type(f.default).__name__}"
+                ) from None
+    return Settings(**values)

@@ -10,7 +10,8 @@ from __future__ import annotations
 import pytest
 import requests
 
-from sandbox.seed import generate_contacts, generate_crm
+from sandbox.seed import generate_contacts
+from tests.builders import include_with_crm, seed_ghl
 from tests.conftest import GHL_TOKEN, LOCATION_ID, SECURE_URL
 from tests.e2e.test_sync_dag import by_ghl_id, ghl_put, run, summary_of, writes
 
@@ -20,14 +21,7 @@ HEADERS = {"Authorization": f"Bearer {GHL_TOKEN}", "Version": "2021-07-28"}
 
 
 def seed(sims, n: int, seed: int = 21) -> tuple[list[dict], dict]:
-    contacts = generate_contacts(n, seed=seed, dirty_share=0.0, location_id=LOCATION_ID)
-    crm = generate_crm(contacts, seed=seed, location_id=LOCATION_ID)
-    sims.ghl_state.load_contacts(contacts)
-    sims.ghl_state.load_tasks(crm["tasks"])
-    sims.ghl_state.load_notes(crm["notes"])
-    sims.ghl_state.load_calendars(crm["calendars"])
-    sims.ghl_state.load_events(crm["events"])
-    return contacts, crm
+    return seed_ghl(sims, n, seed, location_id=LOCATION_ID)
 
 
 def ghl(sims, method: str, path: str, body: dict | None = None) -> dict:
@@ -48,7 +42,25 @@ def messages(ticket: dict) -> list[dict]:
     return ticket.get("CrmMessageList") or ticket.get("messages") or []
 
 
-def test_all_streams_reach_the_store_and_a_rerun_writes_nothing(sims, sync_dag):
+def test_by_default_nothing_reaches_a_customer_inbox_and_notes_arrive_in_comments(sims, sync_dag):
+    """Shift4Shop e-mails the customer for every CRM message: the default writes none."""
+    contacts, crm = seed(sims, 120, seed=20)
+    dr = run(sync_dag)
+    assert dr.state == "success"
+    assert [r for r in sims.s4s_requests() if "/crm" in r["path"].lower()] == []
+    assert tickets(sims) == []
+    customers = by_ghl_id(sims.customers())
+    with_notes = {n["contactId"] for n in crm["notes"]}
+    assert with_notes
+    for cid in with_notes:
+        assert "Note " in (customers[cid]["Comments"] or ""), customers[cid]["Comments"]
+    summary = summary_of(dr)
+    assert summary["notes_fetched"] == len(crm["notes"])
+    assert not any(k.startswith(("tickets_", "messages_")) for k in summary)
+
+
+def test_all_streams_reach_the_store_and_a_rerun_writes_nothing(sims, sync_dag, tmp_path, monkeypatch):
+    include_with_crm(tmp_path, monkeypatch, tickets=("tasks", "notes"))
     contacts, crm = seed(sims, 300)
     dr = run(sync_dag)
     assert dr.state == "success"
@@ -111,8 +123,9 @@ def test_tasks_for_1000_contacts_take_few_search_calls(sims, sync_dag):
     assert len(searches) <= 30
 
 
-def test_edits_completions_and_deletions_follow_through(sims, sync_dag):
+def test_edits_completions_and_deletions_follow_through(sims, sync_dag, tmp_path, monkeypatch):
     """A completed or deleted task closes its ticket; an edited note replaces its message (one per note)."""
+    include_with_crm(tmp_path, monkeypatch, tickets=("tasks", "notes"))
     contacts, crm = seed(sims, 120, seed=23)
     assert run(sync_dag).state == "success"
     open_tasks = [t for t in crm["tasks"] if not t["completed"]]
@@ -163,23 +176,10 @@ def test_tags_map_to_groups_by_priority(sims, sync_dag):
 
 
 def test_a_failing_stream_keeps_its_watermark_and_the_others_advance(sims, sync_dag, tmp_path, monkeypatch):
-    import shutil
-
     from ghl_shift4shop.sync import state_store
 
-    from tests.conftest import ROOT
-
-    include = tmp_path / "include"
-    shutil.copytree(ROOT / "include", include)
-    crm_file = include / "mappings" / "crm_to_store.yaml"
-    good = crm_file.read_text()
     # A status the store does not have: the notes stream cannot load (the API cannot create one).
-    crm_file.write_text(
-        good.replace(
-            "  ticket_subject: HighLevel notes\n  status: Open", "  ticket_subject: HighLevel notes\n  status: Waiting"
-        )
-    )
-    monkeypatch.setenv("GHL_S4S_INCLUDE_DIR", str(include))
+    include_with_crm(tmp_path, monkeypatch, tickets=("tasks", "notes"), notes={"status": "Waiting"})
     seed(sims, 60, seed=25)
 
     dr = run(sync_dag)
@@ -191,7 +191,7 @@ def test_a_failing_stream_keeps_its_watermark_and_the_others_advance(sims, sync_
     assert len(sims.customers()) == 60
     assert not [t for t in tickets(sims) if t["Subject"] == "HighLevel notes"]
 
-    crm_file.write_text(good)
+    include_with_crm(tmp_path, monkeypatch, notes={"status": "Open"})
     sims.clear_logs()
     dr = run(sync_dag)
     assert dr.state == "success"
@@ -202,20 +202,11 @@ def test_a_failing_stream_keeps_its_watermark_and_the_others_advance(sims, sync_
 
 
 def test_appointment_tickets_when_switched_on(sims, sync_dag, tmp_path, monkeypatch):
-    import shutil
     from datetime import UTC, datetime
 
     from ghl_shift4shop.crm_summary import parse_when
 
-    from tests.conftest import ROOT
-
-    include = tmp_path / "include"
-    shutil.copytree(ROOT / "include", include)
-    crm_file = include / "mappings" / "crm_to_store.yaml"
-    text = crm_file.read_text()
-    crm_file.write_text(text.replace("  tickets: false                   # optionally", "  tickets: true # optionally"))
-    assert "tickets: true # optionally" in crm_file.read_text()
-    monkeypatch.setenv("GHL_S4S_INCLUDE_DIR", str(include))
+    include_with_crm(tmp_path, monkeypatch, tickets=("appointments",))
     contacts, crm = seed(sims, 150, seed=26)
     now = datetime.now(UTC)
     upcoming = [

@@ -128,3 +128,140 @@ def test_two_contacts_with_one_email_never_make_two_customers(sims, state, tmp_p
     assert len(sims.customers()) == 1
     [q] = state.open_quarantine("contacts")
     assert q["reason"].startswith("duplicate_email") and records[0]["id"] in q["reason"]
+
+
+# -- the paths that used to lose or duplicate data ---------------------------------------------
+
+
+@pytest.mark.parametrize("missing", ["per_item", "whole_404_apply_known", "whole_404_apply_none"])
+def test_a_deleted_customer_in_a_bulk_put_is_found_and_the_rest_lands(sims, state, tmp_path, missing):
+    """Whatever the store does with a PUT naming one deleted customer, each item gets its own outcome."""
+    sims.s4s_state.configure(bulk_put_missing=missing)
+    load(tmp_path, state, contacts(150))
+    store = sims.s4s_state.resolve_store(SECURE_URL)
+    by_email = {c["Email"]: c for c in sims.customers()}
+    sims.s4s_state.delete_customer(store, by_email["person7@example.com"]["CustomerID"])
+    # The shop re-registered person9 by hand after deleting the synced one: adopt it, never duplicate.
+    sims.s4s_state.delete_customer(store, by_email["person9@example.com"]["CustomerID"])
+    sims.s4s_state.load_customers(SECURE_URL, [{"Email": "PERSON9@example.com", "Password": "x"}])
+    changed = contacts(150)
+    for c in changed:
+        c["city"] = "Nice"
+    out = load(tmp_path, state, changed)
+    assert out["created"] == 1 and out["updated"] == 149 and out["load_quarantined"] == 0
+    assert emails(sims) == sorted(f"person{i}@example.com" for i in range(150))
+    assert {c["BillingCity"] for c in sims.customers()} == {"Nice"}
+    puts = sims.s4s_requests("PUT")
+    assert len(puts) <= 2 + 2 * 8  # two chunks, then halving only around the missing ones
+
+
+def test_a_dead_letter_survives_a_failing_retry_and_is_quarantined_after_five_tries(sims, state, tmp_path):
+    load(tmp_path, state, contacts(3))
+    # The store keeps failing person1's update with a retryable status (503), every run.
+    sims.s4s_state.faults.set([{"method": "PUT", "path": "(?i)/customers$", "action": "status", "status": 503}])
+    changed = contacts(3)
+    changed[1]["city"] = "Nice"
+    attempts = []
+    for run_no in range(1, 6):
+        out = load(tmp_path, state, changed if run_no == 1 else [])
+        letters = state.list_dead_letters("contacts")
+        attempts.append([d["attempts"] for d in letters])
+        if run_no < 5:
+            assert out["dead_lettered"] == 1 and [d["source_id"] for d in letters] == [changed[1]["id"]]
+            assert out["dead_letters_retried"] == (0 if run_no == 1 else 1)
+    assert attempts == [[1], [2], [3], [4], []]
+    [q] = state.open_quarantine("contacts")
+    assert q["source_id"] == changed[1]["id"] and q["reason"].startswith("store_failed_5_times: 503")
+
+
+def test_a_dead_letter_lands_once_the_store_recovers(sims, state, tmp_path):
+    load(tmp_path, state, contacts(3))
+    sims.s4s_state.faults.set([{"method": "PUT", "path": "(?i)/customers$", "action": "status", "status": 503}])
+    changed = contacts(3)
+    changed[2]["city"] = "Nice"
+    load(tmp_path, state, changed)
+    load(tmp_path, state, [])  # still failing: kept, tried again
+    assert [d["attempts"] for d in state.list_dead_letters("contacts")] == [2]
+    sims.s4s_state.faults.clear()
+    out = load(tmp_path, state, [])
+    assert out["dead_letters_retried"] == 1 and out["updated"] == 1
+    assert state.list_dead_letters("contacts") == [] and state.open_quarantine() == []
+    assert next(c for c in sims.customers() if c["Email"] == "person2@example.com")["BillingCity"] == "Nice"
+
+
+def test_array_post_results_in_any_order_reach_the_right_customers(sims, state, tmp_path):
+    sims.s4s_state.configure(array_post="per_item", result_order="shuffled")
+    records = contacts(120)
+    out = load(tmp_path, state, records)
+    assert out["created"] == 120
+    mapped = state.get_mapped("contacts", [c["id"] for c in records])
+    by_id = {str(c["CustomerID"]): c for c in sims.customers()}
+    for c in records:
+        customer = by_id[mapped[c["id"]].target_id]
+        assert (customer["Email"], customer["AdditionalField1"]) == (c["email"], c["id"])
+    # An update goes to the customer that belongs to the contact, not to its neighbour in the answer.
+    changed = [{**c, "city": f"City {c['id'][-3:]}"} for c in records]
+    load(tmp_path, state, changed)
+    for c in changed:
+        assert by_id_now(sims)[mapped[c["id"]].target_id]["BillingCity"] == c["city"]
+
+
+def by_id_now(sims) -> dict[str, dict]:
+    return {str(c["CustomerID"]): c for c in sims.customers()}
+
+
+@pytest.mark.parametrize("refusal", ["reject", "reject_no_content"])
+def test_a_refused_array_post_falls_back_and_is_remembered(sims, state, tmp_path, refusal):
+    sims.s4s_state.configure(array_post=refusal)
+    out = load(tmp_path, state, contacts(30))
+    assert out["created"] == 30 and len(emails(sims)) == len(set(emails(sims))) == 30
+    sims.clear_logs()
+    out = load(tmp_path, state, contacts(5, start=30))
+    assert out["created"] == 5
+    posts = sims.s4s_requests("POST")
+    assert len(posts) == 5  # the refusal was remembered: no array POST on the next run
+
+
+def test_the_email_lookup_reads_every_page_of_a_partial_match(sims, state, tmp_path):
+    sims.s4s_state.configure(email_filter="contains")
+    # 700 customers whose e-mail contains person1@example.com, and the real one last.
+    others = [{"Email": f"x{i}person1@example.com", "Password": "x"} for i in range(700)]
+    sims.s4s_state.load_customers(SECURE_URL, [*others, {"Email": "Person1@Example.com", "Password": "x"}])
+    out = load(tmp_path, state, contacts(1, start=1))
+    assert out["adopted"] == 1 and out["created"] == 0
+    assert len(sims.customers()) == 701
+
+
+def test_a_store_error_without_a_body_fails_that_item_only(sims, state, tmp_path):
+    """Bare 400s (no content, an HTML page or the JSON array, in turn) fail their items; the rest lands."""
+    sims.s4s_state.configure(array_post="reject_no_content", error_bodies="varied")
+    sims.s4s_state.faults.set(
+        [{"method": "POST", "path": "(?i)/customers$", "after": 2, "count": 3, "action": "status", "status": 400}]
+    )
+    out = load(tmp_path, state, contacts(6))
+    assert out["created"] == 3 and out["load_quarantined"] == 3
+    reasons = [q["reason"] for q in state.open_quarantine("contacts")]
+    assert len(reasons) == 3 and all(r.startswith("store_rejected_create: 400") for r in reasons), reasons
+    assert len(sims.customers()) == 3
+
+
+def test_a_create_whose_answer_never_came_is_looked_up_not_sent_twice(sims, state, tmp_path):
+    # The store commits the create, then the answer is lost (timeout): the next look-up finds it.
+    sims.s4s_state.faults.set(
+        [{"method": "POST", "path": "(?i)/customers$", "count": 1, "action": "commit_then_timeout", "seconds": 3}]
+    )
+    out = load_with_timeout(tmp_path, state, contacts(4), timeout=1)
+    assert emails(sims) == sorted(f"person{i}@example.com" for i in range(4))
+    assert out["created"] == 4 and out["settled_by_lookup"] >= 1
+    assert state.pending("contacts") == {}
+
+
+def load_with_timeout(tmp_path, state, records, timeout: float):
+    return load_customers(
+        refs_for(tmp_path, records),
+        hook=Shift4ShopHook(timeout=timeout, max_attempts=2),
+        state=state,
+        mapping=MAPPING,
+        run_id="r",
+        bulk_create="off",  # one POST per customer, so the fault hits a create of one known record
+    )

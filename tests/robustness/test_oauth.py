@@ -4,6 +4,7 @@ scope errors reported, not retried."""
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -88,3 +89,49 @@ def test_scope_error_is_reported_not_retried(sims, sync_dag, monkeypatch):
     assert dr.state == "failed"
     searches = sims.ghl_requests("/contacts/search")
     assert [r["status"] for r in searches] == [401]  # once: no retry, no refresh
+
+
+def test_a_reauthorised_refresh_token_in_the_connection_wins_over_the_revoked_stored_one(
+    sims, sync_dag, oauth, monkeypatch
+):
+    sims.ghl_state.load_contacts(generate_contacts(5, seed=63, dirty_share=0.0, location_id=LOCATION_ID))
+    assert run(sync_dag).state == "success"  # the rotated refresh token is now stored
+
+    # The install's refresh tokens are revoked (app uninstalled, or a password reset). The run
+    # fails with a message saying to re-authorise.
+    sims.ghl_state.revoke_refresh_tokens(CLIENT_ID)
+    sims.ghl_state.expire_access_tokens()
+    dr = run(sync_dag)
+    assert dr.state == "failed"
+
+    # The operator re-authorises and puts the new refresh token in the connection: it wins over the
+    # stored (revoked) one, with no command to run.
+    fresh = sims.ghl_state.add_oauth_client(CLIENT_ID, CLIENT_SECRET, location_id=LOCATION_ID)
+    conn = json.loads(os.environ["AIRFLOW_CONN_GHL_DEFAULT"])
+    conn["extra"]["refresh_token"] = fresh
+    monkeypatch.setenv("AIRFLOW_CONN_GHL_DEFAULT", json.dumps(conn))
+    sims.clear_logs()
+    dr = run(sync_dag)
+    assert dr.state == "success"
+    assert [r["status"] for r in token_calls(sims)] == [200]
+
+    # Later runs use the chain that grew from the new token (stored again, rotated).
+    sims.ghl_state.expire_access_tokens()
+    sims.clear_logs()
+    assert run(sync_dag).state == "success"
+    assert [r["status"] for r in token_calls(sims)] == [200]
+
+
+def test_oauth_forget_clears_the_stored_tokens(sims, sync_dag, oauth, capsys):
+    from ghl_shift4shop.__main__ import main
+    from ghl_shift4shop.ghl.oauth import oauth_tokens
+    from ghl_shift4shop.sync import state_store
+
+    sims.ghl_state.load_contacts(generate_contacts(2, seed=64, dirty_share=0.0, location_id=LOCATION_ID))
+    assert run(sync_dag).state == "success"
+    with state_store().begin() as conn:
+        assert conn.execute(oauth_tokens.select()).all()
+    assert main(["oauth", "forget", "--client", CLIENT_ID]) == 0
+    assert "forgot 1 stored token pair" in capsys.readouterr().out
+    with state_store().begin() as conn:
+        assert conn.execute(oauth_tokens.select()).all() == []

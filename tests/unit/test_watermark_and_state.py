@@ -86,3 +86,20 @@ def test_state_round_trip(store):
     store.add_stats("r1", "validate:1", {"valid": 2})
     store.add_stats("r1", "validate:2", {"valid": 4})
     assert store.run_totals("r1") == {"created": 5, "valid": 6}
+
+
+def test_every_setting_is_read_from_its_environment_variable(monkeypatch):
+    from dataclasses import fields
+
+    from ghl_shift4shop.settings import NOT_FROM_ENV, Settings, load_settings
+
+    defaults = load_settings()
+    tunable = [f for f in fields(Settings) if f.name not in NOT_FROM_ENV | {"data_dir", "state_url", "include_dir"}]
+    assert tunable
+    for f in tunable:
+        changed = {int: lambda v: v + 1, float: lambda v: v + 0.5, str: lambda v: v + "x"}[type(f.default)](f.default)
+        monkeypatch.setenv(f"GHL_S4S_{f.name.upper()}", str(changed))
+        assert getattr(load_settings(), f.name) == changed != getattr(defaults, f.name), f.name
+    monkeypatch.setenv("GHL_S4S_BATCH_SIZE", "many")
+    with pytest.raises(ValueError, match="GHL_S4S_BATCH_SIZE"):
+        load_settings()

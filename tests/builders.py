@@ -1,0 +1,52 @@
+"""Test data builders: seeded GHL data, and an ``include/`` folder with the mapping files changed.
+
+One place for what many test modules need, so each test says only what differs.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import yaml
+
+from sandbox.seed import generate_contacts, generate_crm
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def seed_ghl(sims, n: int, seed: int = 21, *, location_id: str, crm: bool = True) -> tuple[list[dict], dict]:
+    """``n`` clean contacts (and their tasks, notes, calendars, events) loaded into the GHL simulator."""
+    contacts = generate_contacts(n, seed=seed, dirty_share=0.0, location_id=location_id)
+    sims.ghl_state.load_contacts(contacts)
+    data: dict = {"tasks": [], "notes": [], "calendars": [], "events": []}
+    if crm:
+        data = generate_crm(contacts, seed=seed, location_id=location_id)
+        sims.ghl_state.load_tasks(data["tasks"])
+        sims.ghl_state.load_notes(data["notes"])
+        sims.ghl_state.load_calendars(data["calendars"])
+        sims.ghl_state.load_events(data["events"])
+    return contacts, data
+
+
+def include_with_crm(tmp_path: Path, monkeypatch, *, tickets=(), **streams: dict) -> Path:
+    """A copy of ``include/`` whose crm_to_store.yaml switches on CRM tickets for ``tickets``.
+
+    ``streams`` overrides keys per stream, e.g. ``notes={"status": "Waiting"}``. Turning tickets
+    on also sets ``store_may_email_customers: true``, as an operator has to. The sync reads the copy
+    (``GHL_S4S_INCLUDE_DIR``).
+    """
+    include = tmp_path / "include"
+    if not include.exists():
+        shutil.copytree(ROOT / "include", include)
+    path = include / "mappings" / "crm_to_store.yaml"
+    doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+    for name in tickets:
+        doc[name]["ticket" if name == "notes" else "tickets"] = True
+    if tickets:
+        doc["store_may_email_customers"] = True
+    for name, changes in streams.items():
+        doc[name].update(changes)
+    path.write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
+    monkeypatch.setenv("GHL_S4S_INCLUDE_DIR", str(include))
+    return include
