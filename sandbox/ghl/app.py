@@ -7,8 +7,9 @@ rate limit -> ``Version`` header -> route -> scope -> location -> body validatio
 error bodies that replace every FastAPI default (no ``{"detail": ...}`` ever leaves), and the
 form-encoded ``POST /oauth/token`` (outside the gateway: no bearer, Version or rate limit). The
 fault layer (``sandbox/faults.py``) sits between the request log and the gateway. Data rules live
-in ``state.py``. The ``/_sim`` admin endpoints (no auth, no rate limit, not logged) let tests
-and the sandbox seed, inspect and reconfigure a running simulator. See ``BEHAVIOR.md``.
+in ``GhlState`` (``state.py`` and the per-concern modules it composes). The ``/_sim`` admin
+endpoints (no auth, no rate limit, not logged) let tests and the sandbox seed, inspect and
+reconfigure a running simulator. See ``BEHAVIOR.md``.
 """
 
 from __future__ import annotations
