@@ -6,6 +6,8 @@ fields and operators, groups, ranges), sort keys and ``searchAfter`` cursors, an
 engines that read the index: ``POST /contacts/search`` (``parse_search`` + ``search``), the
 deprecated ``GET /contacts/`` list (``list_contacts``) and the business listing
 (``business_contacts``). Fresh single-contact reads and duplicate checks are ``contacts.py``'s.
+Config ``search_item_shape`` picks what a search item carries: the stored contact (``"full"``) or
+only the keys of HighLevel's search-doc example (``"doc_example"``: ``address``, lower-cased names).
 """
 
 from __future__ import annotations
@@ -25,10 +27,12 @@ from sandbox.ghl.errors import unprocessable
 
 __all__ = [
     "DEFAULT_SORT",
+    "DOC_EXAMPLE_ITEM_KEYS",
     "FILTER_FIELDS",
     "MAX_FILTER_VALUE_LEN",
     "MAX_PAGE_LIMIT",
     "PAGE_PAGING_CAP",
+    "SEARCH_ITEM_SHAPES",
     "SORTABLE_FIELDS",
     "SearchMixin",
     "SearchParams",
@@ -48,6 +52,18 @@ PAGE_PAGING_CAP = 10_000  # page * pageLimit may not go past this many records
 MAX_PAGE_LIMIT = 500
 MAX_FILTER_VALUE_LEN = 75
 DEFAULT_SORT: tuple[tuple[str, str], ...] = (("dateAdded", "asc"),)
+# config search_item_shape: "full" = the stored contact (the read shape minus dndSettings);
+# "doc_example" = only the keys of the S6 doc's example item (ghl-api.md §2.3 "Response").
+SEARCH_ITEM_SHAPES: tuple[str, ...] = ("full", "doc_example")
+# The S6 example item's keys, in its order; `address` carries the stored `address1`. Its
+# `dndSettings` is left out in both shapes: live search omits it (issue #43).
+DOC_EXAMPLE_ITEM_KEYS: tuple[str, ...] = (
+    "id", "additionalEmails", "additionalPhones", "address", "assignedTo", "businessId", "businessName",
+    "city", "companyName", "country", "customFields", "dateAdded", "dateOfBirth", "dateUpdated", "dnd",
+    "email", "firstNameLowerCase", "lastNameLowerCase", "followers", "locationId", "phone", "phoneLabel",
+    "postalCode", "source", "state", "tags", "type", "validEmail", "website", "attributionSource",
+    "lastAttributionSource",
+)  # fmt: skip
 
 
 # --------------------------------------------------------------------------------------------------
@@ -422,6 +438,7 @@ class SearchMixin:
     lock: threading.RLock
     location_id: str
     index_lag_s: float
+    search_item_shape: str
 
     def _init_search(self) -> None:
         self._index = _Index(self.location_id)
@@ -565,9 +582,10 @@ class SearchMixin:
                 recs, total = self._search_by_date(params)
             else:
                 recs, total = self._search_general(params)
+            shape = self.search_item_shape
             contacts = []
             for rec in recs:
-                out = {k: v for k, v in rec.doc.items() if k != "dndSettings"}  # live search omits it (#43)
+                out = _search_item(rec.doc, shape)
                 out["searchAfter"] = [_sort_value(rec, f) for f, _ in params.sort] + [rec.id]
                 contacts.append(out)
         return {"contacts": contacts, "total": total}
@@ -747,6 +765,14 @@ class SearchMixin:
 
 # --------------------------------------------------------------------------------------------------
 # helpers
+
+
+def _search_item(doc: dict, shape: str) -> dict:
+    """A ``POST /contacts/search`` item (without ``searchAfter``) in ``search_item_shape`` ``shape``."""
+    if shape == "doc_example":
+        src = {**doc, "address": doc["address1"]} if "address1" in doc else doc
+        return {k: src[k] for k in DOC_EXAMPLE_ITEM_KEYS if k in src}
+    return {k: v for k, v in doc.items() if k != "dndSettings"}  # live search omits it (#43)
 
 
 def _cursor_id(v: Any, i: int) -> str:

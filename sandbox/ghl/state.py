@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +41,7 @@ from sandbox.ghl.search import (
     MAX_FILTER_VALUE_LEN,
     MAX_PAGE_LIMIT,
     PAGE_PAGING_CAP,
+    SEARCH_ITEM_SHAPES,
     SORTABLE_FIELDS,
     SearchMixin,
     SearchParams,
@@ -106,8 +108,22 @@ CONFIG_KEYS: tuple[str, ...] = (
     "location_timezone",
     "access_token_ttl_s",
     "refresh_reuse_window_s",
+    # Readings of behaviours the spec leaves open (sandbox/profiles.py names a value for each).
+    "search_item_shape",
 )
-_CONFIG_TYPES: dict[str, type] = {
+
+
+def _choice(*values: str) -> Callable[[Any], str]:
+    def check(value: Any) -> str:
+        if value not in values:
+            raise ValueError(f"must be one of {', '.join(map(repr, values))}, not {value!r}")
+        return value
+
+    return check
+
+
+# Each key's converter: it returns the value to store or raises ValueError/TypeError (-> 400).
+_CONFIG_TYPES: dict[str, Callable[[Any], Any]] = {
     "rate_limit": bool,
     "burst_max": int,
     "burst_window_ms": int,
@@ -117,13 +133,30 @@ _CONFIG_TYPES: dict[str, type] = {
     "latency_s": float,
     "allow_duplicates": bool,
     "touch_contact_on_child_write": bool,
-    "location_timezone": str,
+    "location_timezone": check_timezone,
     "access_token_ttl_s": float,
     "refresh_reuse_window_s": float,
+    "search_item_shape": _choice(*SEARCH_ITEM_SHAPES),
 }
 
 
-class GhlState(TokensMixin, RateLimitMixin, ContactsMixin, SearchMixin, TasksMixin, NotesMixin, CalendarsMixin):
+def _checked(key: str, value: Any) -> Any:
+    """``value`` converted for config ``key``, or a 400 naming the key and what it accepts."""
+    try:
+        return _CONFIG_TYPES[key](value)
+    except (TypeError, ValueError) as exc:
+        raise ApiError(400, f"config {key}: {exc}") from None
+
+
+class GhlState(
+    TokensMixin,
+    RateLimitMixin,
+    ContactsMixin,
+    SearchMixin,
+    TasksMixin,
+    NotesMixin,
+    CalendarsMixin,
+):
     """Everything the simulator knows; see the module docstring."""
 
     def __init__(
@@ -143,6 +176,7 @@ class GhlState(TokensMixin, RateLimitMixin, ContactsMixin, SearchMixin, TasksMix
         location_timezone: str = "America/New_York",
         access_token_ttl_s: float = 86_399.0,
         refresh_reuse_window_s: float = 30.0,
+        search_item_shape: str = "full",
     ) -> None:
         self.location_id = location_id
         self.rate_limit = rate_limit
@@ -161,6 +195,9 @@ class GhlState(TokensMixin, RateLimitMixin, ContactsMixin, SearchMixin, TasksMix
         # OAuth (§1.2): access-token lifetime, and how long identical refreshes get the same pair.
         self.access_token_ttl_s = access_token_ttl_s
         self.refresh_reuse_window_s = refresh_reuse_window_s
+        # Unconfirmed readings (BEHAVIOR.md, "Lenient and strict readings"); the defaults are the
+        # lenient profile's, which is what the simulator always did.
+        self.search_item_shape: str = _checked("search_item_shape", search_item_shape)
 
         self.lock = threading.RLock()
         self.request_log = RequestLog()
@@ -214,14 +251,14 @@ class GhlState(TokensMixin, RateLimitMixin, ContactsMixin, SearchMixin, TasksMix
         return {k: getattr(self, k) for k in CONFIG_KEYS}
 
     def configure(self, **changes: Any) -> dict[str, Any]:
+        """Change config keys (all or none: every value is checked first; a bad one is a 400)."""
         unknown = sorted(set(changes) - set(CONFIG_KEYS))
         if unknown:
             raise ApiError(400, f"unknown config key(s): {', '.join(unknown)}")
-        if "location_timezone" in changes:
-            check_timezone(changes["location_timezone"])
+        values = {k: _checked(k, v) for k, v in changes.items()}
         with self.lock:
-            for k, v in changes.items():
-                setattr(self, k, _CONFIG_TYPES[k](v))
+            for k, v in values.items():
+                setattr(self, k, v)
             return self.config()
 
     def reset(self) -> None:

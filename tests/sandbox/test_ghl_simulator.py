@@ -48,6 +48,7 @@ BASE_CONFIG = {
     "index_lag_s": 0.0,
     "latency_s": 0.0,
     "allow_duplicates": False,
+    "search_item_shape": "full",
 }
 ISO_MS = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")
 T0 = 1_735_689_600_000  # 2025-01-01T00:00:00.000Z
@@ -923,3 +924,62 @@ def test_generator_shape_is_realistic():
 def test_generator_makes_large_sets_with_unique_ids():
     contacts = generate_contacts(20_000, seed=1, location_id=LOC, now=NOW)
     assert len(contacts) == 20_000 and len({c["id"] for c in contacts}) == 20_000
+
+
+# --------------------------------------------------------------------------------------------------
+# lenient and strict readings of unconfirmed behaviours (sandbox/profiles.py, BEHAVIOR.md)
+
+
+def test_search_items_full_or_in_the_doc_example_shape(sim: Sim):
+    docs = [
+        contact(
+            i,
+            address1=f"{i} Main St",
+            city="Springfield",
+            state="IL",
+            postalCode="62701",
+            companyName="Acme",
+            businessName="Acme Inc",
+            website="https://acme.example",
+            dateOfBirth="1990-01-01",
+            followers=["user0000000000000001"],
+            assignedTo="user0000000000000001",
+            customFields=[{"id": "cf000000000000000001", "value": "gold"}],
+            tags=["vip"],
+            dndSettings={"SMS": {"status": "active"}},
+        )
+        for i in range(5)
+    ]
+    sim.state.load_contacts(docs)
+    cid = docs[0]["id"]
+    # lenient ("full"): the stored contact (less dndSettings) plus its cursor
+    full = sim.search(pageLimit=5).json()["contacts"]
+    assert full[0]["firstName"] == "First0" and full[0]["address1"] == "0 Main St" and "address" not in full[0]
+    assert {"lastName", "name", "contactName", "fullNameLowerCase"} <= set(full[0])
+
+    sim.state.configure(search_item_shape="doc_example")
+    items = sim.search(pageLimit=5).json()["contacts"]
+    assert [c["id"] for c in items] == [c["id"] for c in full]
+    item = items[0]
+    assert item["address"] == "0 Main St"
+    assert (item["firstNameLowerCase"], item["lastNameLowerCase"]) == ("first0", "last0")
+    for gone in ("firstName", "lastName", "name", "contactName", "fullNameLowerCase", "address1", "dndSettings"):
+        assert gone not in item, gone
+    stored = sim.state.raw_contact(cid)
+    for kept in (
+        "id", "email", "phone", "companyName", "businessName", "city", "state", "postalCode", "country", "tags",
+        "dateAdded", "dateUpdated", "dnd", "customFields", "source", "type", "website", "locationId",
+        "followers", "assignedTo", "dateOfBirth",
+    ):  # fmt: skip
+        assert item[kept] == stored[kept], kept
+    assert [c["searchAfter"] for c in items] == [c["searchAfter"] for c in full]
+    assert [c["id"] for c in sim.search_all(2)] == [d["id"] for d in docs]  # cursors still page
+    # GET /contacts/{id} always has the full contact: how a client gets the names back
+    got = sim.call("GET", f"/contacts/{cid}").json()["contact"]
+    assert (got["firstName"], got["lastName"], got["name"]) == ("First0", "Last0", "First0 Last0")
+    assert got["address1"] == "0 Main St" and "address" not in got
+    # only the search is affected: the deprecated list keeps the read shape
+    listed = sim.call("GET", f"/contacts/?locationId={LOC}").json()["contacts"][0]
+    assert listed["firstName"] == "First0" and listed["address1"] == "0 Main St"
+    r = requests.post(sim.url + "/_sim/config", json={"search_item_shape": "short"}, timeout=5)
+    assert r.status_code == 400 and sim.state.search_item_shape == "doc_example"  # checked, unchanged
