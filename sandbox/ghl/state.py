@@ -29,7 +29,7 @@ from typing import Any
 
 from sandbox.common import RequestLog
 from sandbox.faults import FaultPlan
-from sandbox.ghl.base import iso_ms, new_id, now_ms, parse_ms
+from sandbox.ghl.base import is_int, iso_ms, new_id, now_ms, parse_ms
 from sandbox.ghl.calendars import APPOINTMENT_STATUSES, MEETING_LOCATION_TYPES, CalendarsMixin, check_timezone
 from sandbox.ghl.contacts import CREATE_FIELDS, UPDATE_FIELDS, UPSERT_FIELDS, ContactsMixin, derive, normalize_phone
 from sandbox.ghl.errors import ApiError, not_found, unprocessable
@@ -51,6 +51,7 @@ from sandbox.ghl.tasks import (
     MAX_TASK_SEARCH_CONTACTS,
     MAX_TASK_SEARCH_LIMIT,
     TASK_KEYS,
+    TASK_SEARCH_ID_KEYS,
     TasksMixin,
 )
 from sandbox.ghl.tokens import ALL_SCOPES, OAuthClient, Token, TokensMixin, oauth_error
@@ -110,6 +111,9 @@ CONFIG_KEYS: tuple[str, ...] = (
     "refresh_reuse_window_s",
     # Readings of behaviours the spec leaves open (sandbox/profiles.py names a value for each).
     "search_item_shape",
+    "task_search_id_key",
+    "task_search_max_limit",
+    "task_search_page_cap",
 )
 
 
@@ -120,6 +124,14 @@ def _choice(*values: str) -> Callable[[Any], str]:
         return value
 
     return check
+
+
+def _positive_int_or_none(value: Any) -> int | None:
+    if value is None:
+        return None
+    if not is_int(value) or value < 1:
+        raise ValueError(f"must be a positive integer or null, not {value!r}")
+    return int(value)
 
 
 # Each key's converter: it returns the value to store or raises ValueError/TypeError (-> 400).
@@ -137,6 +149,9 @@ _CONFIG_TYPES: dict[str, Callable[[Any], Any]] = {
     "access_token_ttl_s": float,
     "refresh_reuse_window_s": float,
     "search_item_shape": _choice(*SEARCH_ITEM_SHAPES),
+    "task_search_id_key": _choice(*TASK_SEARCH_ID_KEYS),
+    "task_search_max_limit": _positive_int_or_none,
+    "task_search_page_cap": _positive_int_or_none,
 }
 
 
@@ -177,6 +192,9 @@ class GhlState(
         access_token_ttl_s: float = 86_399.0,
         refresh_reuse_window_s: float = 30.0,
         search_item_shape: str = "full",
+        task_search_id_key: str = "id",
+        task_search_max_limit: int | None = MAX_TASK_SEARCH_LIMIT,
+        task_search_page_cap: int | None = None,
     ) -> None:
         self.location_id = location_id
         self.rate_limit = rate_limit
@@ -198,6 +216,9 @@ class GhlState(
         # Unconfirmed readings (BEHAVIOR.md, "Lenient and strict readings"); the defaults are the
         # lenient profile's, which is what the simulator always did.
         self.search_item_shape: str = _checked("search_item_shape", search_item_shape)
+        self.task_search_id_key: str = _checked("task_search_id_key", task_search_id_key)
+        self.task_search_max_limit: int | None = _checked("task_search_max_limit", task_search_max_limit)
+        self.task_search_page_cap: int | None = _checked("task_search_page_cap", task_search_page_cap)
 
         self.lock = threading.RLock()
         self.request_log = RequestLog()

@@ -3,7 +3,9 @@
 Owns the task store (with each task's location and a per-contact index), the contact task CRUD
 under ``/contacts/{id}/tasks``, the location task search (``POST /locations/{id}/tasks/search``:
 its body validation, filters, stable order and skip/limit paging, with its cached order), and the
-admin load/dump of tasks.
+admin load/dump of tasks. The task search's unconfirmed readings are config knobs:
+``task_search_id_key`` (items keyed ``id`` or ``_id``), ``task_search_max_limit`` (the largest
+``limit`` accepted, ``None`` = any) and ``task_search_page_cap`` (a silent per-page maximum).
 """
 
 from __future__ import annotations
@@ -21,14 +23,18 @@ __all__ = [
     "MAX_TASK_SEARCH_CONTACTS",
     "MAX_TASK_SEARCH_LIMIT",
     "TASK_KEYS",
+    "TASK_SEARCH_ID_KEYS",
     "TasksMixin",
 ]
 
-# The spec caps neither; these are the simulator's choices (BEHAVIOR.md).
+# The spec caps neither; these are the simulator's choices (BEHAVIOR.md). MAX_TASK_SEARCH_LIMIT is
+# the default of config task_search_max_limit (None = no maximum).
 MAX_TASK_SEARCH_LIMIT = 100
 MAX_TASK_SEARCH_CONTACTS = 100
 DEFAULT_TASK_SEARCH_LIMIT = 25
 TASK_KEYS: tuple[str, ...] = ("id", "title", "body", "assignedTo", "dueDate", "completed", "contactId")
+# config task_search_id_key: the key that carries a task's id in task-search items (only there).
+TASK_SEARCH_ID_KEYS: tuple[str, ...] = ("id", "_id")
 
 _TASK_FIELDS: dict[str, Kind] = {
     "title": "string",
@@ -56,6 +62,9 @@ class TasksMixin:
 
     lock: threading.RLock
     location_id: str
+    task_search_id_key: str
+    task_search_max_limit: int | None
+    task_search_page_cap: int | None
     _docs: dict[str, dict]
 
     def _init_tasks(self) -> None:
@@ -165,8 +174,8 @@ class TasksMixin:
         if limit is not None and is_int(limit):
             if limit < 1:
                 errors.append("limit must not be less than 1")
-            elif limit > MAX_TASK_SEARCH_LIMIT:
-                errors.append(f"limit must not be greater than {MAX_TASK_SEARCH_LIMIT}")
+            elif self.task_search_max_limit is not None and limit > self.task_search_max_limit:
+                errors.append(f"limit must not be greater than {self.task_search_max_limit}")
         skip = body.get("skip")
         if skip is not None and is_int(skip) and skip < 0:
             errors.append("skip must not be less than 0")
@@ -199,6 +208,9 @@ class TasksMixin:
             completed, assigned, needle = p["completed"], p["assigned_to"], p["query"]
             business = p["business_id"]
             skip, limit, out = p["skip"], p["limit"], []
+            if self.task_search_page_cap is not None:  # silently: the page is shorter than asked
+                limit = min(limit, self.task_search_page_cap)
+            id_key = self.task_search_id_key
             for *_, tid in order:
                 doc = self._tasks[tid]
                 if self._task_loc.get(tid) != location_id:
@@ -216,7 +228,7 @@ class TasksMixin:
                 if skip:
                     skip -= 1
                     continue
-                out.append(dict(doc))
+                out.append(_search_item(doc, id_key))
                 if len(out) >= limit:
                     break
             return {"tasks": out}
@@ -257,6 +269,13 @@ def _apply_task(doc: dict, body: dict) -> None:
     apply_plain(doc, body)
     if "dueDate" in body:
         doc["dueDate"] = iso_ms(parse_ms(body["dueDate"]) or 0)
+
+
+def _search_item(doc: dict, id_key: str) -> dict:
+    """A task-search item: the task with its id under ``id_key`` (still the first key)."""
+    if id_key == "id":
+        return dict(doc)
+    return {id_key if k == "id" else k: v for k, v in doc.items()}
 
 
 def _task_sort_key(doc: dict) -> tuple[str, bool, int, str]:

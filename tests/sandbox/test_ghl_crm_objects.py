@@ -136,7 +136,8 @@ def sim(server) -> Sim:
     state.reset()
     state.configure(
         rate_limit=False, index_lag_s=0.0, latency_s=0.0, touch_contact_on_child_write=False,
-        location_timezone="America/New_York",
+        location_timezone="America/New_York", task_search_id_key="id", task_search_max_limit=100,
+        task_search_page_cap=None,
     )  # fmt: skip
     state.request_log.clear()
     state.load_contacts([contact(CID), contact(OTHER_CID, businessId="641c094001436dbc2081e642")])
@@ -804,3 +805,72 @@ def test_generate_crm_shape_is_realistic():
     for ev in crm["events"]:
         per_event_contact[ev["contactId"]] = per_event_contact.get(ev["contactId"], 0) + 1
     assert set(per_event_contact.values()) == {1, 2}
+
+
+# --------------------------------------------------------------------------------------------------
+# lenient and strict readings of unconfirmed behaviours (sandbox/profiles.py, BEHAVIOR.md)
+
+
+def test_task_search_items_keyed_id_or_underscore_id(sim: Sim):
+    made = sim.task(assignedTo="userA", body="details")
+    assert sim.search_tasks().json()["tasks"] == [made]  # lenient: `id`, like every task endpoint
+
+    sim.state.configure(task_search_id_key="_id")
+    (item,) = sim.search_tasks().json()["tasks"]
+    assert list(item)[0] == "_id" and "id" not in item
+    assert item == {"_id": made["id"], **{k: v for k, v in made.items() if k != "id"}}
+    # only the search: the contact's task routes keep `id`
+    assert sim.call("GET", f"/contacts/{CID}/tasks").json()["tasks"][0]["id"] == made["id"]
+    assert sim.call("GET", f"/contacts/{CID}/tasks/{made['id']}").json()["task"]["id"] == made["id"]
+    assert "id" in sim.task(title="Second") and "_id" not in sim.task(title="Third")
+
+
+def test_task_search_page_cap_shortens_pages_silently(sim: Sim):
+    tasks = [
+        {"id": f"t{i:019d}", "title": f"task {i}", "dueDate": iso_ms(T0 + i * HOUR), "contactId": CID}
+        for i in range(60)
+    ]
+    sim.state.load_tasks(tasks)
+    expected = [t["id"] for t in tasks]
+
+    def pages() -> list[list[str]]:
+        """Page by skip with limit 100 until an empty page; the ids of each page."""
+        out: list[list[str]] = []
+        skip = 0
+        while True:
+            r = sim.search_tasks(contactId=[CID], limit=100, skip=skip)
+            assert r.status_code == 200, r.text
+            ids = [t["id"] for t in r.json()["tasks"]]
+            out.append(ids)
+            if not ids:
+                return out
+            skip += len(ids)
+
+    assert [len(p) for p in pages()] == [60, 0]  # lenient: the page holds what was asked for
+    sim.state.configure(task_search_page_cap=25)
+    got = pages()
+    assert [len(p) for p in got] == [25, 25, 10, 0]
+    assert [tid for page in got for tid in page] == expected  # skip counts items: nothing lost, nothing twice
+    # A client that stops at the first page shorter than the limit it asked for sees 25 of 60 tasks.
+    first = sim.search_tasks(contactId=[CID], limit=100).json()["tasks"]
+    assert len(first) == 25 < 100
+    assert len(sim.search_tasks(contactId=[CID], limit=10).json()["tasks"]) == 10  # smaller limits are kept
+
+
+def test_task_search_max_limit_100_or_none(sim: Sim):
+    sim.state.load_tasks(
+        [{"id": f"t{i:019d}", "title": "bulk", "dueDate": iso_ms(T0 + i), "contactId": CID} for i in range(150)]
+    )
+    r = sim.search_tasks(limit=1000)
+    assert r.status_code == 422 and r.json()["message"] == ["limit must not be greater than 100"]
+    assert len(sim.search_tasks(limit=100).json()["tasks"]) == 100
+
+    sim.state.configure(task_search_max_limit=None)
+    r = sim.search_tasks(limit=1000)
+    assert r.status_code == 200 and len(r.json()["tasks"]) == 150
+    assert sim.search_tasks(limit=0).status_code == 422  # still at least 1
+    sim.state.configure(task_search_max_limit=None, task_search_page_cap=25)  # the strict pair
+    assert len(sim.search_tasks(limit=1000).json()["tasks"]) == 25
+    sim.state.configure(task_search_max_limit=40, task_search_page_cap=None)
+    r = sim.search_tasks(limit=41)
+    assert r.status_code == 422 and r.json()["message"] == ["limit must not be greater than 40"]
