@@ -32,7 +32,7 @@ from sandbox.faults import FaultPlan
 from sandbox.ghl.base import is_int, iso_ms, new_id, now_ms, parse_ms
 from sandbox.ghl.calendars import APPOINTMENT_STATUSES, MEETING_LOCATION_TYPES, CalendarsMixin, check_timezone
 from sandbox.ghl.contacts import CREATE_FIELDS, UPDATE_FIELDS, UPSERT_FIELDS, ContactsMixin, derive, normalize_phone
-from sandbox.ghl.errors import ApiError, not_found, unprocessable
+from sandbox.ghl.errors import ERROR_BODY_STYLES, ApiError, ErrorBodiesMixin, not_found, unprocessable
 from sandbox.ghl.notes import NOTE_KEYS, NotesMixin
 from sandbox.ghl.ratelimit import DAY_S, RateDecision, RateLimitMixin
 from sandbox.ghl.search import (
@@ -114,6 +114,7 @@ CONFIG_KEYS: tuple[str, ...] = (
     "task_search_id_key",
     "task_search_max_limit",
     "task_search_page_cap",
+    "error_body_style",
 )
 
 
@@ -152,6 +153,7 @@ _CONFIG_TYPES: dict[str, Callable[[Any], Any]] = {
     "task_search_id_key": _choice(*TASK_SEARCH_ID_KEYS),
     "task_search_max_limit": _positive_int_or_none,
     "task_search_page_cap": _positive_int_or_none,
+    "error_body_style": _choice(*ERROR_BODY_STYLES),
 }
 
 
@@ -171,6 +173,7 @@ class GhlState(
     TasksMixin,
     NotesMixin,
     CalendarsMixin,
+    ErrorBodiesMixin,
 ):
     """Everything the simulator knows; see the module docstring."""
 
@@ -195,6 +198,7 @@ class GhlState(
         task_search_id_key: str = "id",
         task_search_max_limit: int | None = MAX_TASK_SEARCH_LIMIT,
         task_search_page_cap: int | None = None,
+        error_body_style: str = "documented",
     ) -> None:
         self.location_id = location_id
         self.rate_limit = rate_limit
@@ -219,6 +223,7 @@ class GhlState(
         self.task_search_id_key: str = _checked("task_search_id_key", task_search_id_key)
         self.task_search_max_limit: int | None = _checked("task_search_max_limit", task_search_max_limit)
         self.task_search_page_cap: int | None = _checked("task_search_page_cap", task_search_page_cap)
+        self.error_body_style: str = _checked("error_body_style", error_body_style)
 
         self.lock = threading.RLock()
         self.request_log = RequestLog()
@@ -230,6 +235,7 @@ class GhlState(
         self._init_tasks()
         self._init_notes()
         self._init_calendars()
+        self._init_error_bodies()
 
     # ---- construction / persistence -------------------------------------------------------------
 
@@ -284,7 +290,8 @@ class GhlState(
 
     def reset(self) -> None:
         """Drop all contacts, their tasks/notes, calendars, events, pending index writes, rate-limit
-        counters and the fault plan (tokens, OAuth clients and their grants, and config stay)."""
+        counters, the error-body rotation and the fault plan (tokens, OAuth clients and their grants,
+        and config stay)."""
         with self.lock:
             self._clear_tasks()
             self._clear_notes()
@@ -292,4 +299,5 @@ class GhlState(
             self._clear_contacts()
             self._clear_search()
             self._buckets.clear()
+            self._clear_error_bodies()
             self.faults.clear()

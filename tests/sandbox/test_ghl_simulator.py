@@ -49,6 +49,7 @@ BASE_CONFIG = {
     "latency_s": 0.0,
     "allow_duplicates": False,
     "search_item_shape": "full",
+    "error_body_style": "documented",
 }
 ISO_MS = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")
 T0 = 1_735_689_600_000  # 2025-01-01T00:00:00.000Z
@@ -983,3 +984,63 @@ def test_search_items_full_or_in_the_doc_example_shape(sim: Sim):
     assert listed["firstName"] == "First0" and listed["address1"] == "0 Main St"
     r = requests.post(sim.url + "/_sim/config", json={"search_item_shape": "short"}, timeout=5)
     assert r.status_code == 400 and sim.state.search_item_shape == "doc_example"  # checked, unchanged
+
+
+def _error_text(body: dict) -> str:
+    """The error's words, whichever shape carries them."""
+    return body["message"] if "message" in body else body["error"]
+
+
+def test_error_bodies_documented_or_varied_in_rotation(sim: Sim):
+    def invalid_jwt() -> requests.Response:
+        return sim.call("GET", f"/contacts/?locationId={LOC}", token=None)
+
+    dto = {"statusCode": 401, "message": "Invalid JWT"}
+    assert [invalid_jwt().json() for _ in range(4)] == [dto] * 4  # lenient: always the documented DTO
+
+    sim.state.configure(error_body_style="varied")
+    assert [invalid_jwt().json() for _ in range(4)] == [
+        dto,
+        {"error": "Invalid JWT", "status": 401},
+        {"status": 401, "message": "Invalid JWT", "name": "HttpException"},
+        dto,
+    ]
+    sim.state.reset()  # the rotation starts again at the DTO
+    # One rotation over every kind of error answer; the words stay, so a client can still tell them apart.
+    sim.state.faults.set([{"action": "status", "status": 503, "path": "^/contacts/search/duplicate$"}])
+    answers = [
+        invalid_jwt(),
+        sim.call("POST", "/contacts/", token=READONLY, json={"locationId": LOC}),  # scope
+        sim.call("GET", f"/contacts/?locationId={OTHER_LOC}"),  # another location
+        sim.call("GET", "/nowhere"),  # unknown route
+    ]
+    sim.state.configure(rate_limit=True, burst_max=1)
+    assert sim.call("GET", f"/contacts/?locationId={LOC}", token=TOKEN_B).status_code == 200
+    answers.append(sim.call("GET", f"/contacts/?locationId={LOC}", token=TOKEN_B))  # rate limited
+    sim.state.configure(rate_limit=False)
+    answers.append(sim.search(pageLimit=0))  # 422
+    answers.append(sim.call("GET", "/contacts/search/duplicate"))  # injected 503
+    assert [(r.status_code, _error_text(r.json())) for r in answers] == [
+        (401, "Invalid JWT"),
+        (401, "The token is not authorized for this scope."),
+        (403, "The token does not have access to this location."),
+        (404, "Cannot GET /nowhere"),
+        (429, "Too Many Requests"),
+        (422, "pageLimit must not be less than 1"),
+        (503, "Service Unavailable"),
+    ]
+    shapes = [sorted(r.json()) for r in answers]
+    documented, error_status, named = ["message", "statusCode"], ["error", "status"], ["message", "name", "status"]
+    assert shapes == [documented, error_status, named, documented, error_status, named, documented]
+    assert answers[2].json()["status"] == 403 and answers[5].json()["status"] == 422
+    assert answers[3].json()["statusCode"] == 404
+    assert answers[2].headers["content-type"] == "application/json"
+    assert int(answers[2].headers["content-length"]) == len(answers[2].content)
+    # successes are untouched, and so are the admin endpoints (which do not turn the rotation)
+    assert sim.call("GET", f"/contacts/?locationId={LOC}").status_code == 200
+    bad = requests.post(sim.url + "/_sim/config", json={"bogus": 1}, timeout=5)
+    assert bad.status_code == 400 and set(bad.json()) == {"statusCode", "message"}
+    assert sim.search(pageLimit=0).json() == {
+        "error": "pageLimit must not be less than 1",
+        "status": 422,
+    }  # the next error's turn: message list joined into one string
