@@ -1,8 +1,12 @@
 """In-memory state of the GHL simulator: ``GhlState``, composed of one mixin per concern.
 
 ``GhlState`` owns the configuration (``CONFIG_KEYS``: constructor defaults, ``config()``,
-``configure()``), the one re-entrant ``self.lock`` every concern shares, the request log, the fault
-plan (``sandbox/faults.py``), ``reset()`` and the seed files. Everything else lives with its concern:
+``configure()`` with one value check per key), including the knobs that pick a reading of what the
+spec leaves open (``search_item_shape``, ``task_search_*``, ``error_body_style``, also
+``send_retry_after`` and ``location_timezone``: ``sandbox/profiles.py`` sets them all, and the
+defaults are its lenient profile). It also owns the one re-entrant ``self.lock`` every concern
+shares, the request log, the fault plan (``sandbox/faults.py``), ``reset()`` and the seed files.
+Everything else lives with its concern:
 
 - ``tokens.py``: tokens, OAuth clients, grants, refresh rotation (``TokensMixin``);
 - ``ratelimit.py``: per-(client, location) buckets and the ``X-RateLimit-*`` headers (``RateLimitMixin``);
@@ -10,7 +14,7 @@ plan (``sandbox/faults.py``), ``reset()`` and the seed files. Everything else li
 - ``search.py``: the lagging search index, filters, cursors, the search/list/business engines (``SearchMixin``);
 - ``tasks.py``, ``notes.py``, ``calendars.py``: the contacts' child objects and the calendars with
   their events (``TasksMixin``, ``NotesMixin``, ``CalendarsMixin``);
-- shared by all of them: ``errors.py`` (``ApiError`` and its factories), ``base.py`` (ids,
+- shared by all of them: ``errors.py`` (``ApiError``, its factories, the error-body styles), ``base.py`` (ids,
   timestamps, link tables) and ``dto.py`` (child write-body validation).
 
 ``app.py`` only turns HTTP into calls on this object. Every public method takes ``self.lock``; the

@@ -19,6 +19,7 @@ import requests
 from sandbox.common import ServerThread
 from sandbox.ghl import ALL_SCOPES, GhlState, create_app
 from sandbox.ghl.state import APPOINTMENT_STATUSES, iso_ms, parse_ms
+from sandbox.profiles import apply_profile
 from sandbox.seed import generate_contacts, generate_crm
 
 LOC = "ve9EPM428h8vShlRW1KT"
@@ -134,10 +135,10 @@ def server():
 def sim(server) -> Sim:
     state, srv = server
     state.reset()
+    apply_profile("lenient", ghl=state)  # tests of the strict readings switch them on
     state.configure(
         rate_limit=False, index_lag_s=0.0, latency_s=0.0, touch_contact_on_child_write=False,
-        location_timezone="America/New_York", task_search_id_key="id", task_search_max_limit=100,
-        task_search_page_cap=None,
+        location_timezone="America/New_York",
     )  # fmt: skip
     state.request_log.clear()
     state.load_contacts([contact(CID), contact(OTHER_CID, businessId="641c094001436dbc2081e642")])
@@ -874,3 +875,31 @@ def test_task_search_max_limit_100_or_none(sim: Sim):
     sim.state.configure(task_search_max_limit=40, task_search_page_cap=None)
     r = sim.search_tasks(limit=41)
     assert r.status_code == 422 and r.json()["message"] == ["limit must not be greater than 40"]
+
+
+def test_chatham_time_zone_renders_and_reads_zoneless_times_at_plus_13_45(sim: Sim):
+    jan = 1_736_935_200_000  # 2025-01-15T10:00:00Z; Chatham is on summer time, UTC+13:45
+    sim.state.configure(location_timezone="Pacific/Chatham")
+    sim.state.load_events(
+        [
+            {"id": "evJan", "calendarId": CALENDAR["id"], "contactId": CID, "startTime": jan, "endTime": jan + HOUR},
+            {"id": "evJun", "calendarId": CALENDAR["id"], "contactId": CID, "startTime": T0},  # winter: +12:45
+        ]
+    )
+    events = sim.call("GET", f"/contacts/{CID}/appointments").json()["events"]
+    assert [(e["id"], e["startTime"], e["endTime"]) for e in events] == [
+        ("evJan", "2025-01-15 23:45:00", "2025-01-16 00:45:00"),  # local wall time, past midnight
+        ("evJun", "2025-06-16 03:51:40", "2025-06-16 04:36:40"),
+    ]
+    ev = sim.events(calendarId=CALENDAR["id"], startTime=jan, endTime=jan).json()["events"][0]
+    assert ev["startTime"] == "2025-01-15T23:45:00+13:45" and parse_ms(ev["startTime"]) == jan
+    # zone-less times sent are read in the location's zone too
+    r = sim.book(startTime="2025-01-20 09:00:00", endTime="2025-01-20 09:30:00")
+    assert r.status_code == 200, r.text
+    assert r.json()["startTime"] == "2025-01-20T09:00:00+13:45"
+    assert parse_ms(r.json()["startTime"]) == parse_ms("2025-01-19T19:15:00Z")
+    # the same instant, read in the lenient zone: a client that treats zone-less times as UTC is
+    # 13:45 off under the strict profile and 5 hours off under the lenient one
+    sim.state.configure(location_timezone="America/New_York")
+    events = sim.call("GET", f"/contacts/{CID}/appointments").json()["events"]
+    assert events[0]["startTime"] == "2025-01-15 05:00:00"

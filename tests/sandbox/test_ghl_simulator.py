@@ -21,7 +21,8 @@ import requests
 
 from sandbox.common import ServerThread
 from sandbox.ghl import ALL_SCOPES, GhlState, create_app
-from sandbox.ghl.state import iso_ms, parse_ms
+from sandbox.ghl.state import CONFIG_KEYS, ApiError, iso_ms, parse_ms
+from sandbox.profiles import PROFILES, apply_profile
 from sandbox.seed import CUSTOM_FIELD_IDS, DIRTY_KINDS, TAG_VOCABULARY, generate_contacts
 
 LOC = "ve9EPM428h8vShlRW1KT"
@@ -48,8 +49,6 @@ BASE_CONFIG = {
     "index_lag_s": 0.0,
     "latency_s": 0.0,
     "allow_duplicates": False,
-    "search_item_shape": "full",
-    "error_body_style": "documented",
 }
 ISO_MS = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")
 T0 = 1_735_689_600_000  # 2025-01-01T00:00:00.000Z
@@ -149,6 +148,7 @@ def server():
 def sim(server) -> Sim:
     state, srv = server
     state.reset()
+    apply_profile("lenient", ghl=state)  # tests of the strict readings switch them on
     state.configure(**BASE_CONFIG)
     state.request_log.clear()
     return Sim(state, srv.url)
@@ -1044,3 +1044,48 @@ def test_error_bodies_documented_or_varied_in_rotation(sim: Sim):
         "error": "pageLimit must not be less than 1",
         "status": 422,
     }  # the next error's turn: message list joined into one string
+
+
+def test_the_lenient_profile_is_the_constructor_default():
+    config = GhlState(LOC).config()
+    assert {k: config[k] for k in PROFILES["lenient"].ghl} == PROFILES["lenient"].ghl
+
+
+@pytest.mark.parametrize("name", sorted(PROFILES))
+def test_apply_profile_sets_every_ghl_knob(sim: Sim, name: str):
+    profile = PROFILES[name]
+    assert set(profile.ghl) <= set(CONFIG_KEYS)
+    assert apply_profile(name, ghl=sim.state) is profile
+    config = sim.state.config()
+    assert {k: config[k] for k in profile.ghl} == profile.ghl
+    assert requests.get(sim.url + "/_sim/config", timeout=5).json() == config
+    # the other profile's values go through /_sim/config as JSON (null included) and undo these
+    other = next(p for p in PROFILES.values() if p.name != name)
+    r = requests.post(sim.url + "/_sim/config", json=other.ghl, timeout=5)
+    assert r.status_code == 200, r.text
+    assert {k: r.json()[k] for k in other.ghl} == other.ghl
+    with pytest.raises(ValueError, match="unknown profile"):
+        apply_profile("paranoid", ghl=sim.state)
+
+
+def test_knob_values_are_checked_with_a_clear_400(sim: Sim):
+    for body in (
+        {"search_item_shape": "short"},
+        {"task_search_id_key": "ID"},
+        {"task_search_max_limit": 0},
+        {"task_search_max_limit": True},
+        {"task_search_page_cap": -5},
+        {"task_search_page_cap": "25"},
+        {"error_body_style": None},
+    ):
+        (key,) = body
+        r = requests.post(sim.url + "/_sim/config", json=body, timeout=5)
+        assert r.status_code == 400 and r.json()["message"].startswith(f"config {key}: "), (body, r.text)
+    # all or nothing: a bad value leaves the good ones of the same call unapplied
+    r = requests.post(
+        sim.url + "/_sim/config", json={"search_item_shape": "doc_example", "error_body_style": "loud"}, timeout=5
+    )
+    assert r.status_code == 400 and sim.state.search_item_shape == "full"
+    assert sim.state.configure(task_search_page_cap=25.0, task_search_max_limit=None)["task_search_page_cap"] == 25
+    with pytest.raises(ApiError, match="search_item_shape"):
+        GhlState(LOC, search_item_shape="tiny")
