@@ -7,8 +7,9 @@ rate limit -> ``Version`` header -> route -> scope -> location -> body validatio
 error bodies that replace every FastAPI default (no ``{"detail": ...}`` ever leaves), and the
 form-encoded ``POST /oauth/token`` (outside the gateway: no bearer, Version or rate limit). The
 fault layer (``sandbox/faults.py``) sits between the request log and the gateway. Data rules live
-in ``state.py``. The ``/_sim`` admin endpoints (no auth, no rate limit, not logged) let tests
-and the sandbox seed, inspect and reconfigure a running simulator. See ``BEHAVIOR.md``.
+in ``GhlState`` (``state.py`` and the per-concern modules it composes). The ``/_sim`` admin
+endpoints (no auth, no rate limit, not logged) let tests and the sandbox seed, inspect and
+reconfigure a running simulator. See ``BEHAVIOR.md``.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from sandbox.common import install_request_log
 from sandbox.faults import install_faults, status_phrase
@@ -87,6 +89,58 @@ def _int_query(request: Request, name: str, default: int, *, lo: int, hi: int | 
     if hi is not None and value > hi:
         raise unprocessable(f"{name} must not be greater than {hi}")
     return int(value)
+
+
+class _ErrorBodies:
+    """Dresses the JSON error answers (4xx/5xx) of API routes per ``state.error_body_style``.
+
+    Sits outside the fault layer, so injected statuses are dressed too; ``/_sim`` answers never
+    are. With the documented style (the default) it passes everything through untouched.
+    """
+
+    def __init__(self, app: ASGIApp, state: GhlState) -> None:
+        self.app = app
+        self.state = state
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"].startswith("/_sim") or self.state.error_body_style == "documented":
+            await self.app(scope, receive, send)
+            return
+        start: Message | None = None  # an error answer's held start message
+        chunks: list[bytes] = []
+
+        async def dress(message: Message) -> None:
+            nonlocal start
+            if message["type"] == "http.response.start" and message["status"] >= 400:
+                start = message
+                return
+            if start is None or message["type"] != "http.response.body":
+                await send(message)
+                return
+            chunks.append(message.get("body", b""))
+            if message.get("more_body"):
+                return
+            headers, body = self._dressed(start["headers"], b"".join(chunks))
+            await send({**start, "headers": headers})
+            await send({"type": "http.response.body", "body": body})
+
+        await self.app(scope, receive, dress)
+
+    def _dressed(self, headers: list[tuple[bytes, bytes]], body: bytes) -> tuple[list[tuple[bytes, bytes]], bytes]:
+        """The answer's headers and body, the body re-dressed when it is a GHL error DTO."""
+        media = dict(headers).get(b"content-type", b"").split(b";")[0].strip()
+        if media != b"application/json":
+            return headers, body
+        try:
+            doc = json.loads(body)
+        except ValueError:
+            return headers, body  # e.g. a truncated body (fault): left as it is
+        if not (isinstance(doc, dict) and "statusCode" in doc and "message" in doc):
+            return headers, body
+        body = JSONResponse(self.state.error_body(doc)).body
+        headers = [(k, v) for k, v in headers if k.lower() != b"content-length"]
+        headers.append((b"content-length", str(len(body)).encode()))
+        return headers, body
 
 
 def create_app(state: GhlState) -> FastAPI:
@@ -156,9 +210,11 @@ def create_app(state: GhlState) -> FastAPI:
         response.headers[TRACE_HEADER] = str(uuid.uuid4())
         return response
 
-    # Added after the gateway so they wrap it: faults answer before auth and the rate limiter, and
-    # the log (outermost) records 401/429 and faulted answers alike, all after `latency_s`.
+    # Added after the gateway so they wrap it: faults answer before auth and the rate limiter, error
+    # bodies are dressed (error_body_style) outside the faults, so injected statuses are too, and the
+    # log (outermost) records 401/429 and faulted answers alike, all after `latency_s`.
     install_faults(app, state.faults, _fault_error, cursor_query=CURSOR_QUERY, cursor_body=CURSOR_BODY)
+    app.add_middleware(_ErrorBodies, state=state)
     install_request_log(app, state.request_log, lambda: state.latency_s)
 
     # ---- OAuth (§1.2; oauth.json) -----------------------------------------------------------------

@@ -19,6 +19,7 @@ import requests
 from sandbox.common import ServerThread
 from sandbox.ghl import ALL_SCOPES, GhlState, create_app
 from sandbox.ghl.state import APPOINTMENT_STATUSES, iso_ms, parse_ms
+from sandbox.profiles import apply_profile
 from sandbox.seed import generate_contacts, generate_crm
 
 LOC = "ve9EPM428h8vShlRW1KT"
@@ -134,6 +135,7 @@ def server():
 def sim(server) -> Sim:
     state, srv = server
     state.reset()
+    apply_profile("lenient", ghl=state)  # tests of the strict readings switch them on
     state.configure(
         rate_limit=False, index_lag_s=0.0, latency_s=0.0, touch_contact_on_child_write=False,
         location_timezone="America/New_York",
@@ -804,3 +806,100 @@ def test_generate_crm_shape_is_realistic():
     for ev in crm["events"]:
         per_event_contact[ev["contactId"]] = per_event_contact.get(ev["contactId"], 0) + 1
     assert set(per_event_contact.values()) == {1, 2}
+
+
+# --------------------------------------------------------------------------------------------------
+# lenient and strict readings of unconfirmed behaviours (sandbox/profiles.py, BEHAVIOR.md)
+
+
+def test_task_search_items_keyed_id_or_underscore_id(sim: Sim):
+    made = sim.task(assignedTo="userA", body="details")
+    assert sim.search_tasks().json()["tasks"] == [made]  # lenient: `id`, like every task endpoint
+
+    sim.state.configure(task_search_id_key="_id")
+    (item,) = sim.search_tasks().json()["tasks"]
+    assert list(item)[0] == "_id" and "id" not in item
+    assert item == {"_id": made["id"], **{k: v for k, v in made.items() if k != "id"}}
+    # only the search: the contact's task routes keep `id`
+    assert sim.call("GET", f"/contacts/{CID}/tasks").json()["tasks"][0]["id"] == made["id"]
+    assert sim.call("GET", f"/contacts/{CID}/tasks/{made['id']}").json()["task"]["id"] == made["id"]
+    assert "id" in sim.task(title="Second") and "_id" not in sim.task(title="Third")
+
+
+def test_task_search_page_cap_shortens_pages_silently(sim: Sim):
+    tasks = [
+        {"id": f"t{i:019d}", "title": f"task {i}", "dueDate": iso_ms(T0 + i * HOUR), "contactId": CID}
+        for i in range(60)
+    ]
+    sim.state.load_tasks(tasks)
+    expected = [t["id"] for t in tasks]
+
+    def pages() -> list[list[str]]:
+        """Page by skip with limit 100 until an empty page; the ids of each page."""
+        out: list[list[str]] = []
+        skip = 0
+        while True:
+            r = sim.search_tasks(contactId=[CID], limit=100, skip=skip)
+            assert r.status_code == 200, r.text
+            ids = [t["id"] for t in r.json()["tasks"]]
+            out.append(ids)
+            if not ids:
+                return out
+            skip += len(ids)
+
+    assert [len(p) for p in pages()] == [60, 0]  # lenient: the page holds what was asked for
+    sim.state.configure(task_search_page_cap=25)
+    got = pages()
+    assert [len(p) for p in got] == [25, 25, 10, 0]
+    assert [tid for page in got for tid in page] == expected  # skip counts items: nothing lost, nothing twice
+    # A client that stops at the first page shorter than the limit it asked for sees 25 of 60 tasks.
+    first = sim.search_tasks(contactId=[CID], limit=100).json()["tasks"]
+    assert len(first) == 25 < 100
+    assert len(sim.search_tasks(contactId=[CID], limit=10).json()["tasks"]) == 10  # smaller limits are kept
+
+
+def test_task_search_max_limit_100_or_none(sim: Sim):
+    sim.state.load_tasks(
+        [{"id": f"t{i:019d}", "title": "bulk", "dueDate": iso_ms(T0 + i), "contactId": CID} for i in range(150)]
+    )
+    r = sim.search_tasks(limit=1000)
+    assert r.status_code == 422 and r.json()["message"] == ["limit must not be greater than 100"]
+    assert len(sim.search_tasks(limit=100).json()["tasks"]) == 100
+
+    sim.state.configure(task_search_max_limit=None)
+    r = sim.search_tasks(limit=1000)
+    assert r.status_code == 200 and len(r.json()["tasks"]) == 150
+    assert sim.search_tasks(limit=0).status_code == 422  # still at least 1
+    sim.state.configure(task_search_max_limit=None, task_search_page_cap=25)  # the strict pair
+    assert len(sim.search_tasks(limit=1000).json()["tasks"]) == 25
+    sim.state.configure(task_search_max_limit=40, task_search_page_cap=None)
+    r = sim.search_tasks(limit=41)
+    assert r.status_code == 422 and r.json()["message"] == ["limit must not be greater than 40"]
+
+
+def test_chatham_time_zone_renders_and_reads_zoneless_times_at_plus_13_45(sim: Sim):
+    jan = 1_736_935_200_000  # 2025-01-15T10:00:00Z; Chatham is on summer time, UTC+13:45
+    sim.state.configure(location_timezone="Pacific/Chatham")
+    sim.state.load_events(
+        [
+            {"id": "evJan", "calendarId": CALENDAR["id"], "contactId": CID, "startTime": jan, "endTime": jan + HOUR},
+            {"id": "evJun", "calendarId": CALENDAR["id"], "contactId": CID, "startTime": T0},  # winter: +12:45
+        ]
+    )
+    events = sim.call("GET", f"/contacts/{CID}/appointments").json()["events"]
+    assert [(e["id"], e["startTime"], e["endTime"]) for e in events] == [
+        ("evJan", "2025-01-15 23:45:00", "2025-01-16 00:45:00"),  # local wall time, past midnight
+        ("evJun", "2025-06-16 03:51:40", "2025-06-16 04:36:40"),
+    ]
+    ev = sim.events(calendarId=CALENDAR["id"], startTime=jan, endTime=jan).json()["events"][0]
+    assert ev["startTime"] == "2025-01-15T23:45:00+13:45" and parse_ms(ev["startTime"]) == jan
+    # zone-less times sent are read in the location's zone too
+    r = sim.book(startTime="2025-01-20 09:00:00", endTime="2025-01-20 09:30:00")
+    assert r.status_code == 200, r.text
+    assert r.json()["startTime"] == "2025-01-20T09:00:00+13:45"
+    assert parse_ms(r.json()["startTime"]) == parse_ms("2025-01-19T19:15:00Z")
+    # the same instant, read in the lenient zone: a client that treats zone-less times as UTC is
+    # 13:45 off under the strict profile and 5 hours off under the lenient one
+    sim.state.configure(location_timezone="America/New_York")
+    events = sim.call("GET", f"/contacts/{CID}/appointments").json()["events"]
+    assert events[0]["startTime"] == "2025-01-15 05:00:00"

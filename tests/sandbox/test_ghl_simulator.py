@@ -21,7 +21,8 @@ import requests
 
 from sandbox.common import ServerThread
 from sandbox.ghl import ALL_SCOPES, GhlState, create_app
-from sandbox.ghl.state import iso_ms, parse_ms
+from sandbox.ghl.state import CONFIG_KEYS, ApiError, iso_ms, parse_ms
+from sandbox.profiles import PROFILES, apply_profile
 from sandbox.seed import CUSTOM_FIELD_IDS, DIRTY_KINDS, TAG_VOCABULARY, generate_contacts
 
 LOC = "ve9EPM428h8vShlRW1KT"
@@ -147,6 +148,7 @@ def server():
 def sim(server) -> Sim:
     state, srv = server
     state.reset()
+    apply_profile("lenient", ghl=state)  # tests of the strict readings switch them on
     state.configure(**BASE_CONFIG)
     state.request_log.clear()
     return Sim(state, srv.url)
@@ -923,3 +925,167 @@ def test_generator_shape_is_realistic():
 def test_generator_makes_large_sets_with_unique_ids():
     contacts = generate_contacts(20_000, seed=1, location_id=LOC, now=NOW)
     assert len(contacts) == 20_000 and len({c["id"] for c in contacts}) == 20_000
+
+
+# --------------------------------------------------------------------------------------------------
+# lenient and strict readings of unconfirmed behaviours (sandbox/profiles.py, BEHAVIOR.md)
+
+
+def test_search_items_full_or_in_the_doc_example_shape(sim: Sim):
+    docs = [
+        contact(
+            i,
+            address1=f"{i} Main St",
+            city="Springfield",
+            state="IL",
+            postalCode="62701",
+            companyName="Acme",
+            businessName="Acme Inc",
+            website="https://acme.example",
+            dateOfBirth="1990-01-01",
+            followers=["user0000000000000001"],
+            assignedTo="user0000000000000001",
+            customFields=[{"id": "cf000000000000000001", "value": "gold"}],
+            tags=["vip"],
+            dndSettings={"SMS": {"status": "active"}},
+        )
+        for i in range(5)
+    ]
+    sim.state.load_contacts(docs)
+    cid = docs[0]["id"]
+    # lenient ("full"): the stored contact (less dndSettings) plus its cursor
+    full = sim.search(pageLimit=5).json()["contacts"]
+    assert full[0]["firstName"] == "First0" and full[0]["address1"] == "0 Main St" and "address" not in full[0]
+    assert {"lastName", "name", "contactName", "fullNameLowerCase"} <= set(full[0])
+
+    sim.state.configure(search_item_shape="doc_example")
+    items = sim.search(pageLimit=5).json()["contacts"]
+    assert [c["id"] for c in items] == [c["id"] for c in full]
+    item = items[0]
+    assert item["address"] == "0 Main St"
+    assert (item["firstNameLowerCase"], item["lastNameLowerCase"]) == ("first0", "last0")
+    for gone in ("firstName", "lastName", "name", "contactName", "fullNameLowerCase", "address1", "dndSettings"):
+        assert gone not in item, gone
+    stored = sim.state.raw_contact(cid)
+    for kept in (
+        "id", "email", "phone", "companyName", "businessName", "city", "state", "postalCode", "country", "tags",
+        "dateAdded", "dateUpdated", "dnd", "customFields", "source", "type", "website", "locationId",
+        "followers", "assignedTo", "dateOfBirth",
+    ):  # fmt: skip
+        assert item[kept] == stored[kept], kept
+    assert [c["searchAfter"] for c in items] == [c["searchAfter"] for c in full]
+    assert [c["id"] for c in sim.search_all(2)] == [d["id"] for d in docs]  # cursors still page
+    # GET /contacts/{id} always has the full contact: how a client gets the names back
+    got = sim.call("GET", f"/contacts/{cid}").json()["contact"]
+    assert (got["firstName"], got["lastName"], got["name"]) == ("First0", "Last0", "First0 Last0")
+    assert got["address1"] == "0 Main St" and "address" not in got
+    # only the search is affected: the deprecated list keeps the read shape
+    listed = sim.call("GET", f"/contacts/?locationId={LOC}").json()["contacts"][0]
+    assert listed["firstName"] == "First0" and listed["address1"] == "0 Main St"
+    r = requests.post(sim.url + "/_sim/config", json={"search_item_shape": "short"}, timeout=5)
+    assert r.status_code == 400 and sim.state.search_item_shape == "doc_example"  # checked, unchanged
+
+
+def _error_text(body: dict) -> str:
+    """The error's words, whichever shape carries them."""
+    return body["message"] if "message" in body else body["error"]
+
+
+def test_error_bodies_documented_or_varied_in_rotation(sim: Sim):
+    def invalid_jwt() -> requests.Response:
+        return sim.call("GET", f"/contacts/?locationId={LOC}", token=None)
+
+    dto = {"statusCode": 401, "message": "Invalid JWT"}
+    assert [invalid_jwt().json() for _ in range(4)] == [dto] * 4  # lenient: always the documented DTO
+
+    sim.state.configure(error_body_style="varied")
+    assert [invalid_jwt().json() for _ in range(4)] == [
+        dto,
+        {"error": "Invalid JWT", "status": 401},
+        {"status": 401, "message": "Invalid JWT", "name": "HttpException"},
+        dto,
+    ]
+    sim.state.reset()  # the rotation starts again at the DTO
+    # One rotation over every kind of error answer; the words stay, so a client can still tell them apart.
+    sim.state.faults.set([{"action": "status", "status": 503, "path": "^/contacts/search/duplicate$"}])
+    answers = [
+        invalid_jwt(),
+        sim.call("POST", "/contacts/", token=READONLY, json={"locationId": LOC}),  # scope
+        sim.call("GET", f"/contacts/?locationId={OTHER_LOC}"),  # another location
+        sim.call("GET", "/nowhere"),  # unknown route
+    ]
+    sim.state.configure(rate_limit=True, burst_max=1)
+    assert sim.call("GET", f"/contacts/?locationId={LOC}", token=TOKEN_B).status_code == 200
+    answers.append(sim.call("GET", f"/contacts/?locationId={LOC}", token=TOKEN_B))  # rate limited
+    sim.state.configure(rate_limit=False)
+    answers.append(sim.search(pageLimit=0))  # 422
+    answers.append(sim.call("GET", "/contacts/search/duplicate"))  # injected 503
+    assert [(r.status_code, _error_text(r.json())) for r in answers] == [
+        (401, "Invalid JWT"),
+        (401, "The token is not authorized for this scope."),
+        (403, "The token does not have access to this location."),
+        (404, "Cannot GET /nowhere"),
+        (429, "Too Many Requests"),
+        (422, "pageLimit must not be less than 1"),
+        (503, "Service Unavailable"),
+    ]
+    shapes = [sorted(r.json()) for r in answers]
+    documented, error_status, named = ["message", "statusCode"], ["error", "status"], ["message", "name", "status"]
+    assert shapes == [documented, error_status, named, documented, error_status, named, documented]
+    assert answers[2].json()["status"] == 403 and answers[5].json()["status"] == 422
+    assert answers[3].json()["statusCode"] == 404
+    assert answers[2].headers["content-type"] == "application/json"
+    assert int(answers[2].headers["content-length"]) == len(answers[2].content)
+    # successes are untouched, and so are the admin endpoints (which do not turn the rotation)
+    assert sim.call("GET", f"/contacts/?locationId={LOC}").status_code == 200
+    bad = requests.post(sim.url + "/_sim/config", json={"bogus": 1}, timeout=5)
+    assert bad.status_code == 400 and set(bad.json()) == {"statusCode", "message"}
+    assert sim.search(pageLimit=0).json() == {
+        "error": "pageLimit must not be less than 1",
+        "status": 422,
+    }  # the next error's turn: message list joined into one string
+
+
+def test_the_lenient_profile_is_the_constructor_default():
+    config = GhlState(LOC).config()
+    assert {k: config[k] for k in PROFILES["lenient"].ghl} == PROFILES["lenient"].ghl
+
+
+@pytest.mark.parametrize("name", sorted(PROFILES))
+def test_apply_profile_sets_every_ghl_knob(sim: Sim, name: str):
+    profile = PROFILES[name]
+    assert set(profile.ghl) <= set(CONFIG_KEYS)
+    assert apply_profile(name, ghl=sim.state) is profile
+    config = sim.state.config()
+    assert {k: config[k] for k in profile.ghl} == profile.ghl
+    assert requests.get(sim.url + "/_sim/config", timeout=5).json() == config
+    # the other profile's values go through /_sim/config as JSON (null included) and undo these
+    other = next(p for p in PROFILES.values() if p.name != name)
+    r = requests.post(sim.url + "/_sim/config", json=other.ghl, timeout=5)
+    assert r.status_code == 200, r.text
+    assert {k: r.json()[k] for k in other.ghl} == other.ghl
+    with pytest.raises(ValueError, match="unknown profile"):
+        apply_profile("paranoid", ghl=sim.state)
+
+
+def test_knob_values_are_checked_with_a_clear_400(sim: Sim):
+    for body in (
+        {"search_item_shape": "short"},
+        {"task_search_id_key": "ID"},
+        {"task_search_max_limit": 0},
+        {"task_search_max_limit": True},
+        {"task_search_page_cap": -5},
+        {"task_search_page_cap": "25"},
+        {"error_body_style": None},
+    ):
+        (key,) = body
+        r = requests.post(sim.url + "/_sim/config", json=body, timeout=5)
+        assert r.status_code == 400 and r.json()["message"].startswith(f"config {key}: "), (body, r.text)
+    # all or nothing: a bad value leaves the good ones of the same call unapplied
+    r = requests.post(
+        sim.url + "/_sim/config", json={"search_item_shape": "doc_example", "error_body_style": "loud"}, timeout=5
+    )
+    assert r.status_code == 400 and sim.state.search_item_shape == "full"
+    assert sim.state.configure(task_search_page_cap=25.0, task_search_max_limit=None)["task_search_page_cap"] == 25
+    with pytest.raises(ApiError, match="search_item_shape"):
+        GhlState(LOC, search_item_shape="tiny")
