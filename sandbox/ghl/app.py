@@ -41,6 +41,7 @@ FAULT_MESSAGES = {429: "Too Many Requests", 500: "Internal server error"}
 READ = "contacts.readonly"
 WRITE = "contacts.write"
 TASKS_SEARCH = "locations/tasks.readonly"
+LOCATIONS_READ = "locations.readonly"
 CALENDARS_READ = "calendars.readonly"
 EVENTS_READ = "calendars/events.readonly"
 EVENTS_WRITE = "calendars/events.write"
@@ -392,6 +393,12 @@ def create_app(state: GhlState) -> FastAPI:
         token = _guard(request, WRITE)
         state.delete_task(contact_id, task_id, token.location_id)
         return JSONResponse({"succeded": True})
+
+    @app.get("/locations/{location_id}")
+    async def get_location(request: Request, location_id: str) -> JSONResponse:
+        """``GET /locations/{locationId}`` (GetLocationByIdSuccessfulResponseDto), with the time zone."""
+        _guard(request, LOCATIONS_READ, location_id)
+        return JSONResponse({"location": state.location(location_id)})
 
     @app.post("/locations/{location_id}/tasks/search")
     async def search_tasks(request: Request, location_id: str) -> JSONResponse:

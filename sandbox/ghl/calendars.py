@@ -86,6 +86,10 @@ class CalendarsMixin:
     def tz(self) -> ZoneInfo:
         return ZoneInfo(self.location_timezone)
 
+    def location(self, location_id: str) -> dict:
+        """The sub-account as ``GET /locations/{id}`` shows it (GetLocationByIdSchema, the fields we keep)."""
+        return {"id": location_id, "name": "Simulated sub-account", "country": "US", "timezone": self.location_timezone}
+
     def list_calendars(self, location_id: str, *, group_id: str | None = None, show_drafted: bool = True) -> list[dict]:
         """``GET /calendars/``: the location's calendars by name, then id (choice)."""
         with self.lock:

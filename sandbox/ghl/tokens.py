@@ -198,6 +198,15 @@ class TokensMixin:
             self._auth_codes[code] = _Grant(client_id, location_id or self.location_id, granted, redirect_uri)
             return code
 
+    def revoke_refresh_tokens(self, client_id: str) -> int:
+        """Invalidate every live refresh token of a client (an uninstall, or revoked access)."""
+        with self.lock:
+            gone = [r for r, g in self._refresh_tokens.items() if g.client_id == client_id]
+            for refresh in gone:
+                del self._refresh_tokens[refresh]
+            self._recent_refreshes = {k: v for k, v in self._recent_refreshes.items() if k[0] != client_id}
+            return len(gone)
+
     def expire_access_tokens(self) -> int:
         """Expire every token that has an expiry (OAuth access tokens) now; PITs are untouched."""
         now = time.time()

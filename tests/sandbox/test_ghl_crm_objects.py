@@ -903,3 +903,12 @@ def test_chatham_time_zone_renders_and_reads_zoneless_times_at_plus_13_45(sim: S
     sim.state.configure(location_timezone="America/New_York")
     events = sim.call("GET", f"/contacts/{CID}/appointments").json()["events"]
     assert events[0]["startTime"] == "2025-01-15 05:00:00"
+
+
+def test_get_location_answers_its_time_zone_and_needs_the_locations_scope(sim):
+    sim.state.configure(location_timezone="Pacific/Chatham")
+    r = sim.call("GET", f"/locations/{sim.state.location_id}")
+    assert r.status_code == 200 and r.json()["location"]["timezone"] == "Pacific/Chatham"
+    sim.state.add_token("pit-narrow", scopes=["contacts.readonly"])
+    r = sim.call("GET", f"/locations/{sim.state.location_id}", token="pit-narrow")
+    assert r.status_code == 401 and "scope" in r.json()["message"]
