@@ -302,6 +302,13 @@ class CustomerLoader:
                 continue
             claimed[key] = sid
             if current:
+                if key and key != current.email:
+                    # A new e-mail: the store may not refuse one another customer has (undocumented),
+                    # so the sync checks, rather than make two customers share it.
+                    other = self.resolver.find(key, sid, exclude=current.customer_id)
+                    if other:
+                        self._quarantine(row, f"duplicate_email: {key} already belongs to store customer {other}")
+                        continue
                 updates.append((row, current.customer_id))
                 continue
             existing = self.resolver.find(key, sid)

@@ -91,7 +91,11 @@ def test_store_side_rejections_are_quarantined_and_the_rest_lands(sims, state, t
     out = load(tmp_path, state, changed)
     assert out["updated"] == 1 and out["load_quarantined"] == 1
     [q] = state.open_quarantine("contacts")
-    assert q["source_id"] == changed[0]["id"] and q["reason"].startswith("store_rejected_update: 400")
+    # Refused before the store is asked: a store that accepts a second customer with one e-mail
+    # (the strict reading) must not end up with two.
+    assert q["source_id"] == changed[0]["id"] and q["reason"].startswith("duplicate_email: person9@example.com")
+    assert sorted(emails(sims)) == ["person0@example.com", "person1@example.com", "person2@example.com",
+                                    "person9@example.com"]  # fmt: skip
 
 
 def test_email_resolution_uses_the_cheaper_of_lookups_and_a_scan(sims, state, tmp_path):
@@ -155,10 +159,27 @@ def test_a_deleted_customer_in_a_bulk_put_is_found_and_the_rest_lands(sims, stat
     assert len(puts) <= 2 + 2 * 8  # two chunks, then halving only around the missing ones
 
 
-def test_a_dead_letter_survives_a_failing_retry_and_is_quarantined_after_five_tries(sims, state, tmp_path):
+def store_busy_for(sims, monkeypatch, emails_busy: set[str]) -> None:
+    """The store answers bulk PUTs 206, failing these customers' items with 503 (not applied)."""
+    original = sims.s4s_state.update_customers
+
+    def update_customers(store_key, items):
+        items = list(items)
+        busy = {c["CustomerID"] for c in sims.s4s_state.all_customers(SECURE_URL) if c["Email"] in emails_busy}
+        ok = iter(original(store_key, [i for i in items if int(i["CustomerID"]) not in busy]))
+        return [
+            {"Key": "Error", "Value": str(i["CustomerID"]), "Status": "503", "Message": "Service busy"}
+            if int(i["CustomerID"]) in busy
+            else next(ok)
+            for i in items
+        ]
+
+    monkeypatch.setattr(sims.s4s_state, "update_customers", update_customers)
+
+
+def test_a_dead_letter_survives_a_failing_retry_and_is_quarantined_after_five_tries(sims, state, tmp_path, monkeypatch):
     load(tmp_path, state, contacts(3))
-    # The store keeps failing person1's update with a retryable status (503), every run.
-    sims.s4s_state.faults.set([{"method": "PUT", "path": "(?i)/customers$", "action": "status", "status": 503}])
+    store_busy_for(sims, monkeypatch, {"person1@example.com"})
     changed = contacts(3)
     changed[1]["city"] = "Nice"
     attempts = []
@@ -174,19 +195,40 @@ def test_a_dead_letter_survives_a_failing_retry_and_is_quarantined_after_five_tr
     assert q["source_id"] == changed[1]["id"] and q["reason"].startswith("store_failed_5_times: 503")
 
 
-def test_a_dead_letter_lands_once_the_store_recovers(sims, state, tmp_path):
+def test_a_dead_letter_lands_once_the_store_recovers(sims, state, tmp_path, monkeypatch):
     load(tmp_path, state, contacts(3))
-    sims.s4s_state.faults.set([{"method": "PUT", "path": "(?i)/customers$", "action": "status", "status": 503}])
-    changed = contacts(3)
-    changed[2]["city"] = "Nice"
-    load(tmp_path, state, changed)
-    load(tmp_path, state, [])  # still failing: kept, tried again
-    assert [d["attempts"] for d in state.list_dead_letters("contacts")] == [2]
-    sims.s4s_state.faults.clear()
+    with monkeypatch.context() as busy:
+        store_busy_for(sims, busy, {"person2@example.com"})
+        changed = contacts(3)
+        changed[2]["city"] = "Nice"
+        load(tmp_path, state, changed)
+        load(tmp_path, state, [])  # still failing: kept, tried again
+        assert [d["attempts"] for d in state.list_dead_letters("contacts")] == [2]
     out = load(tmp_path, state, [])
     assert out["dead_letters_retried"] == 1 and out["updated"] == 1
     assert state.list_dead_letters("contacts") == [] and state.open_quarantine() == []
     assert next(c for c in sims.customers() if c["Email"] == "person2@example.com")["BillingCity"] == "Nice"
+
+
+def test_a_store_that_keeps_failing_a_whole_bulk_put_stops_the_load_and_loses_nothing(sims, state, tmp_path):
+    """An outage (every PUT 503 after the retries) is not a bad item: nothing is dead-lettered or quarantined."""
+    from ghl_shift4shop.transport import RetryableError
+
+    load(tmp_path, state, contacts(4))
+    sims.s4s_state.faults.set([{"method": "PUT", "path": "(?i)/customers$", "action": "status", "status": 503}])
+    changed = [{**c, "city": "Nice"} for c in contacts(4)]
+    with pytest.raises(RetryableError):
+        load_customers(
+            refs_for(tmp_path, changed),
+            hook=Shift4ShopHook(max_attempts=2, backoff_max=0.1),
+            state=state,
+            mapping=MAPPING,
+            run_id="r",
+        )
+    assert state.list_dead_letters() == [] and state.open_quarantine() == []
+    sims.s4s_state.faults.clear()
+    out = load(tmp_path, state, changed)
+    assert out["updated"] == 4
 
 
 def test_array_post_results_in_any_order_reach_the_right_customers(sims, state, tmp_path):
