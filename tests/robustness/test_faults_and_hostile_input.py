@@ -70,12 +70,29 @@ def fast(monkeypatch):
     monkeypatch.setenv("GHL_S4S_HTTP_TIMEOUT_SECONDS", "1")
 
 
+CLIENT_TIMEOUT_S = 1.0
+
+
 def ghl_hook() -> GhlHook:
-    return GhlHook(timeout=1.0, max_attempts=5, burst=10_000, rate_per_s=10_000)
+    return GhlHook(timeout=CLIENT_TIMEOUT_S, max_attempts=5, burst=10_000, rate_per_s=10_000)
 
 
 def s4s_hook() -> Shift4ShopHook:
-    return Shift4ShopHook(timeout=1.0, max_attempts=5, burst=10_000, rate_per_s=10_000)
+    return Shift4ShopHook(timeout=CLIENT_TIMEOUT_S, max_attempts=5, burst=10_000, rate_per_s=10_000)
+
+
+def by_arrival(entries: list[dict]) -> list[dict]:
+    """Request-log entries in the order the requests arrived (``ts``); the log itself appends an
+    entry when its answer is sent, so a slow answer is logged after requests that came later."""
+    return sorted(entries, key=lambda r: r["ts"])
+
+
+def gaps(entries: list[dict]) -> list[float]:
+    """Seconds between each request's arrival and the next one's."""
+    return [b["ts"] - a["ts"] for a, b in zip(entries, entries[1:], strict=False)]
+
+
+CLOCK_SLACK_S = 0.01  # server-side timestamps of two requests: allow for clock granularity
 
 
 def extract(tmp_path, **kw) -> tuple[dict, list[str]]:
@@ -96,15 +113,20 @@ def load_rows(tmp_path, state, records) -> dict:
 # -- faults: GHL ---------------------------------------------------------------------------------
 def test_429_storm_is_ridden_out(sims, tmp_path):
     sims.ghl_state.load_contacts(contacts(600))
-    sims.ghl_state.faults.set([{"action": "storm", "path": "/contacts/search", "count": 3, "retry_after": 1}])
+    # Retry-After 2 s: longer than the client's own first backoffs (0.5 s, then 1 s, each plus up
+    # to 1 s of jitter) and than its pause after a 429 without the header (1 s), so waits of 2 s
+    # after the first two 429s are explained only by the header being honoured.
+    sims.ghl_state.faults.set([{"action": "storm", "path": "/contacts/search", "count": 3, "retry_after": 2}])
     _, ids = extract(tmp_path)
-    statuses = [r["status"] for r in sims.ghl_requests("/contacts/search")]
-    assert len(ids) == 600 and statuses[:3] == [429, 429, 429] and statuses.count(200) == 2
+    searches = by_arrival(sims.ghl_requests("/contacts/search"))
+    assert len(ids) == 600 and [r["status"] for r in searches] == [429, 429, 429, 200, 200]
+    waits = gaps(searches)[:3]  # after each 429, until the next request
+    assert all(w >= 2 - CLOCK_SLACK_S for w in waits), waits
     record(
         "fault",
         "429 storm (GHL search)",
-        "3 × 429 with Retry-After: 1",
-        "backed off, honoured Retry-After, all 600 extracted",
+        "3 × 429 with Retry-After: 2",
+        "waited the 2 s Retry-After before each retry (request log); all 600 extracted",
     )
 
 
@@ -124,6 +146,17 @@ def test_timeout_on_a_read_is_retried(sims, tmp_path):
     sims.ghl_state.faults.set([{"action": "timeout", "path": "/contacts/search", "count": 1, "seconds": 2}])
     _, ids = extract(tmp_path)
     assert len(ids) == 20
+    # The fault fired once, on the search.
+    assert [(f["action"], f["path"]) for f in sims.ghl_state.faults.fired()] == [("timeout", "/contacts/search")]
+    # The slow answer is logged when the server finally sends it (2 s on), possibly after the retry.
+    deadline = time.time() + 5
+    while time.time() < deadline and len(sims.ghl_requests("/contacts/search")) < 2:
+        time.sleep(0.05)
+    searches = by_arrival(sims.ghl_requests("/contacts/search"))
+    # Two searches: the slow one, and a retry. A client that waited the 2 s out would have had its
+    # page from the first and never asked again; the retry came no sooner than the client's timeout.
+    assert [r.get("fault") for r in searches] == ["timeout", None] and searches[1]["status"] == 200
+    assert gaps(searches)[0] >= CLIENT_TIMEOUT_S - CLOCK_SLACK_S, searches
     record(
         "fault", "timeout on a read", "search answers after 2 s (client timeout 1 s)", "timed out, retried, succeeded"
     )
