@@ -241,15 +241,34 @@ def test_gateway_timeout_on_create_is_checked_before_resending(sims, state, tmp_
 
 
 def test_429_storm_on_the_store(sims, state, tmp_path):
-    sims.s4s_state.faults.set([{"action": "storm", "method": "POST", "count": 1, "retry_after": 1}])
-    sims.s4s_state.faults.set([{"action": "storm", "method": "PUT", "count": 3, "retry_after": 1}])
+    # One plan with both rules (a second faults.set() would replace the first).
+    sims.s4s_state.faults.set(
+        [
+            {"action": "storm", "method": "POST", "count": 1, "retry_after": 1},
+            {"action": "storm", "method": "PUT", "count": 3, "retry_after": 1},
+        ]
+    )
     recs = contacts(8)
-    load_rows(tmp_path, state, recs)
+    created = load_rows(tmp_path, state, recs)
     for c in recs:
         c["city"] = "Riga"
     out = load_rows(tmp_path, state, recs)
+    assert created["created"] == 8 and len(sims.customers()) == 8  # the refused create was sent again, once
     assert out["updated"] == 8 and {c["BillingCity"] for c in sims.customers()} == {"Riga"}
-    record("fault", "429 storm (store)", "3 × 429 on bulk PUT", "retried after Retry-After; all 8 updated once")
+    # Each rule fired as many times as it says: 1 × 429 on the create, 3 × 429 on the bulk update.
+    fired = [(f["rule"], f["method"]) for f in sims.s4s_state.faults.fired()]
+    assert fired == [(0, "POST"), (1, "PUT"), (1, "PUT"), (1, "PUT")]
+    posts, puts = by_arrival(sims.s4s_requests("POST")), by_arrival(sims.s4s_requests("PUT"))
+    assert len(posts) == 2 and posts[0]["status"] == 429 and posts[1]["status"] < 300
+    assert [r["status"] for r in puts] == [429, 429, 429, 200]
+    waits = gaps(posts) + gaps(puts)[:3]
+    assert all(w >= 1 - CLOCK_SLACK_S for w in waits), waits
+    record(
+        "fault",
+        "429 storm (store)",
+        "1 × 429 on the create POST, 3 × 429 on the bulk PUT, Retry-After: 1",
+        "retried after Retry-After; all 8 created once and updated once",
+    )
 
 
 def test_steady_state_spends_the_budget_without_tripping_it(sims, state, tmp_path, monkeypatch):
