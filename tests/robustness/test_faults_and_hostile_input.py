@@ -410,19 +410,56 @@ def test_unknown_extra_fields_are_ignored(state, sims, tmp_path):
     )
 
 
-def test_html_script_and_a_70000_character_note(state):
-    from ghl_shift4shop.tickets import fit_message, safe_html
+@pytest.mark.usefixtures("airflow_db")
+def test_html_script_and_a_70000_character_note(sims, sync_dag):
+    """Through a whole run: what the store holds for hostile and oversized notes, and the counter."""
+    from tests.conftest import SECURE_URL
+    from tests.e2e.test_sync_dag import by_ghl_id, run, summary_of
 
-    text = safe_html('<p onclick="steal()">Hi <script>alert(1)</script><b>there</b><img src=x onerror=y></p>')
-    assert "script" not in text and "onclick" not in text and "onerror" not in text and "<b>there</b>" in text
-    long, cut = fit_message("n" * 70_000)
-    assert cut and len(long) <= 65_535 and long.endswith("the full note is in HighLevel]")
+    recs = contacts(3)
+    sims.ghl_state.load_contacts(recs)
+    hostile = '<p onclick="steal()">Hi <script>alert(1)</script><b>there</b><img src=x onerror=y></p>'
+    long_plain = "n" * 70_000
+    # 40,000 characters, 80,000 UTF-16 units: over the store's limit only when counted as it counts.
+    long_astral = "🚀" * 40_000
+    bodies = [(recs[0], long_plain), (recs[0], hostile), (recs[1], long_astral)]
+    sims.ghl_state.load_notes(
+        {"id": f"note{i:016d}", "contactId": c["id"], "body": body, "dateAdded": f"2026-11-0{i + 1}T10:00:00.000Z"}
+        for i, (c, body) in enumerate(bodies)
+    )
+    dr = run(sync_dag)
+    assert dr.state == "success"
+
+    owner = {cust["CustomerID"]: cid for cid, cust in by_ghl_id(sims.customers()).items()}
+    stored: dict[str, list[str]] = {}
+    for ticket in sims.s4s_state.all_tickets(SECURE_URL):
+        stored.setdefault(owner[ticket["CustomerID"]], []).extend(m["Message"] for m in ticket["CrmMessageList"])
+    assert {cid: len(msgs) for cid, msgs in stored.items()} == {recs[0]["id"]: 2, recs[1]["id"]: 1}
+    [plain] = [m for m in stored[recs[0]["id"]] if m.startswith("n")]
+    [html] = [m for m in stored[recs[0]["id"]] if m.startswith("<p")]
+    [astral] = stored[recs[1]["id"]]
+
+    assert "script" not in html and "onclick" not in html and "onerror" not in html and "<b>there</b>" in html
+
+    def units(text: str) -> int:  # the store counts UTF-16 code units (an emoji is 2)
+        return len(text.encode("utf-16-le")) // 2
+
+    cut_messages = []
+    for message, body in ((plain, long_plain), (astral, long_astral)):
+        # Within the store's limit as the store counts, and saying it was cut.
+        assert units(message) <= 65_535, units(message)
+        kept, _, marker = message.rpartition("\n[")
+        assert marker.startswith("…cut to fit") and marker.endswith("the full note is in HighLevel]"), marker
+        # The note's beginning, as much of it as fits beside the marker.
+        assert body.startswith(kept) and units(kept) > 65_000, units(kept)
+        cut_messages.append(message)
+    assert summary_of(dr).get("messages_cut", 0) == len(cut_messages) == 2  # the run summary omits zeros
     record("input", "HTML and script in notes", "`<script>`, `onclick`, `onerror`", "removed (nh3); safe markup kept")
     record(
         "input",
         "a 70,000-character note",
-        "note body of 70,000 characters",
-        "message cut to 65,535 with a line saying so; counted as `messages_cut`",
+        "note bodies of 70,000 characters and of 40,000 emoji (80,000 UTF-16 units)",
+        "stored cut to 65,535 UTF-16 units with a line saying so; counted as `messages_cut`",
     )
 
 
