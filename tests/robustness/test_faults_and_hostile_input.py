@@ -385,11 +385,27 @@ def test_odd_phone_formats(state, sims, tmp_path):
     )
 
 
-def test_future_dates_do_not_push_the_watermark_past_now(state):
-    from ghl_shift4shop.timeutil import next_watermark
+def test_future_dates_do_not_push_the_watermark_past_now(sims, state, tmp_path, monkeypatch):
+    """A real extract and load of a contact stamped 2099, then the run's watermark commit."""
+    from datetime import UTC, datetime, timedelta
 
-    mark = next_watermark(None, "2026-11-27T12:00:00.000Z", "2099-01-01T00:00:00.000Z", 300)
-    assert mark == "2026-11-27T11:55:00.000Z"
+    from ghl_shift4shop.sync import commit_watermark
+    from ghl_shift4shop.timeutil import format_ts, parse_ts
+
+    monkeypatch.setenv("GHL_S4S_WATERMARK_LAG_SECONDS", "300")
+    recs = contacts(5)
+    recs[2]["dateUpdated"] = "2099-01-01T00:00:00.000Z"
+    sims.ghl_state.load_contacts(recs)
+    summary, ids = extract(tmp_path)
+    loaded = load_rows(tmp_path, state, [c for b in summary["batches"] for c in read_jsonl(b["path"])])
+    assert sorted(ids) == sorted(c["id"] for c in recs) and loaded["created"] == 5  # the 2099 one too
+    assert loaded["newest_date_updated"] == "2099-01-01T00:00:00.000Z"
+
+    window = {"mode": "incremental", "stream": "contacts", "since": "1970-01-01T00:00:00.000Z", "run_id": "r"}
+    commit_watermark(window, summary, loaded)
+    mark = state.get_watermark("contacts")
+    assert mark == format_ts(parse_ts(summary["started_at"]) - timedelta(seconds=300))
+    assert parse_ts(mark) < datetime.now(UTC)
     record(
         "input",
         "future dateUpdated",
