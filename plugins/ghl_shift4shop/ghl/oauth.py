@@ -5,7 +5,7 @@ written to the state database before the new access token is used: a crash right
 refresh cannot lock the pipeline out. Tokens are stored encrypted (Fernet, keyed by the app's
 client secret, which lives only in the Airflow connection), never in plain text.
 
-Connection (CONTRACT.md): ``password`` = an access token (optional), ``extra`` has ``client_id``,
+Connection (docs/connections.md): ``password`` = an access token (optional), ``extra`` has ``client_id``,
 ``client_secret`` and the initial ``refresh_token``. A stored (rotated) refresh token wins over
 the connection's, which goes stale after the first refresh.
 """
