@@ -60,6 +60,17 @@ def test_name_fallbacks():
     assert "BillingLastName" not in p
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="GHL serves contactName = the email (or phone) for a contact without a name (sandbox/ghl/state.py "
+    "derive); name_first reads contactName, so BillingFirstName gets the whole email and email_local is never "
+    "reached. Needs a production fix in transform.derive_columns; remove this mark then.",
+)
+def test_nameless_contact_as_ghl_serves_it_gets_the_email_local_part():
+    p = one(firstName=None, lastName=None, name=None, contactName="solo@example.com", email="solo@example.com")
+    assert p["payload"]["BillingFirstName"] == "solo"
+
+
 def test_every_string_is_cut_to_the_store_limit():
     p = one(firstName="A" * 80, address1="x" * 400, city="c" * 150, postalCode="9" * 30, tags=["t" * 40] * 20)[
         "payload"
