@@ -11,7 +11,7 @@ customer group, CRM tickets and messages), bulk-upserts it, then advances each s
   on top of the client's request budgets.
 * A stream that fails keeps its watermark; the others advance, and the run ends failed.
 
-* Connections: `ghl_default`, `shift4shop_default` (see CONTRACT.md).
+* Connections: `ghl_default`, `shift4shop_default` (see docs/connections.md).
 * Manual run over a window: trigger with `window_start` (and optionally `window_end`), ISO-8601.
   A backfill (`airflow backfill create --dag-id ghl_shift4shop_sync ...`) syncs each run's data
   interval. Neither moves the watermark.

@@ -1,6 +1,6 @@
 """Every tunable of the sync in one place: read from the environment, with sensible defaults.
 
-Connections (credentials, hosts) are Airflow connections (see CONTRACT.md); everything else is an
+Connections (credentials, hosts) are Airflow connections (see docs/connections.md); everything else is an
 environment variable prefixed ``GHL_S4S_`` so it can be set per deployment without code changes.
 """
 

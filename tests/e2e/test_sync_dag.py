@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import threading
 import time
+import unicodedata
 
 import pytest
 import requests
@@ -47,12 +48,42 @@ def by_ghl_id(customers: list[dict]) -> dict[str, dict]:
     return out
 
 
+def expected_text(*candidates, limit: int) -> str | None:
+    """What the mapping's ``text`` normalizer and the store's cut make of the first non-empty
+    candidate, computed here from the rule rather than with the production code: NFC, control
+    characters removed, whitespace collapsed, stripped, cut to ``limit`` UTF-16 units without
+    splitting a character (then stripped again); ``None`` when nothing is left."""
+    value = next((v for v in candidates if isinstance(v, str) and v.strip()), None)
+    if value is None:
+        return None
+    value = unicodedata.normalize("NFC", value)
+    value = "".join(ch for ch in value if ch.isspace() or unicodedata.category(ch) != "Cc")
+    value = " ".join(value.split())
+    out, used = "", 0
+    for ch in value:
+        used += 2 if ord(ch) > 0xFFFF else 1
+        if used > limit:
+            break
+        out += ch
+    return out.strip() or None
+
+
+def name_parts(contact: dict) -> tuple[str | None, str | None]:
+    """The mapping's ``name_first`` / ``name_last``: first word and rest of ``name`` (or ``contactName``)."""
+    parts = str(contact.get("name") or contact.get("contactName") or "").split(maxsplit=1)
+    return (parts[0] if parts else None), (parts[1] if len(parts) > 1 else None)
+
+
 def writes(sims) -> list[dict]:
     return [r for r in sims.s4s_requests() if r["method"] in ("POST", "PUT", "DELETE")]
 
 
 def test_first_run_mirrors_contacts_field_by_field_then_rerun_writes_nothing(sims, sync_dag):
     contacts = generate_contacts(1000, seed=3, dirty_share=0.0, location_id=LOCATION_ID)
+    # The name fallbacks: no firstName (the first word of the name, which GHL then derives from
+    # lastName); no first or last name but a name (its first word, and the rest as the last name).
+    contacts[1]["firstName"] = None
+    contacts[2].update(firstName=None, lastName=None, name="  Grace\tBrewster  Hopper ", contactName=None)
     sims.ghl_state.load_contacts(contacts)
     # One customer already exists in the store with the same email in other case: adopted, not duplicated.
     first = contacts[0]
@@ -67,15 +98,22 @@ def test_first_run_mirrors_contacts_field_by_field_then_rerun_writes_nothing(sim
     mirrored = by_ghl_id(customers)
     for c in contacts:
         cust = mirrored[c["id"]]
+        served = sims.ghl_state.get_contact(c["id"])  # what the sync read (GHL derives name fields)
+        name_first, name_last = name_parts(served)
+        email_local = served["email"].split("@", 1)[0]
         assert cust["Email"].lower() == c["email"].strip().lower()
-        assert cust["BillingFirstName"] == (c.get("firstName") or "").strip()[:50] or cust["BillingFirstName"]
-        assert cust["BillingLastName"] == ((c.get("lastName") or "").strip()[:50] or None)
-        assert cust["BillingCity"] == ((c.get("city") or "").strip()[:100] or None)
-        assert cust["BillingZipCode"] == ((c.get("postalCode") or "").strip()[:20] or None)
+        assert cust["BillingFirstName"] == expected_text(served.get("firstName"), name_first, email_local, limit=50)
+        assert cust["BillingLastName"] == expected_text(served.get("lastName"), name_last, limit=50)
+        assert cust["BillingCity"] == expected_text(c.get("city"), limit=100)
+        assert cust["BillingZipCode"] == expected_text(c.get("postalCode"), limit=20)
         assert cust["BillingCountry"] == (c.get("country") or None)
-        if c.get("phone"):
-            assert cust["BillingPhoneNumber"].startswith("+")
+        # The seed's phones are E.164 already (sandbox/seed.py): the normalizer keeps them as they are.
+        assert cust["BillingPhoneNumber"] == (c.get("phone") or None)
         assert cust["AdditionalField2"] == (", ".join(c.get("tags") or []) or None)
+    # The fallbacks were really taken.
+    assert mirrored[contacts[1]["id"]]["BillingFirstName"] == contacts[1]["lastName"].split()[0]
+    assert mirrored[contacts[2]["id"]]["BillingFirstName"] == "Grace"
+    assert mirrored[contacts[2]["id"]]["BillingLastName"] == "Brewster Hopper"
     adopted = mirrored[first["id"]]
     assert adopted["ShippingCity"] == "Depot"  # fields we do not map are left alone
     summary = summary_of(dr)

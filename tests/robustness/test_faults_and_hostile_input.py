@@ -70,12 +70,29 @@ def fast(monkeypatch):
     monkeypatch.setenv("GHL_S4S_HTTP_TIMEOUT_SECONDS", "1")
 
 
+CLIENT_TIMEOUT_S = 1.0
+
+
 def ghl_hook() -> GhlHook:
-    return GhlHook(timeout=1.0, max_attempts=5, burst=10_000, rate_per_s=10_000)
+    return GhlHook(timeout=CLIENT_TIMEOUT_S, max_attempts=5, burst=10_000, rate_per_s=10_000)
 
 
 def s4s_hook() -> Shift4ShopHook:
-    return Shift4ShopHook(timeout=1.0, max_attempts=5, burst=10_000, rate_per_s=10_000)
+    return Shift4ShopHook(timeout=CLIENT_TIMEOUT_S, max_attempts=5, burst=10_000, rate_per_s=10_000)
+
+
+def by_arrival(entries: list[dict]) -> list[dict]:
+    """Request-log entries in the order the requests arrived (``ts``); the log itself appends an
+    entry when its answer is sent, so a slow answer is logged after requests that came later."""
+    return sorted(entries, key=lambda r: r["ts"])
+
+
+def gaps(entries: list[dict]) -> list[float]:
+    """Seconds between each request's arrival and the next one's."""
+    return [b["ts"] - a["ts"] for a, b in zip(entries, entries[1:], strict=False)]
+
+
+CLOCK_SLACK_S = 0.01  # server-side timestamps of two requests: allow for clock granularity
 
 
 def extract(tmp_path, **kw) -> tuple[dict, list[str]]:
@@ -96,15 +113,20 @@ def load_rows(tmp_path, state, records) -> dict:
 # -- faults: GHL ---------------------------------------------------------------------------------
 def test_429_storm_is_ridden_out(sims, tmp_path):
     sims.ghl_state.load_contacts(contacts(600))
-    sims.ghl_state.faults.set([{"action": "storm", "path": "/contacts/search", "count": 3, "retry_after": 1}])
+    # Retry-After 2 s: longer than the client's own first backoffs (0.5 s, then 1 s, each plus up
+    # to 1 s of jitter) and than its pause after a 429 without the header (1 s), so waits of 2 s
+    # after the first two 429s are explained only by the header being honoured.
+    sims.ghl_state.faults.set([{"action": "storm", "path": "/contacts/search", "count": 3, "retry_after": 2}])
     _, ids = extract(tmp_path)
-    statuses = [r["status"] for r in sims.ghl_requests("/contacts/search")]
-    assert len(ids) == 600 and statuses[:3] == [429, 429, 429] and statuses.count(200) == 2
+    searches = by_arrival(sims.ghl_requests("/contacts/search"))
+    assert len(ids) == 600 and [r["status"] for r in searches] == [429, 429, 429, 200, 200]
+    waits = gaps(searches)[:3]  # after each 429, until the next request
+    assert all(w >= 2 - CLOCK_SLACK_S for w in waits), waits
     record(
         "fault",
         "429 storm (GHL search)",
-        "3 × 429 with Retry-After: 1",
-        "backed off, honoured Retry-After, all 600 extracted",
+        "3 × 429 with Retry-After: 2",
+        "waited the 2 s Retry-After before each retry (request log); all 600 extracted",
     )
 
 
@@ -124,6 +146,17 @@ def test_timeout_on_a_read_is_retried(sims, tmp_path):
     sims.ghl_state.faults.set([{"action": "timeout", "path": "/contacts/search", "count": 1, "seconds": 2}])
     _, ids = extract(tmp_path)
     assert len(ids) == 20
+    # The fault fired once, on the search.
+    assert [(f["action"], f["path"]) for f in sims.ghl_state.faults.fired()] == [("timeout", "/contacts/search")]
+    # The slow answer is logged when the server finally sends it (2 s on), possibly after the retry.
+    deadline = time.time() + 5
+    while time.time() < deadline and len(sims.ghl_requests("/contacts/search")) < 2:
+        time.sleep(0.05)
+    searches = by_arrival(sims.ghl_requests("/contacts/search"))
+    # Two searches: the slow one, and a retry. A client that waited the 2 s out would have had its
+    # page from the first and never asked again; the retry came no sooner than the client's timeout.
+    assert [r.get("fault") for r in searches] == ["timeout", None] and searches[1]["status"] == 200
+    assert gaps(searches)[0] >= CLIENT_TIMEOUT_S - CLOCK_SLACK_S, searches
     record(
         "fault", "timeout on a read", "search answers after 2 s (client timeout 1 s)", "timed out, retried, succeeded"
     )
@@ -208,15 +241,34 @@ def test_gateway_timeout_on_create_is_checked_before_resending(sims, state, tmp_
 
 
 def test_429_storm_on_the_store(sims, state, tmp_path):
-    sims.s4s_state.faults.set([{"action": "storm", "method": "POST", "count": 1, "retry_after": 1}])
-    sims.s4s_state.faults.set([{"action": "storm", "method": "PUT", "count": 3, "retry_after": 1}])
+    # One plan with both rules (a second faults.set() would replace the first).
+    sims.s4s_state.faults.set(
+        [
+            {"action": "storm", "method": "POST", "count": 1, "retry_after": 1},
+            {"action": "storm", "method": "PUT", "count": 3, "retry_after": 1},
+        ]
+    )
     recs = contacts(8)
-    load_rows(tmp_path, state, recs)
+    created = load_rows(tmp_path, state, recs)
     for c in recs:
         c["city"] = "Riga"
     out = load_rows(tmp_path, state, recs)
+    assert created["created"] == 8 and len(sims.customers()) == 8  # the refused create was sent again, once
     assert out["updated"] == 8 and {c["BillingCity"] for c in sims.customers()} == {"Riga"}
-    record("fault", "429 storm (store)", "3 × 429 on bulk PUT", "retried after Retry-After; all 8 updated once")
+    # Each rule fired as many times as it says: 1 × 429 on the create, 3 × 429 on the bulk update.
+    fired = [(f["rule"], f["method"]) for f in sims.s4s_state.faults.fired()]
+    assert fired == [(0, "POST"), (1, "PUT"), (1, "PUT"), (1, "PUT")]
+    posts, puts = by_arrival(sims.s4s_requests("POST")), by_arrival(sims.s4s_requests("PUT"))
+    assert len(posts) == 2 and posts[0]["status"] == 429 and posts[1]["status"] < 300
+    assert [r["status"] for r in puts] == [429, 429, 429, 200]
+    waits = gaps(posts) + gaps(puts)[:3]
+    assert all(w >= 1 - CLOCK_SLACK_S for w in waits), waits
+    record(
+        "fault",
+        "429 storm (store)",
+        "1 × 429 on the create POST, 3 × 429 on the bulk PUT, Retry-After: 1",
+        "retried after Retry-After; all 8 created once and updated once",
+    )
 
 
 def test_steady_state_spends_the_budget_without_tripping_it(sims, state, tmp_path, monkeypatch):
@@ -307,7 +359,8 @@ def test_fields_longer_than_the_store_accepts(state, sims, tmp_path):
     rec.update(firstName="🚀" * 40, address1="x" * 400, city="c" * 150, postalCode="9" * 40)
     load_rows(tmp_path, state, [rec])
     [c] = sims.customers()
-    assert len(c["BillingFirstName"].encode("utf-16-le")) // 2 <= 50 and len(c["BillingAddress1"]) == 255
+    # 40 emoji are 80 UTF-16 units: 25 whole emoji fill the 50 (a bound alone would pass 1 emoji, or none).
+    assert c["BillingFirstName"] == "🚀" * 25 and len(c["BillingAddress1"]) == 255
     assert len(c["BillingCity"]) == 100 and len(c["BillingZipCode"]) == 20
     record(
         "input",
@@ -333,11 +386,27 @@ def test_odd_phone_formats(state, sims, tmp_path):
     )
 
 
-def test_future_dates_do_not_push_the_watermark_past_now(state):
-    from ghl_shift4shop.timeutil import next_watermark
+def test_future_dates_do_not_push_the_watermark_past_now(sims, state, tmp_path, monkeypatch):
+    """A real extract and load of a contact stamped 2099, then the run's watermark commit."""
+    from datetime import UTC, datetime, timedelta
 
-    mark = next_watermark(None, "2026-11-27T12:00:00.000Z", "2099-01-01T00:00:00.000Z", 300)
-    assert mark == "2026-11-27T11:55:00.000Z"
+    from ghl_shift4shop.sync import commit_watermark
+    from ghl_shift4shop.timeutil import format_ts, parse_ts
+
+    monkeypatch.setenv("GHL_S4S_WATERMARK_LAG_SECONDS", "300")
+    recs = contacts(5)
+    recs[2]["dateUpdated"] = "2099-01-01T00:00:00.000Z"
+    sims.ghl_state.load_contacts(recs)
+    summary, ids = extract(tmp_path)
+    loaded = load_rows(tmp_path, state, [c for b in summary["batches"] for c in read_jsonl(b["path"])])
+    assert sorted(ids) == sorted(c["id"] for c in recs) and loaded["created"] == 5  # the 2099 one too
+    assert loaded["newest_date_updated"] == "2099-01-01T00:00:00.000Z"
+
+    window = {"mode": "incremental", "stream": "contacts", "since": "1970-01-01T00:00:00.000Z", "run_id": "r"}
+    commit_watermark(window, summary, loaded)
+    mark = state.get_watermark("contacts")
+    assert mark == format_ts(parse_ts(summary["started_at"]) - timedelta(seconds=300))
+    assert parse_ts(mark) < datetime.now(UTC)
     record(
         "input",
         "future dateUpdated",
@@ -358,19 +427,56 @@ def test_unknown_extra_fields_are_ignored(state, sims, tmp_path):
     )
 
 
-def test_html_script_and_a_70000_character_note(state):
-    from ghl_shift4shop.tickets import fit_message, safe_html
+@pytest.mark.usefixtures("airflow_db")
+def test_html_script_and_a_70000_character_note(sims, sync_dag):
+    """Through a whole run: what the store holds for hostile and oversized notes, and the counter."""
+    from tests.conftest import SECURE_URL
+    from tests.e2e.test_sync_dag import by_ghl_id, run, summary_of
 
-    text = safe_html('<p onclick="steal()">Hi <script>alert(1)</script><b>there</b><img src=x onerror=y></p>')
-    assert "script" not in text and "onclick" not in text and "onerror" not in text and "<b>there</b>" in text
-    long, cut = fit_message("n" * 70_000)
-    assert cut and len(long) <= 65_535 and long.endswith("the full note is in HighLevel]")
+    recs = contacts(3)
+    sims.ghl_state.load_contacts(recs)
+    hostile = '<p onclick="steal()">Hi <script>alert(1)</script><b>there</b><img src=x onerror=y></p>'
+    long_plain = "n" * 70_000
+    # 40,000 characters, 80,000 UTF-16 units: over the store's limit only when counted as it counts.
+    long_astral = "🚀" * 40_000
+    bodies = [(recs[0], long_plain), (recs[0], hostile), (recs[1], long_astral)]
+    sims.ghl_state.load_notes(
+        {"id": f"note{i:016d}", "contactId": c["id"], "body": body, "dateAdded": f"2026-11-0{i + 1}T10:00:00.000Z"}
+        for i, (c, body) in enumerate(bodies)
+    )
+    dr = run(sync_dag)
+    assert dr.state == "success"
+
+    owner = {cust["CustomerID"]: cid for cid, cust in by_ghl_id(sims.customers()).items()}
+    stored: dict[str, list[str]] = {}
+    for ticket in sims.s4s_state.all_tickets(SECURE_URL):
+        stored.setdefault(owner[ticket["CustomerID"]], []).extend(m["Message"] for m in ticket["CrmMessageList"])
+    assert {cid: len(msgs) for cid, msgs in stored.items()} == {recs[0]["id"]: 2, recs[1]["id"]: 1}
+    [plain] = [m for m in stored[recs[0]["id"]] if m.startswith("n")]
+    [html] = [m for m in stored[recs[0]["id"]] if m.startswith("<p")]
+    [astral] = stored[recs[1]["id"]]
+
+    assert "script" not in html and "onclick" not in html and "onerror" not in html and "<b>there</b>" in html
+
+    def units(text: str) -> int:  # the store counts UTF-16 code units (an emoji is 2)
+        return len(text.encode("utf-16-le")) // 2
+
+    cut_messages = []
+    for message, body in ((plain, long_plain), (astral, long_astral)):
+        # Within the store's limit as the store counts, and saying it was cut.
+        assert units(message) <= 65_535, units(message)
+        kept, _, marker = message.rpartition("\n[")
+        assert marker.startswith("…cut to fit") and marker.endswith("the full note is in HighLevel]"), marker
+        # The note's beginning, as much of it as fits beside the marker.
+        assert body.startswith(kept) and units(kept) > 65_000, units(kept)
+        cut_messages.append(message)
+    assert summary_of(dr).get("messages_cut", 0) == len(cut_messages) == 2  # the run summary omits zeros
     record("input", "HTML and script in notes", "`<script>`, `onclick`, `onerror`", "removed (nh3); safe markup kept")
     record(
         "input",
         "a 70,000-character note",
-        "note body of 70,000 characters",
-        "message cut to 65,535 with a line saying so; counted as `messages_cut`",
+        "note bodies of 70,000 characters and of 40,000 emoji (80,000 UTF-16 units)",
+        "stored cut to 65,535 UTF-16 units with a line saying so; counted as `messages_cut`",
     )
 
 

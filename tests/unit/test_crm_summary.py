@@ -71,8 +71,34 @@ def test_never_more_than_255_whatever_the_input(tasks, notes, events):
     assert utf16_len(text) <= 255
 
 
-@given(st.text(max_size=300), st.integers(min_value=0, max_value=260))
-def test_cut_respects_utf16_and_never_splits_a_character(text, limit):
+def _longest_prefix_within(text: str, limit: int) -> str:
+    """Reference for ``cut``: the longest whole-character prefix within ``limit`` UTF-16 units."""
+    for end in range(len(text), -1, -1):
+        if len(text[:end].encode("utf-16-le")) // 2 <= limit:
+            return text[:end]
+    return ""
+
+
+# The alphabet mixes 1-unit characters, 2-unit ones (astral: emoji, CJK extension B) and spaces,
+# so limits land inside surrogate pairs and on trailing whitespace.
+cut_text = st.text(alphabet=st.sampled_from("ab é\t\n中🚀𠀋😀"), max_size=300) | st.text(max_size=300)
+
+
+@settings(max_examples=300)
+@given(cut_text, st.data())
+def test_cut_respects_utf16_and_never_splits_a_character(text, data):
+    # Limits around the text's own length, so most examples cut (and many cut inside a pair).
+    limit = data.draw(st.integers(min_value=0, max_value=utf16_len(text) + 2), label="limit")
     out = cut(text, limit)
-    assert utf16_len(out) <= limit and text.startswith(out.rstrip()) or text.startswith(out)
-    out.encode("utf-16-le")  # no lone surrogate
+    # The bound holds whatever else is true.
+    assert utf16_len(out) <= limit
+    # Whole characters only: every character of the result is the input's, in place (a split
+    # surrogate pair could not be a prefix of a str, and would not encode).
+    assert text.startswith(out)
+    out.encode("utf-16-le")
+    # Nothing is cut from text that fits; text that does not fit keeps as much as fits (less the
+    # trailing whitespace at the cut, which ``cut`` trims).
+    if utf16_len(text) <= limit:
+        assert out == text
+    else:
+        assert out == _longest_prefix_within(text, limit).rstrip()

@@ -60,6 +60,17 @@ def test_name_fallbacks():
     assert "BillingLastName" not in p
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="GHL serves contactName = the email (or phone) for a contact without a name (sandbox/ghl/state.py "
+    "derive); name_first reads contactName, so BillingFirstName gets the whole email and email_local is never "
+    "reached. Needs a production fix in transform.derive_columns; remove this mark then.",
+)
+def test_nameless_contact_as_ghl_serves_it_gets_the_email_local_part():
+    p = one(firstName=None, lastName=None, name=None, contactName="solo@example.com", email="solo@example.com")
+    assert p["payload"]["BillingFirstName"] == "solo"
+
+
 def test_every_string_is_cut_to_the_store_limit():
     p = one(firstName="A" * 80, address1="x" * 400, city="c" * 150, postalCode="9" * 30, tags=["t" * 40] * 20)[
         "payload"
@@ -83,16 +94,16 @@ def test_control_characters_and_unicode():
     [
         ("(415) 555-0123", "US", "+14155550123"),
         ("020 7946 0958", "GB", "+442079460958"),
-        ("0044 20 7946 0958", "US", "0044 20 7946 0958"),  # kept (cleaned) when it does not parse as given
+        # 00 is not the US international prefix (011): not a possible US number, so kept, cleaned.
+        ("0044 20 7946 0958", "US", "0044 20 7946 0958"),
+        ("0044 20 7946 0958", "GB", "+442079460958"),  # 00 is the GB international prefix
+        ("+44 20 7946 0958", "US", "+442079460958"),  # an explicit country code wins over the contact's
         ("call me", "US", "call me"),
+        ("call  me\x07", "US", "call me"),  # not a number: kept, cleaned (control removed, spaces collapsed)
     ],
 )
 def test_phone_normalisation(raw, country, expected):
-    got = normalize_phone(raw, country)
-    if expected.startswith("+"):
-        assert got == expected
-    else:
-        assert got.replace(" ", "") in (expected.replace(" ", ""), "+442079460958")
+    assert normalize_phone(raw, country) == expected
 
 
 @pytest.mark.parametrize(("raw", "expected"), [("us", "US"), ("Germany", "DE"), ("FRA", "FR"), ("Narnia", "Narnia")])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import uuid
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
@@ -11,17 +12,66 @@ from ghl_shift4shop.state import MappedId, StateStore
 from ghl_shift4shop.timeutil import format_ts, next_watermark, parse_ts
 
 
-def test_watermark_is_min_of_lagged_start_and_newest_loaded():
-    start = "2026-11-27T12:00:00.000Z"
-    assert next_watermark(None, start, "2026-11-27T10:00:00.000Z", 300) == "2026-11-27T10:00:00.000Z"
-    # Newer than the lagged start (changed during the extract): held back to start - lag.
-    assert next_watermark(None, start, "2026-11-27T11:59:00.000Z", 300) == "2026-11-27T11:55:00.000Z"
+def at(hh_mm: str, day: str = "2026-11-27") -> str:
+    return f"{day}T{hh_mm}:00.000Z"
 
 
-def test_watermark_never_moves_back_and_stays_when_nothing_loaded():
-    cur = "2026-11-27T10:00:00.000Z"
-    assert next_watermark(cur, "2026-11-27T12:00:00.000Z", None, 300) == cur
-    assert next_watermark(cur, "2026-11-27T12:00:00.000Z", "2026-11-20T00:00:00.000Z", 300) == cur
+START = at("12:00")  # the extract started here; with the 300 s lag, start - lag = 11:55
+LAG = 300
+
+# (case, current watermark, newest dateUpdated loaded, lag, expected next watermark). Each wrong
+# rule in WRONG_RULES gives another answer for at least one case (checked below).
+WATERMARK_CASES = [
+    ("newest before start-lag: newest", None, at("10:00"), LAG, at("10:00")),
+    ("newest between start-lag and start: start-lag", None, at("11:58"), LAG, at("11:55")),
+    ("newest equal to start-lag", None, at("11:55"), LAG, at("11:55")),
+    ("newest after the start (future stamp): start-lag", None, at("00:00", "2099-01-01"), LAG, at("11:55")),
+    ("no lag: newest after the start is held at the start", None, at("12:30"), 0, at("12:00")),
+    ("current behind: moves up to newest", at("09:00"), at("10:00"), LAG, at("10:00")),
+    ("current ahead of start-lag: never back", at("11:57"), at("11:59"), LAG, at("11:57")),
+    ("current ahead of newest: never back", at("10:00"), at("00:00", "2026-11-20"), LAG, at("10:00")),
+    ("nothing loaded: stays", at("10:00"), None, LAG, at("10:00")),
+]
+
+
+@pytest.mark.parametrize(
+    ("current", "newest", "lag", "expected"), [c[1:] for c in WATERMARK_CASES], ids=[c[0] for c in WATERMARK_CASES]
+)
+def test_watermark_is_min_of_lagged_start_and_newest_loaded(current, newest, lag, expected):
+    assert next_watermark(current, START, newest, lag) == expected
+
+
+def _rule(pick, *, never_back: bool = True):
+    """A candidate rule: ``pick(start - lag, start, newest)``; nothing loaded keeps the watermark."""
+
+    def rule(current, start, newest, lag):
+        if newest is None:
+            return current
+        start_dt = parse_ts(start)
+        candidate = pick(start_dt - timedelta(seconds=lag), start_dt, parse_ts(newest))
+        if never_back and current is not None and candidate <= parse_ts(current):
+            return current
+        return format_ts(candidate)
+
+    return rule
+
+
+WRONG_RULES = {
+    "max(start - lag, newest)": _rule(lambda lagged, start, newest: max(lagged, newest)),
+    "min(start, newest): lag ignored": _rule(lambda lagged, start, newest: min(start, newest)),
+    "newest": _rule(lambda lagged, start, newest: newest),
+    "start - lag": _rule(lambda lagged, start, newest: lagged),
+    "now()": _rule(lambda lagged, start, newest: datetime.now(UTC)),
+    "min(now() - lag, newest)": _rule(lambda lagged, start, newest: min(datetime.now(UTC) - (start - lagged), newest)),
+    "may move backwards": _rule(lambda lagged, start, newest: min(lagged, newest), never_back=False),
+}
+
+
+@pytest.mark.parametrize("name", WRONG_RULES)
+def test_the_cases_tell_the_rule_from_its_alternatives(name):
+    """Keeps the case table honest: each plausible wrong rule fails at least one of its cases."""
+    wrong = WRONG_RULES[name]
+    assert [case for case, cur, newest, lag, want in WATERMARK_CASES if wrong(cur, START, newest, lag) != want]
 
 
 def test_timestamp_round_trip():
