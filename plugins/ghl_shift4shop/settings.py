@@ -50,8 +50,13 @@ class Settings:
     # Client-side request budgets (see each hook's BEHAVIOR.md for why these defaults).
     ghl_burst: float = 10
     ghl_rate_per_s: float = 9.0
+    # GHL's documented window (100 per 10 s): no span this long gets more than rate × window.
+    ghl_window_seconds: float = 10.0
     shift4shop_burst: float = 40
     shift4shop_rate_per_s: float = 2.0
+    # Where those budgets are kept, shared by every process (and host) of one account: a SQLite
+    # file (one host), or a redis:// or postgresql:// URL for workers on several hosts.
+    rate_backend: str = ""
     extra: dict = field(default_factory=dict)
 
     @property
@@ -82,6 +87,8 @@ def load_settings() -> Settings:
         ghl_daily_reserve=int(_env("GHL_DAILY_RESERVE", "2000")),
         ghl_burst=float(_env("GHL_BURST", "10")),
         ghl_rate_per_s=float(_env("GHL_RATE_PER_S", "9")),
+        ghl_window_seconds=float(_env("GHL_WINDOW_SECONDS", "10")),
         shift4shop_burst=float(_env("SHIFT4SHOP_BURST", "40")),
         shift4shop_rate_per_s=float(_env("SHIFT4SHOP_RATE_PER_S", "2")),
+        rate_backend=_env("RATE_BACKEND", f"sqlite:///{data_dir / 'rate_budget.db'}"),
     )

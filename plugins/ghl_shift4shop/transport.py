@@ -2,7 +2,8 @@
 
 * Requests go through the http provider's ``HttpHook`` (``get_conn`` + ``run_and_check``), so
   connections, proxies and TLS settings behave as every Airflow user expects.
-* A :class:`RateBudget` per service and account is shared by every thread of the process and
+* A :class:`~ghl_shift4shop.budget.RateBudget` per service and account is shared by every thread
+  and process of that account (a SQLite file, Redis or Postgres: ``GHL_S4S_RATE_BACKEND``) and
   corrected by what the server reports, so concurrent requests spend the budget without tripping it.
 * Retries (tenacity): exponential backoff with jitter on 429, 5xx, timeouts and connection errors,
   honouring ``Retry-After``. Other 4xx come back to the caller untouched: they are answers.
@@ -15,7 +16,6 @@ from __future__ import annotations
 import logging
 import re
 import threading
-import time
 from collections import Counter
 from typing import Any
 
@@ -29,6 +29,7 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
+from ghl_shift4shop.budget import RateBudget, shared_budget
 from ghl_shift4shop.errors import PermanentError
 
 log = logging.getLogger(__name__)
@@ -68,71 +69,6 @@ class AmbiguousWriteError(ApiError):
     """A write whose outcome is unknown (timed out or connection lost after sending)."""
 
 
-class RateBudget:
-    """A token bucket: at most ``capacity + rate * t`` requests in any span of ``t`` seconds.
-
-    One instance per (service, account) per process. ``observe`` lets the server's own count
-    (e.g. GHL's ``X-RateLimit-Remaining``) pull the bucket down when other processes share it.
-    """
-
-    def __init__(self, capacity: float, rate_per_s: float):
-        self.capacity = float(capacity)
-        self.rate = float(rate_per_s)
-        self._tokens = float(capacity)
-        self._stamp = time.monotonic()
-        self._not_before = 0.0
-        self._lock = threading.Lock()
-
-    def _refill(self, now: float) -> None:
-        self._tokens = min(self.capacity, self._tokens + (now - self._stamp) * self.rate)
-        self._stamp = now
-
-    def acquire(self) -> float:
-        """Take one token, sleeping as long as needed; returns the seconds slept."""
-        slept = 0.0
-        while True:
-            with self._lock:
-                now = time.monotonic()
-                self._refill(now)
-                wait = max(self._not_before - now, 0.0)
-                if wait <= 0 and self._tokens >= 1:
-                    self._tokens -= 1
-                    return slept
-                if wait <= 0:
-                    wait = (1 - self._tokens) / self.rate
-            time.sleep(wait)
-            slept += wait
-
-    def pause(self, seconds: float) -> None:
-        """Hold every request of this budget for ``seconds`` (after a 429)."""
-        with self._lock:
-            self._not_before = max(self._not_before, time.monotonic() + seconds)
-            self._tokens = 0.0
-
-    def observe_remaining(self, remaining: int | None) -> None:
-        if remaining is None:
-            return
-        with self._lock:
-            self._refill(time.monotonic())
-            self._tokens = min(self._tokens, float(remaining))
-
-
-_budgets: dict[tuple[str, str], RateBudget] = {}
-_budgets_lock = threading.Lock()
-
-
-def shared_budget(service: str, account: str, capacity: float, rate_per_s: float) -> RateBudget:
-    key = (service, account)
-    with _budgets_lock:
-        budget = _budgets.get(key)
-        if budget is None:
-            budget = _budgets[key] = RateBudget(capacity, rate_per_s)
-        elif (budget.capacity, budget.rate) != (float(capacity), float(rate_per_s)):
-            with budget._lock:  # settings changed (a test, or an operator's override)
-                budget.capacity, budget.rate = float(capacity), float(rate_per_s)
-        return budget
-
-
 def _retry_after_seconds(resp: requests.Response) -> float | None:
     value = resp.headers.get("Retry-After")
     if not value:
@@ -154,12 +90,26 @@ class ApiHook(HttpHook):
 
     service = "api"
     base_path = ""
+    # A server's documented request window(s), in seconds, that the budget caps at the sustained
+    # rate (see budget.budget_rates); the service hooks set theirs.
+    budget_windows_s: tuple[float, ...] = ()
 
-    def __init__(self, conn_id: str, *, timeout: float = 30.0, max_attempts: int = 6, backoff_max: float = 60.0):
+    def __init__(
+        self,
+        conn_id: str,
+        *,
+        timeout: float = 30.0,
+        max_attempts: int = 6,
+        backoff_max: float = 60.0,
+        rate_backend: str | None = None,
+    ):
         super().__init__(method="GET", http_conn_id=conn_id)
         self.timeout = timeout
         self.max_attempts = max_attempts
         self.backoff_max = backoff_max
+        self.rate_backend = rate_backend  # None: GHL_S4S_RATE_BACKEND (settings)
+        self.burst: float = 1.0
+        self.rate_per_s: float = 1.0
         self.calls: Counter[str] = Counter()
         self._calls_lock = threading.Lock()
         self._session: requests.Session | None = None
@@ -177,8 +127,24 @@ class ApiHook(HttpHook):
     def auth_headers(self, connection) -> dict[str, str]:
         raise NotImplementedError
 
-    def make_budget(self, connection) -> RateBudget:
+    def budget_account(self, connection) -> str:
+        """Whose allowance the server counts requests against (a location, a store)."""
         raise NotImplementedError
+
+    def make_budget(self, connection) -> RateBudget:
+        backend = self.rate_backend
+        if backend is None:
+            from ghl_shift4shop.settings import load_settings
+
+            backend = load_settings().rate_backend
+        return shared_budget(
+            self.service,
+            self.budget_account(connection),
+            burst=self.burst,
+            rate_per_s=self.rate_per_s,
+            backend=backend,
+            windows_s=self.budget_windows_s,
+        )
 
     def observe(self, resp: requests.Response) -> None:
         """Read what the server says about the budget (override per service)."""
