@@ -118,11 +118,29 @@ class ApiHook(HttpHook):
 
     # -- set-up ------------------------------------------------------------------------------
     def _configure_session_from_extra(self, session, connection, extra_options):
-        # HttpHook copies every key of the connection's extra into request headers. Our extras
-        # hold credentials (private keys, OAuth refresh tokens, client secrets): sending them as
-        # headers on every request would leak them, so only the auth headers below are set.
-        self.merged_extra = dict(extra_options or {})
+        """HttpHook's own handling of the extra, less the copying of every other key into headers.
+
+        The provider sets ``proxies``/``proxy``, ``verify``/``verify_ssl``, ``cert``, ``stream``,
+        ``max_redirects`` and ``trust_env`` on the session and keeps ``timeout``,
+        ``allow_redirects`` and ``check_response`` in ``merged_extra``; all of that stands. But it
+        also sends each remaining key as a request header, and our extras hold credentials
+        (private keys, OAuth refresh tokens, client secrets, the location id): those headers are
+        taken off again, so only the auth headers this hook sets itself go out.
+        """
+        headers = session.headers.copy()
+        session = super()._configure_session_from_extra(session, connection, extra_options)
+        session.headers = headers
         return session
+
+    def send_options(self) -> dict[str, Any]:
+        """What ``run_and_check`` gets: the extra's ``timeout``/``allow_redirects`` as HttpHook
+        would use them (the hook's own timeout when the connection sets none); status codes are
+        always ours to judge."""
+        return {
+            "check_response": False,
+            "timeout": self.merged_extra.get("timeout", self.timeout),
+            "allow_redirects": self.merged_extra.get("allow_redirects", True),
+        }
 
     def auth_headers(self, connection) -> dict[str, str]:
         raise NotImplementedError
@@ -210,7 +228,7 @@ class ApiHook(HttpHook):
         with self._calls_lock:  # thread pools share one hook
             self.calls[self.service] += 1
         try:
-            resp = self.run_and_check(session, prepped, {"check_response": False, "timeout": self.timeout})
+            resp = self.run_and_check(session, prepped, self.send_options())
         except (requests.Timeout, requests.ConnectionError) as exc:
             if not idempotent and not isinstance(exc, requests.ConnectTimeout):
                 # The server may have committed the write; re-sending could duplicate it.

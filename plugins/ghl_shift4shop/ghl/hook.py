@@ -120,7 +120,7 @@ class GhlHook(ApiHook):
         )
         with self._calls_lock:
             self.calls[self.service] += 1
-        return self.run_and_check(session, prepped, {"check_response": False, "timeout": self.timeout})
+        return self.run_and_check(session, prepped, self.send_options())
 
     def _bearer(self) -> str | None:
         value = self.session.headers.get("Authorization", "")
