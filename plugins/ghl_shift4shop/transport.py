@@ -34,12 +34,48 @@ from ghl_shift4shop.errors import PermanentError
 
 log = logging.getLogger(__name__)
 
-_EMAIL_RE = re.compile(r"([A-Za-z0-9._%+\-])[A-Za-z0-9._%+\-]*@([A-Za-z0-9.\-]+)")
+# The "@" may be percent-encoded in a URL (%40), or encoded twice (%2540); "+" in the local part
+# arrives as %2B, which the local part's "%" covers.
+_EMAIL_RE = re.compile(r"([A-Za-z0-9._%+\-])[A-Za-z0-9._%+\-]*(@|%(?:25)*40)([A-Za-z0-9.\-]+)", re.IGNORECASE)
 
 
 def mask_email(text: str) -> str:
-    """``jane.doe@example.com`` → ``j***@example.com`` (for log lines)."""
-    return _EMAIL_RE.sub(r"\1***@\2", str(text))
+    """``jane.doe@example.com`` → ``j***@example.com``, also inside URLs (for log lines).
+
+    ``?email=jane.doe%40example.com`` → ``?email=j***%40example.com``.
+    """
+    return _EMAIL_RE.sub(r"\1***\2\3", str(text))
+
+
+def _masked(exc: requests.RequestException) -> requests.RequestException:
+    """The same requests exception with e-mails masked in its message (it often quotes the URL)."""
+    message = mask_email(str(exc))
+    if message == str(exc):
+        return exc
+    return type(exc)(message, request=exc.request, response=exc.response)
+
+
+class _MaskedLog:
+    """A logger whose lines have e-mails masked: HttpHook's own warnings quote failing URLs."""
+
+    _LEVELS = frozenset({"debug", "info", "warning", "warn", "error", "exception", "critical", "fatal"})
+
+    def __init__(self, inner):
+        self._inner = inner
+
+    def __getattr__(self, name: str):
+        method = getattr(self._inner, name)
+        if name not in self._LEVELS:
+            return method
+
+        def masked(msg, *args, **kwargs):
+            try:
+                text = str(msg) % args if args else str(msg)
+            except (TypeError, ValueError):
+                text = " ".join(map(str, (msg, *args)))
+            return method(mask_email(text), **kwargs)
+
+        return masked
 
 
 class ApiError(Exception):
@@ -115,6 +151,10 @@ class ApiHook(HttpHook):
         self._session: requests.Session | None = None
         self._budget: RateBudget | None = None
         self.connection = None
+
+    @property
+    def log(self):
+        return _MaskedLog(super().log)
 
     # -- set-up ------------------------------------------------------------------------------
     def _configure_session_from_extra(self, session, connection, extra_options):
@@ -196,7 +236,7 @@ class ApiHook(HttpHook):
             "%s: attempt %d failed (%s); retrying in %.1fs",
             self.service,
             state.attempt_number,
-            exc,
+            mask_email(str(exc)),
             state.next_action.sleep if state.next_action else 0,
         )
 
@@ -233,7 +273,11 @@ class ApiHook(HttpHook):
             if not idempotent and not isinstance(exc, requests.ConnectTimeout):
                 # The server may have committed the write; re-sending could duplicate it.
                 raise AmbiguousWriteError(self.service, None, f"{method} {endpoint}: {type(exc).__name__}") from None
-            raise
+            # Its message quotes the URL, which may carry an e-mail (GET /Customers?email=...).
+            masked = _masked(exc)
+            if masked is exc:
+                raise
+            raise masked from None
         self.observe(resp)
         if resp.status_code == 429:
             retry_after = _retry_after_seconds(resp)
