@@ -30,6 +30,7 @@ def test_services_and_shared_settings():
         assert env["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor"
         assert env["AIRFLOW__CELERY__BROKER_URL"].startswith("redis://redis:6379")
         assert env["GHL_S4S_STATE_URL"].startswith("postgresql+psycopg2://")
+        assert env["GHL_S4S_RATE_BACKEND"].startswith("redis://redis:6379/")  # one budget for all hosts
         assert int(env["AIRFLOW__CORE__PARALLELISM"]) <= 4
         for conn in ("AIRFLOW_CONN_GHL_DEFAULT", "AIRFLOW_CONN_SHIFT4SHOP_DEFAULT"):
             assert json.loads(env[conn])["conn_type"] == "http"

@@ -55,8 +55,14 @@ class Settings:
     # Client-side request budgets (see each hook's BEHAVIOR.md for why these defaults).
     ghl_burst: float = 10.0
     ghl_rate_per_s: float = 9.0
+    # GHL's documented window (100 per 10 s): no span this long gets more than rate × window.
+    ghl_window_seconds: float = 10.0
     shift4shop_burst: float = 40.0
     shift4shop_rate_per_s: float = 2.0
+    # Where those budgets are kept, shared by every process (and host) of one account: a SQLite
+    # file (one host; default ``$GHL_S4S_DATA_DIR/rate_budget.db``), or a redis:// or
+    # postgresql:// URL for workers on several hosts.
+    rate_backend: str = ""
 
     @property
     def mappings_dir(self) -> Path:
@@ -76,6 +82,7 @@ def load_settings() -> Settings:
         "data_dir": data_dir,
         "state_url": _env("STATE_URL", f"sqlite:///{data_dir / 'state.db'}"),
         "include_dir": Path(_env("INCLUDE_DIR", str(PROJECT_ROOT / "include"))),
+        "rate_backend": _env("RATE_BACKEND", f"sqlite:///{data_dir / 'rate_budget.db'}"),
     }
     for f in fields(Settings):
         if f.name in values or f.name in NOT_FROM_ENV:

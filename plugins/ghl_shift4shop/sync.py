@@ -77,6 +77,8 @@ def ghl_hook(settings: Settings) -> GhlHook:
         max_attempts=settings.http_max_attempts,
         burst=settings.ghl_burst,
         rate_per_s=settings.ghl_rate_per_s,
+        window_s=settings.ghl_window_seconds,
+        rate_backend=settings.rate_backend,
         daily_reserve=settings.ghl_daily_reserve,
         token_state=state_store(settings),
     )
@@ -90,6 +92,7 @@ def shift4shop_hook(settings: Settings) -> Shift4ShopHook:
         max_attempts=settings.http_max_attempts,
         burst=settings.shift4shop_burst,
         rate_per_s=settings.shift4shop_rate_per_s,
+        rate_backend=settings.rate_backend,
     )
 
 

@@ -2,7 +2,8 @@
 
 * Requests go through the http provider's ``HttpHook`` (``get_conn`` + ``run_and_check``), so
   connections, proxies and TLS settings behave as every Airflow user expects.
-* A :class:`RateBudget` per service and account is shared by every thread of the process and
+* A :class:`~ghl_shift4shop.budget.RateBudget` per service and account is shared by every thread
+  and process of that account (a SQLite file, Redis or Postgres: ``GHL_S4S_RATE_BACKEND``) and
   corrected by what the server reports, so concurrent requests spend the budget without tripping it.
 * Retries (tenacity): exponential backoff with jitter on 429, 5xx, timeouts and connection errors,
   honouring ``Retry-After``. Other 4xx come back to the caller untouched: they are answers.
@@ -15,7 +16,6 @@ from __future__ import annotations
 import logging
 import re
 import threading
-import time
 from collections import Counter
 from typing import Any
 
@@ -29,16 +29,53 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
+from ghl_shift4shop.budget import RateBudget, shared_budget
 from ghl_shift4shop.errors import PermanentError
 
 log = logging.getLogger(__name__)
 
-_EMAIL_RE = re.compile(r"([A-Za-z0-9._%+\-])[A-Za-z0-9._%+\-]*@([A-Za-z0-9.\-]+)")
+# The "@" may be percent-encoded in a URL (%40), or encoded twice (%2540); "+" in the local part
+# arrives as %2B, which the local part's "%" covers.
+_EMAIL_RE = re.compile(r"([A-Za-z0-9._%+\-])[A-Za-z0-9._%+\-]*(@|%(?:25)*40)([A-Za-z0-9.\-]+)", re.IGNORECASE)
 
 
 def mask_email(text: str) -> str:
-    """``jane.doe@example.com`` → ``j***@example.com`` (for log lines)."""
-    return _EMAIL_RE.sub(r"\1***@\2", str(text))
+    """``jane.doe@example.com`` → ``j***@example.com``, also inside URLs (for log lines).
+
+    ``?email=jane.doe%40example.com`` → ``?email=j***%40example.com``.
+    """
+    return _EMAIL_RE.sub(r"\1***\2\3", str(text))
+
+
+def _masked(exc: requests.RequestException) -> requests.RequestException:
+    """The same requests exception with e-mails masked in its message (it often quotes the URL)."""
+    message = mask_email(str(exc))
+    if message == str(exc):
+        return exc
+    return type(exc)(message, request=exc.request, response=exc.response)
+
+
+class _MaskedLog:
+    """A logger whose lines have e-mails masked: HttpHook's own warnings quote failing URLs."""
+
+    _LEVELS = frozenset({"debug", "info", "warning", "warn", "error", "exception", "critical", "fatal"})
+
+    def __init__(self, inner):
+        self._inner = inner
+
+    def __getattr__(self, name: str):
+        method = getattr(self._inner, name)
+        if name not in self._LEVELS:
+            return method
+
+        def masked(msg, *args, **kwargs):
+            try:
+                text = str(msg) % args if args else str(msg)
+            except (TypeError, ValueError):
+                text = " ".join(map(str, (msg, *args)))
+            return method(mask_email(text), **kwargs)
+
+        return masked
 
 
 class ApiError(Exception):
@@ -68,71 +105,6 @@ class AmbiguousWriteError(ApiError):
     """A write whose outcome is unknown (timed out or connection lost after sending)."""
 
 
-class RateBudget:
-    """A token bucket: at most ``capacity + rate * t`` requests in any span of ``t`` seconds.
-
-    One instance per (service, account) per process. ``observe`` lets the server's own count
-    (e.g. GHL's ``X-RateLimit-Remaining``) pull the bucket down when other processes share it.
-    """
-
-    def __init__(self, capacity: float, rate_per_s: float):
-        self.capacity = float(capacity)
-        self.rate = float(rate_per_s)
-        self._tokens = float(capacity)
-        self._stamp = time.monotonic()
-        self._not_before = 0.0
-        self._lock = threading.Lock()
-
-    def _refill(self, now: float) -> None:
-        self._tokens = min(self.capacity, self._tokens + (now - self._stamp) * self.rate)
-        self._stamp = now
-
-    def acquire(self) -> float:
-        """Take one token, sleeping as long as needed; returns the seconds slept."""
-        slept = 0.0
-        while True:
-            with self._lock:
-                now = time.monotonic()
-                self._refill(now)
-                wait = max(self._not_before - now, 0.0)
-                if wait <= 0 and self._tokens >= 1:
-                    self._tokens -= 1
-                    return slept
-                if wait <= 0:
-                    wait = (1 - self._tokens) / self.rate
-            time.sleep(wait)
-            slept += wait
-
-    def pause(self, seconds: float) -> None:
-        """Hold every request of this budget for ``seconds`` (after a 429)."""
-        with self._lock:
-            self._not_before = max(self._not_before, time.monotonic() + seconds)
-            self._tokens = 0.0
-
-    def observe_remaining(self, remaining: int | None) -> None:
-        if remaining is None:
-            return
-        with self._lock:
-            self._refill(time.monotonic())
-            self._tokens = min(self._tokens, float(remaining))
-
-
-_budgets: dict[tuple[str, str], RateBudget] = {}
-_budgets_lock = threading.Lock()
-
-
-def shared_budget(service: str, account: str, capacity: float, rate_per_s: float) -> RateBudget:
-    key = (service, account)
-    with _budgets_lock:
-        budget = _budgets.get(key)
-        if budget is None:
-            budget = _budgets[key] = RateBudget(capacity, rate_per_s)
-        elif (budget.capacity, budget.rate) != (float(capacity), float(rate_per_s)):
-            with budget._lock:  # settings changed (a test, or an operator's override)
-                budget.capacity, budget.rate = float(capacity), float(rate_per_s)
-        return budget
-
-
 def _retry_after_seconds(resp: requests.Response) -> float | None:
     value = resp.headers.get("Retry-After")
     if not value:
@@ -154,31 +126,83 @@ class ApiHook(HttpHook):
 
     service = "api"
     base_path = ""
+    # A server's documented request window(s), in seconds, that the budget caps at the sustained
+    # rate (see budget.budget_rates); the service hooks set theirs.
+    budget_windows_s: tuple[float, ...] = ()
 
-    def __init__(self, conn_id: str, *, timeout: float = 30.0, max_attempts: int = 6, backoff_max: float = 60.0):
+    def __init__(
+        self,
+        conn_id: str,
+        *,
+        timeout: float = 30.0,
+        max_attempts: int = 6,
+        backoff_max: float = 60.0,
+        rate_backend: str | None = None,
+    ):
         super().__init__(method="GET", http_conn_id=conn_id)
         self.timeout = timeout
         self.max_attempts = max_attempts
         self.backoff_max = backoff_max
+        self.rate_backend = rate_backend  # None: GHL_S4S_RATE_BACKEND (settings)
+        self.burst: float = 1.0
+        self.rate_per_s: float = 1.0
         self.calls: Counter[str] = Counter()
         self._calls_lock = threading.Lock()
         self._session: requests.Session | None = None
         self._budget: RateBudget | None = None
         self.connection = None
 
+    @property
+    def log(self):
+        return _MaskedLog(super().log)
+
     # -- set-up ------------------------------------------------------------------------------
     def _configure_session_from_extra(self, session, connection, extra_options):
-        # HttpHook copies every key of the connection's extra into request headers. Our extras
-        # hold credentials (private keys, OAuth refresh tokens, client secrets): sending them as
-        # headers on every request would leak them, so only the auth headers below are set.
-        self.merged_extra = dict(extra_options or {})
+        """HttpHook's own handling of the extra, less the copying of every other key into headers.
+
+        The provider sets ``proxies``/``proxy``, ``verify``/``verify_ssl``, ``cert``, ``stream``,
+        ``max_redirects`` and ``trust_env`` on the session and keeps ``timeout``,
+        ``allow_redirects`` and ``check_response`` in ``merged_extra``; all of that stands. But it
+        also sends each remaining key as a request header, and our extras hold credentials
+        (private keys, OAuth refresh tokens, client secrets, the location id): those headers are
+        taken off again, so only the auth headers this hook sets itself go out.
+        """
+        headers = session.headers.copy()
+        session = super()._configure_session_from_extra(session, connection, extra_options)
+        session.headers = headers
         return session
+
+    def send_options(self) -> dict[str, Any]:
+        """What ``run_and_check`` gets: the extra's ``timeout``/``allow_redirects`` as HttpHook
+        would use them (the hook's own timeout when the connection sets none); status codes are
+        always ours to judge."""
+        return {
+            "check_response": False,
+            "timeout": self.merged_extra.get("timeout", self.timeout),
+            "allow_redirects": self.merged_extra.get("allow_redirects", True),
+        }
 
     def auth_headers(self, connection) -> dict[str, str]:
         raise NotImplementedError
 
-    def make_budget(self, connection) -> RateBudget:
+    def budget_account(self, connection) -> str:
+        """Whose allowance the server counts requests against (a location, a store)."""
         raise NotImplementedError
+
+    def make_budget(self, connection) -> RateBudget:
+        backend = self.rate_backend
+        if backend is None:
+            from ghl_shift4shop.settings import load_settings
+
+            backend = load_settings().rate_backend
+        return shared_budget(
+            self.service,
+            self.budget_account(connection),
+            burst=self.burst,
+            rate_per_s=self.rate_per_s,
+            backend=backend,
+            windows_s=self.budget_windows_s,
+        )
 
     def observe(self, resp: requests.Response) -> None:
         """Read what the server says about the budget (override per service)."""
@@ -212,7 +236,7 @@ class ApiHook(HttpHook):
             "%s: attempt %d failed (%s); retrying in %.1fs",
             self.service,
             state.attempt_number,
-            exc,
+            mask_email(str(exc)),
             state.next_action.sleep if state.next_action else 0,
         )
 
@@ -244,12 +268,16 @@ class ApiHook(HttpHook):
         with self._calls_lock:  # thread pools share one hook
             self.calls[self.service] += 1
         try:
-            resp = self.run_and_check(session, prepped, {"check_response": False, "timeout": self.timeout})
+            resp = self.run_and_check(session, prepped, self.send_options())
         except (requests.Timeout, requests.ConnectionError) as exc:
             if not idempotent and not isinstance(exc, requests.ConnectTimeout):
                 # The server may have committed the write; re-sending could duplicate it.
                 raise AmbiguousWriteError(self.service, None, f"{method} {endpoint}: {type(exc).__name__}") from None
-            raise
+            # Its message quotes the URL, which may carry an e-mail (GET /Customers?email=...).
+            masked = _masked(exc)
+            if masked is exc:
+                raise
+            raise masked from None
         self.observe(resp)
         if resp.status_code == 429:
             retry_after = _retry_after_seconds(resp)

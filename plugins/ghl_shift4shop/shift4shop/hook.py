@@ -12,10 +12,11 @@ from dataclasses import dataclass
 from airflow.sdk.log import mask_secret
 
 from ghl_shift4shop.settings import SHIFT4SHOP_CONN_ID
-from ghl_shift4shop.transport import ApiError, ApiHook, AuthError, RateBudget, shared_budget
+from ghl_shift4shop.transport import ApiError, ApiHook, AuthError
 
-# Documented leaky bucket: 50 deep, drains 2 requests/s. Staying at 2/s with a burst of 40 keeps
-# the server's bucket below its brim even if a few requests of another process are in it.
+# Documented leaky bucket: 50 deep, drains 2 requests/s. The budget (shared by every process of
+# the store, see budget.py) allows 40 in any 20 s: at most 40 + 2/s × t in any span t, so the
+# server's bucket never holds more than 40 of its 50.
 BURST_CAPACITY = 40
 RATE_PER_S = 2.0
 
@@ -133,8 +134,10 @@ class Shift4ShopHook(ApiHook):
             "Content-Type": "application/json",
         }
 
-    def make_budget(self, connection) -> RateBudget:
-        return shared_budget("shift4shop", connection.extra_dejson.get("secure_url", ""), self.burst, self.rate_per_s)
+    def budget_account(self, connection) -> str:
+        # The store's bucket is per store: one budget per SecureURL, however it is spelled.
+        url = str(connection.extra_dejson.get("secure_url") or "").strip().lower()
+        return url.removeprefix("https://").removeprefix("http://").rstrip("/")
 
     # -- the one way every call goes out ------------------------------------------------------
     def _call(self, method: str, endpoint: str, *, params=None, json=None, idempotent: bool = True):
