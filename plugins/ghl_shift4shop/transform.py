@@ -19,10 +19,19 @@ log = logging.getLogger(__name__)
 def derive_columns(frame: pd.DataFrame) -> pd.DataFrame:
     """Columns the mapping can use besides the GHL fields (see the mapping file's header)."""
     frame = frame.copy()
-    for col in ("name", "contactName", "email", "tags"):
+    for col in ("name", "contactName", "email", "phone", "tags"):
         if col not in frame:
             frame[col] = None
-    full_name = frame["name"].where(frame["name"].notna(), frame["contactName"]).fillna("").astype(str).str.strip()
+    # GHL fills contactName with the e-mail (or the phone) of a contact that has no name: that is
+    # not a name, and the mapping's later fallbacks (the e-mail's local part) must get their turn.
+    contact_name = frame["contactName"].fillna("").astype(str).str.strip()
+    not_a_name = (
+        contact_name.str.contains("@", regex=False)
+        | (contact_name == frame["email"].fillna("").astype(str).str.strip())
+        | (contact_name == frame["phone"].fillna("").astype(str).str.strip())
+    )
+    contact_name = contact_name.where(~not_a_name, "")
+    full_name = frame["name"].where(frame["name"].notna(), contact_name).fillna("").astype(str).str.strip()
     parts = full_name.str.split(n=1, expand=True).reindex(columns=[0, 1])
     frame["name_first"] = parts[0]
     frame["name_last"] = parts[1]

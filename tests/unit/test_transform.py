@@ -60,15 +60,14 @@ def test_name_fallbacks():
     assert "BillingLastName" not in p
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="GHL serves contactName = the email (or phone) for a contact without a name (sandbox/ghl/state.py "
-    "derive); name_first reads contactName, so BillingFirstName gets the whole email and email_local is never "
-    "reached. Needs a production fix in transform.derive_columns; remove this mark then.",
-)
 def test_nameless_contact_as_ghl_serves_it_gets_the_email_local_part():
+    """GHL serves contactName = the e-mail (or phone) for a contact without a name: not a first name."""
     p = one(firstName=None, lastName=None, name=None, contactName="solo@example.com", email="solo@example.com")
     assert p["payload"]["BillingFirstName"] == "solo"
+    p = one(firstName=None, lastName=None, name=None, contactName="+15551230000", phone="+15551230000", email="x@y.io")
+    assert p["payload"]["BillingFirstName"] == "x" and "BillingLastName" not in p["payload"]
+    p = one(firstName=None, lastName=None, name=None, contactName="Ada Lovelace", email="ada@y.io")
+    assert (p["payload"]["BillingFirstName"], p["payload"]["BillingLastName"]) == ("Ada", "Lovelace")
 
 
 def test_every_string_is_cut_to_the_store_limit():
