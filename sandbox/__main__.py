@@ -27,6 +27,8 @@ from pathlib import Path
 
 import requests
 
+from sandbox.profiles import DEFAULT_PROFILE, PROFILES
+
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DIR = ROOT / ".local" / "sandbox"
 
@@ -39,7 +41,7 @@ S4S_TOKEN = "sandbox-token-8d2e4f6a0b"
 
 
 def connections(cfg: dict) -> dict[str, str]:
-    """AIRFLOW_CONN_* values (CONTRACT.md) for the running simulators."""
+    """AIRFLOW_CONN_* values (docs/connections.md) for the running simulators."""
     return {
         "AIRFLOW_CONN_GHL_DEFAULT": json.dumps(
             {
@@ -78,6 +80,7 @@ def serve(args: argparse.Namespace) -> int:
     from sandbox.common import ServerThread
     from sandbox.ghl import GhlState
     from sandbox.ghl import create_app as ghl_app
+    from sandbox.profiles import apply_profile
     from sandbox.seed import generate_contacts, generate_crm
     from sandbox.shift4shop import Shift4ShopState
     from sandbox.shift4shop import create_app as s4s_app
@@ -101,6 +104,7 @@ def serve(args: argparse.Namespace) -> int:
         else Shift4ShopState(stores={SECURE_URL: {"private_key": PRIVATE_KEY, "token": S4S_TOKEN}})
     )
     s4s.configure(rate_limit=limits, latency_s=args.latency, bucket_size=int(50 * speed), leak_per_s=2.0 * speed)
+    profile = apply_profile(args.profile, ghl=ghl, shift4shop=s4s)
     if not args.ghl_seed:
         contacts = generate_contacts(
             args.contacts, seed=args.seed, dirty_share=args.dirty_share, location_id=LOCATION_ID
@@ -117,7 +121,11 @@ def serve(args: argparse.Namespace) -> int:
             s4s.load_customers(SECURE_URL, [_customer_from_contact(c) for c in picks])
     ghl_server = ServerThread(ghl_app(ghl), port=args.ghl_port, host=args.host).start()
     s4s_server = ServerThread(s4s_app(s4s), port=args.s4s_port, host=args.host).start()
-    print(f"GHL simulator on {ghl_server.url}, Shift4Shop simulator on {s4s_server.url}", flush=True)
+    print(
+        f"GHL simulator on {ghl_server.url}, Shift4Shop simulator on {s4s_server.url} "
+        f"(profile {profile.name}: {profile.summary})",
+        flush=True,
+    )
 
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -159,6 +167,7 @@ def start(args: argparse.Namespace) -> int:
         "secure_url": SECURE_URL,
         "private_key": PRIVATE_KEY,
         "s4s_token": S4S_TOKEN,
+        "profile": args.profile,
     }
     _cfg_path(d).write_text(json.dumps(cfg, indent=2))
     cmd = [sys.executable, "-m", "sandbox", "serve", *sys.argv[sys.argv.index("start") + 1 :]]
@@ -207,6 +216,7 @@ def status(args: argparse.Namespace) -> int:
     print(f"sandbox {'running, pid ' + str(pid) if pid else 'not running'}")
     if pid and _cfg_path(d).exists():
         cfg = json.loads(_cfg_path(d).read_text())
+        print(f"profile    {cfg.get('profile', DEFAULT_PROFILE)}")
         print(f"GHL        http://127.0.0.1:{cfg['ghl_port']}  location {cfg['location_id']}")
         print(f"Shift4Shop http://127.0.0.1:{cfg['s4s_port']}  store {cfg['secure_url']}")
     return 0 if pid else 1
@@ -282,6 +292,12 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--latency", type=float, default=0.0, help="seconds added to every answer")
         p.add_argument("--no-limits", action="store_true", help="switch rate limits off")
         p.add_argument("--speed", type=float, default=1.0, help="serve N times the documented rate limits")
+        p.add_argument(
+            "--profile",
+            choices=sorted(PROFILES),
+            default=DEFAULT_PROFILE,
+            help="lenient or strict reading of the APIs' unconfirmed behaviours (sandbox/profiles.py)",
+        )
     sub.add_parser("stop")
     sub.add_parser("status")
     sub.add_parser("env")
