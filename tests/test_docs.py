@@ -56,3 +56,26 @@ def test_the_docs_point_at_the_repository_not_outside_it():
     ]
     stale = [str(p.relative_to(ROOT)) for p in texts if "CONTRACT.md" in p.read_text(encoding="utf-8")]
     assert stale == []
+
+
+def test_the_readme_settings_table_lists_every_setting_with_its_real_default():
+    """Each default is written once, in settings.py; the README table must agree with it."""
+    from dataclasses import fields
+
+    from ghl_shift4shop.settings import NOT_FROM_ENV, Settings
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## Settings (environment)\n", 1)[1].split("\n## ", 1)[0]
+    documented: dict[str, str] = {}
+    for names, defaults in re.findall(r"^\| ((?:`GHL_S4S_\w+`(?:, )?)+) \| ([^|]+) \|", section, flags=re.M):
+        variables = re.findall(r"`GHL_S4S_(\w+)`", names)
+        values = [v.strip() for v in defaults.split(",")] if len(variables) > 1 else [defaults.strip()]
+        documented.update(zip((v.lower() for v in variables), values, strict=True))
+    for f in fields(Settings):
+        if f.name in NOT_FROM_ENV:
+            continue
+        assert f.name in documented, f"GHL_S4S_{f.name.upper()} is not in the README's settings table"
+        if isinstance(f.default, int | float) and not isinstance(f.default, bool):
+            assert float(documented[f.name]) == float(f.default), f.name
+        elif isinstance(f.default, str) and f.default:
+            assert documented[f.name] == f.default, f.name

@@ -216,7 +216,8 @@ class CustomerLoader:
             self.state.settle(self.stream, [row["source_id"]])
             self._intended.discard(row["source_id"])
         if res.status in RETRYABLE_ITEM_STATUSES:
-            attempts = self.state.dead_letter(self.stream, row["source_id"], res.status, res.message, row)
+            stored = {k: v for k, v in row.items() if k != "_retry"}
+            attempts = self.state.dead_letter(self.stream, row["source_id"], res.status, res.message, stored)
             if attempts < MAX_DEAD_LETTER_ATTEMPTS:
                 self._dead.add(row["source_id"])
                 self.stats.dead_lettered += 1
@@ -272,21 +273,24 @@ class CustomerLoader:
         for detail in pending.values():
             if detail.get("email"):
                 self.resolver.forget(detail["email"])
-        if retry:
-            self.stats.retried = len(retry)
-            self._load_batch(retry, count_newest=False)
-        for ref in sorted(refs, key=lambda r: r["batch"]):
+        self.stats.retried = len(retry)
+        ordered = sorted(refs, key=lambda r: r["batch"])
+        # Dead letters share the first batch's bulk calls; a newer copy of a contact in it wins.
+        first = list(read_jsonl(ordered[0]["path"])) if ordered else []
+        fresh = {row["source_id"] for row in first}
+        self._load_batch([{**r, "_retry": True} for r in retry if r["source_id"] not in fresh] + first)
+        for ref in ordered[1:]:
             self._load_batch(list(read_jsonl(ref["path"])))
         return self.stats
 
-    def _load_batch(self, rows: list[dict], count_newest: bool = True) -> None:
+    def _load_batch(self, rows: list[dict]) -> None:
         mapped = self.customers.get(r["source_id"] for r in rows)
         owners = self.customers.owners_of(r["match_key"] for r in rows)
         claimed: dict[str, str] = {}  # match key → source id, for records of this batch
         updates: list[tuple[dict, str]] = []
         creates: list[dict] = []
         for row in rows:
-            if count_newest:
+            if not row.get("_retry"):  # a dead letter's date says nothing about this run's window
                 self.stats.saw(row.get("date_updated"))
             sid, key = row["source_id"], row["match_key"]
             current = mapped.get(sid)

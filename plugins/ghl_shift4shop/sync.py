@@ -72,28 +72,13 @@ def crm_config(settings: Settings):
 def ghl_hook(settings: Settings) -> GhlHook:
     from ghl_shift4shop.ghl.hook import GhlHook
 
-    return GhlHook(
-        timeout=settings.http_timeout_seconds,
-        max_attempts=settings.http_max_attempts,
-        burst=settings.ghl_burst,
-        rate_per_s=settings.ghl_rate_per_s,
-        window_s=settings.ghl_window_seconds,
-        rate_backend=settings.rate_backend,
-        daily_reserve=settings.ghl_daily_reserve,
-        token_state=state_store(settings),
-    )
+    return GhlHook(settings=settings, token_state=state_store(settings))
 
 
 def shift4shop_hook(settings: Settings) -> Shift4ShopHook:
     from ghl_shift4shop.shift4shop.hook import Shift4ShopHook
 
-    return Shift4ShopHook(
-        timeout=settings.http_timeout_seconds,
-        max_attempts=settings.http_max_attempts,
-        burst=settings.shift4shop_burst,
-        rate_per_s=settings.shift4shop_rate_per_s,
-        rate_backend=settings.rate_backend,
-    )
+    return Shift4ShopHook(settings=settings)
 
 
 def plan_window(run_id: str, run_type: str, data_interval: tuple | None, params: dict) -> dict:

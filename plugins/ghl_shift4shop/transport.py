@@ -134,16 +134,21 @@ class ApiHook(HttpHook):
         self,
         conn_id: str,
         *,
-        timeout: float = 30.0,
-        max_attempts: int = 6,
+        timeout: float | None = None,
+        max_attempts: int | None = None,
         backoff_max: float = 60.0,
         rate_backend: str | None = None,
+        settings=None,
     ):
+        """Tunables left out (None) come from the settings (``GHL_S4S_*``, defaults in settings.py)."""
+        from ghl_shift4shop.settings import load_settings
+
         super().__init__(method="GET", http_conn_id=conn_id)
-        self.timeout = timeout
-        self.max_attempts = max_attempts
+        self.settings = settings or load_settings()
+        self.timeout = self.settings.http_timeout_seconds if timeout is None else timeout
+        self.max_attempts = self.settings.http_max_attempts if max_attempts is None else max_attempts
         self.backoff_max = backoff_max
-        self.rate_backend = rate_backend  # None: GHL_S4S_RATE_BACKEND (settings)
+        self.rate_backend = rate_backend or self.settings.rate_backend
         self.burst: float = 1.0
         self.rate_per_s: float = 1.0
         self.calls: Counter[str] = Counter()
@@ -191,10 +196,6 @@ class ApiHook(HttpHook):
 
     def make_budget(self, connection) -> RateBudget:
         backend = self.rate_backend
-        if backend is None:
-            from ghl_shift4shop.settings import load_settings
-
-            backend = load_settings().rate_backend
         return shared_budget(
             self.service,
             self.budget_account(connection),

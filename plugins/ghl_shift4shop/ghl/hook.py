@@ -20,11 +20,9 @@ CALENDARS_VERSION = "2021-04-15"  # every calendars operation declares this Vers
 # page by what comes back until an empty page: a server that caps pages lower loses nothing.
 TASK_SEARCH_LIMIT = 100
 # Documented: 100 requests per 10 s per app and location. The budget (shared by every process of
-# the location, see budget.py) allows 10 in any 1.1 s and 90 in any 10 s: at most 90 of the 100
-# in any 10-second span, fixed or sliding, leaving 10 for clock skew between hosts and jitter.
-BURST_CAPACITY = 10
-BURST_RATE_PER_S = 9.0
-RATE_WINDOW_S = 10
+# the location, see budget.py; GHL_S4S_GHL_BURST 10, _RATE_PER_S 9 and _WINDOW_SECONDS 10 by
+# default) allows 10 in any 1.1 s and 90 in any 10 s: at most 90 of the 100 in any 10-second
+# span, fixed or sliding, leaving 10 for clock skew between hosts and jitter.
 
 
 def error_message(resp) -> str:
@@ -107,16 +105,19 @@ class GhlHook(ApiHook):
         self,
         conn_id: str = GHL_CONN_ID,
         *,
-        burst: float = BURST_CAPACITY,
-        rate_per_s: float = BURST_RATE_PER_S,
-        window_s: float = RATE_WINDOW_S,
-        daily_reserve: int = 2000,
+        burst: float | None = None,
+        rate_per_s: float | None = None,
+        window_s: float | None = None,
+        daily_reserve: int | None = None,
         token_state=None,
         **kwargs,
     ):
         super().__init__(conn_id, **kwargs)
-        self.burst, self.rate_per_s = burst, rate_per_s
-        self.budget_windows_s = (window_s,)
+        cfg = self.settings
+        self.burst = cfg.ghl_burst if burst is None else burst
+        self.rate_per_s = cfg.ghl_rate_per_s if rate_per_s is None else rate_per_s
+        self.budget_windows_s = (cfg.ghl_window_seconds if window_s is None else window_s,)
+        daily_reserve = cfg.ghl_daily_reserve if daily_reserve is None else daily_reserve
         self.daily_remaining: int | None = None
         self.token_state = token_state
         self.tokens = None  # a TokenStore in OAuth mode
@@ -141,10 +142,9 @@ class GhlHook(ApiHook):
         headers = {"Version": version, "Accept": "application/json"}
         if is_oauth(extra):
             # OAuth: the access token comes from the token store (or a refresh on first use).
-            from ghl_shift4shop.settings import load_settings
             from ghl_shift4shop.state import StateStore
 
-            self.tokens = TokenStore(self.token_state or StateStore(load_settings().state_url), extra)
+            self.tokens = TokenStore(self.token_state or StateStore(self.settings.state_url), extra)
             token = self.tokens.access_token() or connection.password
             if token:
                 mask_secret(token)

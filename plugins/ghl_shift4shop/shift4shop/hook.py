@@ -15,10 +15,8 @@ from ghl_shift4shop.settings import SHIFT4SHOP_CONN_ID
 from ghl_shift4shop.transport import ApiError, ApiHook, AuthError
 
 # Documented leaky bucket: 50 deep, drains 2 requests/s. The budget (shared by every process of
-# the store, see budget.py) allows 40 in any 20 s: at most 40 + 2/s × t in any span t, so the
-# server's bucket never holds more than 40 of its 50.
-BURST_CAPACITY = 40
-RATE_PER_S = 2.0
+# the store, see budget.py; GHL_S4S_SHIFT4SHOP_BURST 40 and _RATE_PER_S 2 by default) allows 40 in
+# any 20 s: at most 40 + 2/s × t in any span t, so the server's bucket never holds more than 40.
 
 OFFSET_PAST_END = "Offset amount exceeds the total number of records"
 
@@ -112,12 +110,13 @@ class Shift4ShopHook(ApiHook):
         self,
         conn_id: str = SHIFT4SHOP_CONN_ID,
         *,
-        burst: float = BURST_CAPACITY,
-        rate_per_s: float = RATE_PER_S,
+        burst: float | None = None,
+        rate_per_s: float | None = None,
         **kwargs,
     ):
         super().__init__(conn_id, **kwargs)
-        self.burst, self.rate_per_s = burst, rate_per_s
+        self.burst = self.settings.shift4shop_burst if burst is None else burst
+        self.rate_per_s = self.settings.shift4shop_rate_per_s if rate_per_s is None else rate_per_s
 
     def auth_headers(self, connection) -> dict[str, str]:
         extra = connection.extra_dejson
