@@ -44,6 +44,7 @@ DUPLICATE_EMAIL_HINTS = ("already exist", "duplicate", "already in use", "alread
 RETRYABLE_ITEM_STATUSES = {408, 409, 423, 429, 500, 502, 503, 504}
 MAX_DEAD_LETTER_ATTEMPTS = 5
 ARRAY_POST_FACT = "shift4shop_array_post"  # "refused" once the store has refused an array POST
+UNSETTLED = "Unsettled"  # result key of a create whose answer never came and that a lookup did not find
 
 
 def _chunks(items: list, size: int) -> Iterable[list]:
@@ -212,7 +213,7 @@ class CustomerLoader:
 
     def _failed(self, row: dict, stage: str, res: ItemResult) -> None:
         """A per-item failure: retryable ones go to the dead-letter store, the rest to quarantine."""
-        if row["source_id"] in self._intended:  # the store answered for this create: it did not land
+        if row["source_id"] in self._intended and res.key != UNSETTLED:  # the store answered: it did not land
             self.state.settle(self.stream, [row["source_id"]])
             self._intended.discard(row["source_id"])
         if res.status in RETRYABLE_ITEM_STATUSES:
@@ -462,7 +463,7 @@ class CustomerLoader:
         try:
             answer = self.hook.create_customers(bodies)
         except AmbiguousWriteError:
-            return self._settle(chunk, bodies)
+            return self._settle(chunk, bodies, resend=False)
         outcomes = self._match_created(chunk, answer)
         if not any(res.ok for _, res in outcomes) and 400 <= answer.status < 500:
             if self.bulk_create == "on":
@@ -474,14 +475,14 @@ class CustomerLoader:
         rest = [(row, body) for row, body in zip(chunk, bodies, strict=True) if row["source_id"] not in done]
         # Whatever the answer does not account for may or may not have landed: look each up first.
         if rest:
-            outcomes += self._settle([r for r, _ in rest], [b for _, b in rest])
+            outcomes += self._settle([r for r, _ in rest], [b for _, b in rest], resend=True)
         return outcomes
 
     def _post_one(self, row: dict, body: dict) -> ItemResult:
         try:
             return self.hook.create_customer(body)
-        except AmbiguousWriteError:
-            return self._settle([row], [body])[0][1]
+        except AmbiguousWriteError as exc:
+            return self._settle([row], [body], resend=False, why=exc.message)[0][1]
 
     def _match_created(self, chunk: list[dict], answer: WriteAnswer) -> list[tuple[dict, ItemResult]]:
         """Pair an array POST's successes with their rows by reading the new customers back.
@@ -515,19 +516,28 @@ class CustomerLoader:
                 found[cid] = customer
         return found
 
-    def _settle(self, rows: list[dict], bodies: list[dict]) -> list[tuple[dict, ItemResult]]:
-        """Creates that may have landed: look each up by e-mail before sending it again."""
+    def _settle(
+        self, rows: list[dict], bodies: list[dict], *, resend: bool, why: str = ""
+    ) -> list[tuple[dict, ItemResult]]:
+        """Creates that may have landed: look each up by e-mail before anything is sent again.
+
+        ``resend=False`` after a create whose answer never came: the store may still commit it
+        late, so a record not found now is not sent again this run. It waits in the dead-letter
+        table with its intent, and the next run looks it up first.
+        """
         outcomes = []
         for row, body in zip(rows, bodies, strict=True):
             self.resolver.forget(row["match_key"])
             existing = self.resolver.find(row["match_key"], row["source_id"])
             if existing:
                 self.stats.settled_by_lookup += 1
-                outcomes.append(
-                    (row, ItemResult("CustomerID", existing, 201, "found by e-mail after an unclear create"))
-                )
-            else:
+                found = ItemResult("CustomerID", existing, 201, "found by e-mail after an unclear create")
+                outcomes.append((row, found))
+            elif resend:
                 outcomes.append((row, self._post_one(row, body)))
+            else:
+                message = f"the create's answer never came ({why or 'no answer'}); looked up again on the next run"
+                outcomes.append((row, ItemResult(UNSETTLED, "", 504, message)))
         return outcomes
 
 

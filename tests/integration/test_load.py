@@ -296,7 +296,7 @@ def test_a_store_error_without_a_body_fails_that_item_only(sims, state, tmp_path
 def test_a_create_whose_answer_never_came_is_looked_up_not_sent_twice(sims, state, tmp_path):
     # The store commits the create, then the answer is lost (timeout): the next look-up finds it.
     sims.s4s_state.faults.set(
-        [{"method": "POST", "path": "(?i)/customers$", "count": 1, "action": "commit_then_timeout", "seconds": 3}]
+        [{"method": "POST", "path": "(?i)/customers$", "count": 1, "action": "commit_then_timeout", "seconds": 1.5}]
     )
     out = load_with_timeout(tmp_path, state, contacts(4), timeout=1)
     assert emails(sims) == sorted(f"person{i}@example.com" for i in range(4))
@@ -313,3 +313,22 @@ def load_with_timeout(tmp_path, state, records, timeout: float):
         run_id="r",
         bulk_create="off",  # one POST per customer, so the fault hits a create of one known record
     )
+
+
+def test_a_create_that_lands_after_the_client_gave_up_is_adopted_next_run_not_sent_twice(sims, state, tmp_path):
+    """The store writes late (after the client's timeout): not found at once, so not re-sent this run."""
+    import time
+
+    started = time.time()
+    sims.s4s_state.faults.set(
+        [{"method": "POST", "path": "(?i)/customers$", "count": 1, "action": "timeout", "seconds": 2}]
+    )
+    out = load_with_timeout(tmp_path, state, contacts(1), timeout=0.5)
+    assert out["created"] == 0 and out["dead_lettered"] == 1
+    assert set(state.pending("contacts")) == {"ghl00000000000000000"}  # "may have landed"
+    time.sleep(2.5)  # the late write lands
+    assert len(sims.customers()) == 1
+    out = load_with_timeout(tmp_path, state, [], timeout=5)
+    assert out["dead_letters_retried"] == 1 and out["adopted"] == 1 and out["created"] == 0
+    assert len(sims.customers()) == 1 and state.pending("contacts") == {}
+    assert [r["method"] for r in sims.s4s_requests("POST") if r["ts"] >= started] == ["POST"]  # one create, ever
