@@ -12,9 +12,11 @@ customer group, CRM tickets and messages), bulk-upserts it, then advances each s
 * A stream that fails keeps its watermark; the others advance, and the run ends failed.
 
 * Connections: `ghl_default`, `shift4shop_default` (see docs/connections.md).
-* Manual run over a window: trigger with `window_start` (and optionally `window_end`), ISO-8601.
-  A backfill (`airflow backfill create --dag-id ghl_shift4shop_sync ...`) syncs each run's data
-  interval. Neither moves the watermark.
+* Manual run over a window: trigger with `window_start` (and optionally `window_end`), ISO-8601;
+  it does not move the watermark. A backfill run takes its data interval as the window the same
+  way (not yet tested with the real `airflow backfill create` command).
+* CRM tickets and messages are off by default: the store e-mails customers for them
+  (include/mappings/crm_to_store.yaml).
 * The run summary is the `report` task's return value (XCom tab) and its log.
 """
 

@@ -7,6 +7,8 @@ synced; the tests edit the child and then the contact, as a user working a recor
 
 from __future__ import annotations
 
+import time
+
 import pytest
 import requests
 
@@ -234,3 +236,65 @@ def test_appointment_tickets_when_switched_on(sims, sync_dag, tmp_path, monkeypa
         and t["CustomerID"] == by_ghl_id(sims.customers())[target["contactId"]]["CustomerID"]
     ]
     assert statuses[int(ticket["StatusID"])] == "Closed"
+
+
+def test_tasks_of_a_contact_whose_customer_is_not_in_the_store_yet_are_held_then_land(
+    sims, sync_dag, tmp_path, monkeypatch
+):
+    """The customer's create fails this run: its tasks wait (counted), and land on the next run."""
+    from ghl_shift4shop.sync import state_store
+
+    include_with_crm(tmp_path, monkeypatch, tickets=("tasks",))
+    contacts, crm = seed(sims, 40, seed=27)
+    open_tasks = [t for t in crm["tasks"] if not t["completed"]]
+    victim = open_tasks[0]["contactId"]
+    victim_email = next(c["email"] for c in contacts if c["id"] == victim).lower()
+    original = sims.s4s_state.create_customer
+
+    def busy_for_the_victim(store_key, body):
+        if isinstance(body, dict) and str(body.get("Email", "")).lower() == victim_email:
+            return {"Key": "Error", "Value": "", "Status": "503", "Message": "Service busy"}
+        return original(store_key, body)
+
+    monkeypatch.setattr(sims.s4s_state, "create_customer", busy_for_the_victim)
+    dr = run(sync_dag)
+    assert dr.state == "success"
+    summary = summary_of(dr)
+    assert summary["tasks_held"] == 1 and summary["dead_lettered"] == 1
+    state = state_store()
+    assert [(h["stream"], h["contact_id"]) for h in state.list_held()] == [("tasks", victim)]
+    assert state.get_watermark("tasks") is not None  # the stream moved on; the held row is kept
+    victim_tasks = [t for t in open_tasks if t["contactId"] == victim]
+    assert len(tickets(sims)) == len(open_tasks) - len(victim_tasks)
+
+    monkeypatch.setattr(sims.s4s_state, "create_customer", original)  # the store recovers
+    dr = run(sync_dag)
+    assert dr.state == "success"
+    assert state.list_held() == [] and state.list_dead_letters() == []
+    customer = by_ghl_id(sims.customers())[victim]
+    mine = [t for t in tickets(sims) if t["CustomerID"] == customer["CustomerID"]]
+    assert sorted(t["Subject"] for t in mine) == sorted(t["title"][:50] for t in victim_tasks)
+    assert len(tickets(sims)) == len(open_tasks)
+
+
+def test_a_ticket_whose_create_answer_never_came_is_found_on_the_next_run_not_sent_twice(
+    sims, sync_dag, tmp_path, monkeypatch
+):
+    """The store writes the ticket after the client gave up: held, then found by lookup."""
+    from ghl_shift4shop.sync import state_store
+
+    include_with_crm(tmp_path, monkeypatch, tickets=("tasks",))
+    monkeypatch.setenv("GHL_S4S_HTTP_TIMEOUT_SECONDS", "1")
+    contacts, crm = seed(sims, 30, seed=28)
+    open_tasks = [t for t in crm["tasks"] if not t["completed"]]
+    sims.s4s_state.faults.set([{"method": "POST", "path": "(?i)/crm$", "count": 1, "action": "timeout", "seconds": 2}])
+    dr = run(sync_dag)
+    assert dr.state == "success"
+    assert summary_of(dr)["tasks_held"] == 1
+    time.sleep(2)  # the late write has landed
+    dr = run(sync_dag)
+    assert dr.state == "success"
+    assert summary_of(dr)["settled_by_lookup"] == 1
+    assert len(tickets(sims)) == len(open_tasks)  # one ticket per open task: the late one adopted
+    state = state_store()
+    assert state.pending("task_tickets") == {} and state.list_held() == []

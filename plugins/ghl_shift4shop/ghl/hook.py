@@ -55,9 +55,10 @@ def _token_expired(resp) -> bool:
 
 
 # Search items may come in the shape of HighLevel's search-doc example: ``address`` for
-# ``address1``, and only lower-cased names. A field is "shadowed" when the item has its lower-cased
-# copy but not the field itself: then the item lacks data the contact has, and the full contact is
-# fetched (``GET /contacts/{id}``) instead of mapping a blank.
+# ``address1``, and only lower-cased names (no ``firstName``, ``lastName``, ``name`` or
+# ``contactName``). An item lacks detail when it has a field's lower-cased copy but not the field,
+# or none of the name fields at all (a contact known only by a ``name`` shows nothing of it in that
+# shape): then the full contact is fetched (``GET /contacts/{id}``) instead of mapping a blank.
 SEARCH_ALIASES = {"address": "address1"}
 SEARCH_SHADOWS = {
     "firstName": "firstNameLowerCase",
@@ -65,6 +66,7 @@ SEARCH_SHADOWS = {
     "name": "fullNameLowerCase",
     "email": "emailLowerCase",
 }
+NAME_FIELDS = ("firstName", "lastName", "name", "contactName")
 
 
 def normalize_search_item(item: dict) -> dict:
@@ -77,7 +79,9 @@ def normalize_search_item(item: dict) -> dict:
 
 
 def lacks_detail(item: dict) -> bool:
-    """True when the item hides fields the contact has (see ``SEARCH_SHADOWS``)."""
+    """True when the item may hide fields the contact has (see ``SEARCH_SHADOWS``, ``NAME_FIELDS``)."""
+    if not any(k in item for k in NAME_FIELDS):
+        return True
     return any(shadow in item and field_name not in item for field_name, shadow in SEARCH_SHADOWS.items())
 
 
