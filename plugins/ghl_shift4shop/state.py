@@ -181,6 +181,21 @@ class StateStore:
         if conn.execute(sa.update(table).where(where).values(**values)).rowcount == 0:
             conn.execute(sa.insert(table).values(**values))
 
+    def _delete_keys(self, table: sa.Table, stream: str, key: str, ids: Iterable[str]) -> None:
+        """Delete ``stream``'s rows whose ``key`` column is one of ``ids`` (500 at a time)."""
+        ids = list(ids)
+        with self.begin() as conn:
+            for i in range(0, len(ids), 500):
+                conn.execute(sa.delete(table).where(table.c.stream == stream, table.c[key].in_(ids[i : i + 500])))
+
+    def _stored_rows(self, table: sa.Table, stream: str) -> list[dict]:
+        """The JSON ``row`` column of ``stream``'s rows, oldest first."""
+        with self.begin() as conn:
+            rows = conn.execute(
+                sa.select(table.c.row).where(table.c.stream == stream).order_by(table.c.first_seen)
+            ).scalars()
+            return [json.loads(r) for r in rows]
+
     # -- watermarks ---------------------------------------------------------------------------
     def get_watermark(self, stream: str) -> str | None:
         with self.begin() as conn:
@@ -249,9 +264,7 @@ class StateStore:
                 )
 
     def forget_mapped(self, stream: str, source_ids: Iterable[str]) -> None:
-        ids = list(source_ids)
-        with self.begin() as conn:
-            conn.execute(sa.delete(id_map).where(id_map.c.stream == stream, id_map.c.source_id.in_(ids)))
+        self._delete_keys(id_map, stream, "source_id", source_ids)
 
     def target_ids(self, stream: str, prefix: str | None = None) -> set[str]:
         """Every target id of ``stream`` (optionally only those starting with ``prefix``)."""
@@ -420,21 +433,10 @@ class StateStore:
     def dead_letter_rows(self, stream: str) -> list[dict]:
         """Rows waiting to be loaded again, oldest first. They stay stored until
         :meth:`clear_dead_letters` is called for them (after they landed or were quarantined)."""
-        with self.begin() as conn:
-            rows = conn.execute(
-                sa.select(dead_letters.c.row).where(dead_letters.c.stream == stream).order_by(dead_letters.c.first_seen)
-            ).scalars()
-            return [json.loads(r) for r in rows]
+        return self._stored_rows(dead_letters, stream)
 
     def clear_dead_letters(self, stream: str, source_ids: Iterable[str]) -> None:
-        ids = list(source_ids)
-        with self.begin() as conn:
-            for i in range(0, len(ids), 500):
-                conn.execute(
-                    sa.delete(dead_letters).where(
-                        dead_letters.c.stream == stream, dead_letters.c.source_id.in_(ids[i : i + 500])
-                    )
-                )
+        self._delete_keys(dead_letters, stream, "source_id", source_ids)
 
     def list_dead_letters(self, stream: str | None = None) -> list[dict]:
         q = sa.select(dead_letters)
@@ -464,14 +466,7 @@ class StateStore:
 
     def settle(self, stream: str, source_ids: Iterable[str]) -> None:
         """The outcome of these creates is recorded (or known to be nothing): forget the intent."""
-        ids = list(source_ids)
-        with self.begin() as conn:
-            for i in range(0, len(ids), 500):
-                conn.execute(
-                    sa.delete(write_intents).where(
-                        write_intents.c.stream == stream, write_intents.c.source_id.in_(ids[i : i + 500])
-                    )
-                )
+        self._delete_keys(write_intents, stream, "source_id", source_ids)
 
     def pending(self, stream: str, source_ids: Iterable[str] | None = None) -> dict[str, dict]:
         """Creates of ``stream`` that may have landed without being recorded (source id → detail)."""
@@ -518,23 +513,10 @@ class StateStore:
         return n
 
     def held_rows(self, stream: str) -> list[dict]:
-        with self.begin() as conn:
-            rows = conn.execute(
-                sa.select(held_children.c.row)
-                .where(held_children.c.stream == stream)
-                .order_by(held_children.c.first_seen)
-            ).scalars()
-            return [json.loads(r) for r in rows]
+        return self._stored_rows(held_children, stream)
 
     def release_children(self, stream: str, contact_ids: Iterable[str]) -> None:
-        ids = list(contact_ids)
-        with self.begin() as conn:
-            for i in range(0, len(ids), 500):
-                conn.execute(
-                    sa.delete(held_children).where(
-                        held_children.c.stream == stream, held_children.c.contact_id.in_(ids[i : i + 500])
-                    )
-                )
+        self._delete_keys(held_children, stream, "contact_id", contact_ids)
 
     def list_held(self, stream: str | None = None) -> list[dict]:
         q = sa.select(

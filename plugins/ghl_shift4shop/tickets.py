@@ -89,7 +89,8 @@ def fit_message(text: str) -> tuple[str, bool]:
 class TicketSpec:
     """How one kind of item becomes a ticket."""
 
-    stream: str
+    stream: str  # the id map of its tickets
+    child: str  # the GHL stream the items come from (held rows are kept under it)
     subject: Callable[[dict], str]
     closed: Callable[[dict, datetime], bool]
     message: Callable[[dict], str]
@@ -115,12 +116,14 @@ def _appointment_message(event: dict) -> str:
 
 TASK_TICKETS = TicketSpec(
     "task_tickets",
+    "tasks",
     subject=lambda t: plain_text(t.get("title")) or "Task",
     closed=lambda t, now: bool(t.get("completed")),
     message=_task_message,
 )
 APPOINTMENT_TICKETS = TicketSpec(
     "appointment_tickets",
+    "appointments",
     subject=lambda e: plain_text(e.get("title")) or "Appointment",
     closed=lambda e, now: (
         (parse_when(e.get("startTime")) or now) < now
@@ -290,7 +293,7 @@ class CrmLoader:
                     unsettled.append(row)
             return unsettled
 
-        self._each_row(spec.stream, refs, handle)
+        self._each_row(spec.child, refs, handle)
         return self.stats.counts
 
     def _ticket_row(self, row: dict, customer: CustomerLink, links: list[TicketLink], spec: TicketSpec, ids) -> None:
