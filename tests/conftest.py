@@ -141,8 +141,11 @@ def sims(_sims, profile, monkeypatch, tmp_path):
     _sims.s4s_state.reset()
     apply_profile(profile, ghl=_sims.ghl_state, shift4shop=_sims.s4s_state)
     _sims.profile = profile
-    _sims.ghl_state.configure(rate_limit=False, index_lag_s=0.0, latency_s=0.0)
-    _sims.s4s_state.configure(rate_limit=False, latency_s=0.0)
+    # Every knob a test may have changed goes back, so a test that failed midway leaks nothing.
+    _sims.ghl_state.configure(
+        rate_limit=False, index_lag_s=0.0, latency_s=0.0, burst_max=100, burst_window_ms=10_000, daily_limit=200_000
+    )
+    _sims.s4s_state.configure(rate_limit=False, latency_s=0.0, bucket_size=50, leak_per_s=2.0)
     _sims.clear_logs()
     for key, value in _sims.connections_env().items():
         monkeypatch.setenv(key, value)

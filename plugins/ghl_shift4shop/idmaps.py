@@ -8,8 +8,10 @@ mean different things per stream. These classes are the only code that knows the
 * :class:`NamedIds` (``customer_groups``, ``crm_status``, ``crm_department``): lower-cased name →
   store id.
 * :class:`TicketMap` (``task_tickets``, ``appointment_tickets``): GHL item id → CrmID; match key =
-  GHL contact id; digest ``<ticket digest>:<message digest>``, or ``deleted``.
-* :class:`NoteTicketMap` (``note_tickets``): GHL contact id → CrmID of its notes ticket.
+  GHL contact id; digest ``<ticket digest>:<message digest>``, ``deleted`` (the item is gone from
+  GHL, the ticket closed) or ``gone`` (the ticket is gone from the store).
+* :class:`NoteTicketMap` (``note_tickets``): GHL contact id → CrmID of its notes ticket, or
+  ``gone``.
 * :class:`MessageMap` (``note_messages``): GHL note id → ``<CrmID>/<MessageId>`` (``?`` = not
   learned yet); match key = GHL contact id; digest of the text sent, or ``deleted``.
 """
@@ -22,6 +24,7 @@ from dataclasses import dataclass
 from ghl_shift4shop.state import MappedId, StateStore
 
 DELETED = "deleted"
+GONE = "gone"  # the store no longer has the ticket (a merchant deleted it): left alone from then on
 UNKNOWN_MESSAGE = "?"
 
 
@@ -88,6 +91,7 @@ class TicketLink:
     ticket_digest: str = ""
     message_digest: str = ""
     deleted: bool = False
+    gone: bool = False
 
 
 class TicketMap:
@@ -99,6 +103,8 @@ class TicketMap:
 
     @staticmethod
     def _link(m: MappedId) -> TicketLink:
+        if m.payload_hash == GONE:
+            return TicketLink(m.source_id, m.target_id, m.match_key or "", gone=True)
         if m.payload_hash == DELETED:
             return TicketLink(m.source_id, m.target_id, m.match_key or "", deleted=True)
         ticket, _, message = (m.payload_hash or ":").partition(":")
@@ -116,7 +122,7 @@ class TicketMap:
     def record(self, links: Iterable[TicketLink]) -> None:
         rows = []
         for x in links:
-            digest = DELETED if x.deleted else f"{x.ticket_digest}:{x.message_digest}"
+            digest = GONE if x.gone else DELETED if x.deleted else f"{x.ticket_digest}:{x.message_digest}"
             rows.append(MappedId(x.item_id, x.ticket_id, x.contact_id, digest))
         self.state.record_mapped(self.stream, rows)
 

@@ -29,6 +29,8 @@ import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+import requests
+
 from ghl_shift4shop.batches import read_jsonl
 from ghl_shift4shop.faultpoints import checkpoint
 from ghl_shift4shop.idmaps import CustomerLink, CustomerMap, NamedIds
@@ -121,6 +123,11 @@ class EmailResolver:
         best = min(found, key=lambda c: (c[1] != source_id, c[1] not in ("", source_id), c[0]))
         return str(best[0])
 
+    def owned_by(self, email: str, source_id: str) -> str | None:
+        """The customer with this e-mail that carries ``source_id`` as its GHL id, if any."""
+        mine = [cid for cid, src in self.candidates(email) if src == source_id]
+        return str(min(mine)) if mine else None
+
     def forget(self, email: str) -> None:
         """The store changed for this e-mail (a create, a deletion): ask it again next time."""
         self.lookups.pop(email, None)
@@ -133,20 +140,17 @@ GROUPS_STREAM = "customer_groups"
 
 
 def resolve_customer_groups(hook: Shift4ShopHook, state: StateStore, names: set[str]) -> dict[str, str]:
-    """Lower-cased group name → CustomerGroupID, creating missing groups (cached in the id map).
+    """Lower-cased group name → CustomerGroupID, creating groups the store does not have.
 
-    The store's groups are listed before any is created, so a create whose answer was lost is
-    found by name on the retry instead of being created twice.
+    The store's groups are listed once per load (a store has few): a group a merchant deleted
+    and re-created is found under its new id, and a create whose answer was lost is found by name
+    on the retry instead of being created twice. What was found is kept in the id map.
     """
-    groups = NamedIds(state, GROUPS_STREAM)
     keys = {n.lower(): n for n in names if n}
-    known = groups.get(keys)
-    missing = [k for k in keys if k not in known]
-    if not missing:
-        return known
+    if not keys:
+        return {}
     in_store = {str(g.get("Name") or "").strip().lower(): str(g["CustomerGroupID"]) for g in hook.customer_groups()}
-    found = {}
-    for key in missing:
+    for key in keys:
         if key not in in_store:
             res = hook.create_one("/CustomerGroups", {"Name": keys[key]})
             if not res.ok:
@@ -155,8 +159,12 @@ def resolve_customer_groups(hook: Shift4ShopHook, state: StateStore, names: set[
                 )
             in_store[key] = res.value
             log.info("created customer group %r (%s)", keys[key], res.value)
-        known[key] = found[key] = in_store[key]
-    groups.record(found)
+    known = {key: in_store[key] for key in keys}
+    groups = NamedIds(state, GROUPS_STREAM)
+    cached = groups.get(known)
+    changed = {k: v for k, v in known.items() if cached.get(k) != v}
+    if changed:
+        groups.record(changed)
     return known
 
 
@@ -187,6 +195,8 @@ class CustomerLoader:
         self.group_ids: dict[str, str] = {}
         self._dead: set[str] = set()  # source ids waiting in the dead-letter table
         self._intended: set[str] = set()  # source ids with a create intent not settled yet
+        self._pending: dict[str, dict] = {}  # intents left by earlier runs: source id → detail
+        self._unsettled: set[str] = set()  # creates of this run whose answer never came
         self.resolver: EmailResolver | None = None
 
     # -- outcomes ----------------------------------------------------------------------------
@@ -216,6 +226,8 @@ class CustomerLoader:
         if row["source_id"] in self._intended and res.key != UNSETTLED:  # the store answered: it did not land
             self.state.settle(self.stream, [row["source_id"]])
             self._intended.discard(row["source_id"])
+        if res.key == UNSETTLED:
+            self._unsettled.add(row["source_id"])
         if res.status in RETRYABLE_ITEM_STATUSES:
             stored = {k: v for k, v in row.items() if k != "_retry"}
             attempts = self.state.dead_letter(self.stream, row["source_id"], res.status, res.message, stored)
@@ -269,9 +281,9 @@ class CustomerLoader:
         self.group_ids = resolve_customer_groups(self.hook, self.state, groups)
         self.resolver = EmailResolver(self.hook, emails, self.page_limit, self.mapping.source_id_field)
         # Creates sent by an earlier run whose answer never came: their e-mail is asked afresh.
-        pending = self.state.pending(self.stream)
-        self._intended = set(pending)
-        for detail in pending.values():
+        self._pending = self.state.pending(self.stream)
+        self._intended = set(self._pending)
+        for detail in self._pending.values():
             if detail.get("email"):
                 self.resolver.forget(detail["email"])
         self.stats.retried = len(retry)
@@ -306,6 +318,12 @@ class CustomerLoader:
                 self._quarantine(row, f"duplicate_email: {key} already belongs to GHL contact {holder}")
                 continue
             claimed[key] = sid
+            if sid in self._unsettled:
+                # A create of this contact went out earlier in this run and its answer never came:
+                # never a second create in the same run. The newest copy waits with it.
+                newest = {k: v for k, v in row.items() if k != "_retry"}
+                self.state.dead_letter(self.stream, sid, 504, "create unsettled this run", newest, count=False)
+                continue
             if current:
                 if key and key != current.email:
                     # A new e-mail: the store may not refuse one another customer has (undocumented),
@@ -316,7 +334,7 @@ class CustomerLoader:
                         continue
                 updates.append((row, current.customer_id))
                 continue
-            existing = self.resolver.find(key, sid)
+            existing = self.resolver.find(key, sid) or self._landed_under_old_email(sid)
             if existing:
                 self.stats.adopted += 1
                 updates.append((row, existing))
@@ -325,6 +343,16 @@ class CustomerLoader:
         gone = self._update(updates)
         creates += self._reresolve(gone)
         self._create(creates)
+
+    def _landed_under_old_email(self, sid: str) -> str | None:
+        """A create of this contact left unanswered by an earlier run, found under the e-mail it had.
+
+        Only a customer carrying the contact's GHL id counts: the e-mail has since changed.
+        """
+        email = (self._pending.get(sid) or {}).get("email")
+        if not email:
+            return None
+        return self.resolver.owned_by(email, sid)
 
     def _reresolve(self, gone: list[tuple[dict, str]]) -> list[dict]:
         """Customers that vanished from the store: adopt another with the e-mail, else create again."""
@@ -363,10 +391,14 @@ class CustomerLoader:
         body = [{**self._body(row), "CustomerID": int(cid)} for row, cid in chunk]
         try:
             answer = self.hook.update_customers(body)
-        except RetryableError:
-            if len(chunk) == 1:
-                raise
-            return self._split(chunk, on_store_failure=True)
+        except RetryableError as exc:
+            if len(chunk) > 1:
+                return self._split(chunk, on_store_failure=True)
+            if not self._store_answers():
+                raise  # the store is down: stop, lose nothing
+            # The store is up and fails just this item: it waits as a dead letter.
+            self._failed(chunk[0][0], "update", ItemResult("Error", "", exc.status or 503, exc.message))
+            return []
         done, gone, unanswered = [], [], []
         for row, cid in chunk:
             res = answer.by_id.get(str(cid))
@@ -387,10 +419,18 @@ class CustomerLoader:
                 "store answered %d items of a bulk PUT as a whole (%s %s); splitting",
                 len(unanswered),
                 answer.whole.status,
-                answer.whole.message[:100],
+                mask_email(answer.whole.message[:100]),
             )
             gone += self._split(unanswered)
         return gone
+
+    def _store_answers(self) -> bool:
+        """One cheap read (``countonly``): does the store answer at all right now?"""
+        try:
+            self.hook.count_customers()
+        except (RetryableError, requests.RequestException):
+            return False
+        return True
 
     def _split(self, chunk: list[tuple[dict, str]], *, on_store_failure: bool = False) -> list[tuple[dict, str]]:
         half = max(len(chunk) // 2, 1)
@@ -462,21 +502,34 @@ class CustomerLoader:
             return [(row, self._post_one(row, body)) for row, body in zip(chunk, bodies, strict=True)]
         try:
             answer = self.hook.create_customers(bodies)
-        except AmbiguousWriteError:
-            return self._settle(chunk, bodies, resend=False)
+        except AmbiguousWriteError as exc:
+            if exc.status is None:  # no answer at all: the store may still commit it late
+                return self._settle(chunk, bodies, resend=False)
+            # A server error to the (undocumented) array: from now on one at a time. A 500 is the
+            # store's own answer (whatever it wrote is there now: look each record up, create the
+            # rest); a 502/503/504 may come from a gateway while the store still works on it, so
+            # what is not found waits for the next run.
+            log.info("store answered an array POST with %s; creating customers one at a time", exc.status)
+            self._array_refused()
+            return self._settle(chunk, bodies, resend=exc.status == 500)
         outcomes = self._match_created(chunk, answer)
         if not any(res.ok for _, res in outcomes) and 400 <= answer.status < 500:
             if self.bulk_create == "on":
                 raise ApiError("shift4shop", answer.status, f"the store refused an array POST: {answer.whole.message}")
             log.info("store refused an array POST (%s); creating customers one at a time", answer.status)
-            self.bulk_create = "off"
-            self.state.set_fact(ARRAY_POST_FACT, "refused")
+            self._array_refused()
         done = {row["source_id"] for row, _ in outcomes}
         rest = [(row, body) for row, body in zip(chunk, bodies, strict=True) if row["source_id"] not in done]
         # Whatever the answer does not account for may or may not have landed: look each up first.
         if rest:
             outcomes += self._settle([r for r, _ in rest], [b for _, b in rest], resend=True)
         return outcomes
+
+    def _array_refused(self) -> None:
+        """From now on, and on later runs, create one customer at a time (unless forced ``on``)."""
+        if self.bulk_create == "auto":
+            self.bulk_create = "off"
+            self.state.set_fact(ARRAY_POST_FACT, "refused")
 
     def _post_one(self, row: dict, body: dict) -> ItemResult:
         try:

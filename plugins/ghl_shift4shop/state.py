@@ -403,8 +403,13 @@ class StateStore:
         return out
 
     # -- dead letters: items the store failed with a retryable status ----------------------------
-    def dead_letter(self, stream: str, source_id: str, status: int, message: str, row: dict) -> int:
-        """Store (or refresh) a failed item; returns how many times it has failed."""
+    def dead_letter(
+        self, stream: str, source_id: str, status: int, message: str, row: dict, *, count: bool = True
+    ) -> int:
+        """Store (or refresh) a failed item; returns how many times it has failed.
+
+        ``count=False`` replaces the stored row (a newer copy) without counting another failure.
+        """
         now = utcnow()
         with self.begin() as conn:
             prev = conn.execute(
@@ -412,7 +417,7 @@ class StateStore:
                     dead_letters.c.stream == stream, dead_letters.c.source_id == source_id
                 )
             ).first()
-            attempts = (prev.attempts if prev else 0) + 1
+            attempts = (prev.attempts if prev else 0) + (1 if count or prev is None else 0)
             self._upsert(
                 conn,
                 dead_letters,

@@ -38,6 +38,7 @@ from ghl_shift4shop.crm_summary import INACTIVE_APPOINTMENTS, parse_when, plain_
 from ghl_shift4shop.errors import PermanentError
 from ghl_shift4shop.faultpoints import checkpoint
 from ghl_shift4shop.idmaps import (
+    GONE,
     CustomerLink,
     CustomerMap,
     MessageLink,
@@ -70,6 +71,10 @@ def same_text(a: str | None, b: str | None) -> bool:
 
 class Unsettled(Exception):
     """A create timed out and a lookup did not find it: it may still land. Try on the next run."""
+
+
+class TicketGone(Exception):
+    """The store answered 404 for a ticket the sync mapped: a merchant deleted it."""
 
 
 def safe_html(fragment: str | None) -> str:
@@ -229,6 +234,8 @@ class CrmLoader:
         if not res.ok:
             self._recorded(stream, source_id)  # the store answered: nothing landed
         self._check(res, f"POST {resource}")
+        if resource == "/CRM":
+            self._known_ticket_ids().add(res.value)  # never adopted for another item by a lookup
         return res.value
 
     def _pending_of(self, stream: str) -> dict[str, dict]:
@@ -297,81 +304,97 @@ class CrmLoader:
         return self.stats.counts
 
     def _ticket_row(self, row: dict, customer: CustomerLink, links: list[TicketLink], spec: TicketSpec, ids) -> None:
-        open_id, closed_id, dept_id = ids
         tickets = TicketMap(self.state, spec.stream)
-        cid = row["contact_id"]
         by_item = {link.item_id: link for link in links}
         present = set()
         for item in row["items"]:
             present.add(item["id"])
-            closed = spec.closed(item, self.now)
-            ticket = {
-                "Subject": cut(spec.subject(item), MAX_SUBJECT),
-                "StatusID": int(closed_id if closed else open_id),
-            }
-            message, was_cut = fit_message(spec.message(item))
-            self.stats.add("messages_cut", int(was_cut))
-            t_digest, m_digest = payload_hash(ticket)[:16], payload_hash({"m": message})[:16]
             current = by_item.get(item["id"])
-            if current is None:
-                if closed:
-                    continue  # never open a ticket for something already done
-                body = {
-                    **ticket,
-                    "CustomerID": int(customer.customer_id),
-                    "CustomerEmail": customer.email or "",
-                    "DepartmentID": int(dept_id),
-                    "CrmMessageList": [{"Message": message, "SenderName": SENDER}],
-                }
-                ticket_id = self._create(
-                    spec.stream,
-                    item["id"],
-                    "/CRM",
-                    body,
-                    lambda body=body, message=message: self._find_ticket(
-                        customer.customer_id, body["Subject"], message
-                    ),
-                )
-                tickets.record([TicketLink(item["id"], ticket_id, cid, t_digest, m_digest)])
-                self._recorded(spec.stream, item["id"])
-                self.stats.add("tickets_created")
-            elif (current.ticket_digest, current.message_digest) != (t_digest, m_digest):
-                if current.ticket_digest != t_digest:
-                    self._check(self.hook.update_one(f"/CRM/{current.ticket_id}", ticket), "update ticket")
-                    self.stats.add("tickets_closed" if closed else "tickets_updated")
-                if current.message_digest != m_digest:
-                    self._replace_ticket_message(spec.stream, item["id"], current.ticket_id, message)
-                    self.stats.add("messages_updated")
-                tickets.record([TicketLink(item["id"], current.ticket_id, cid, t_digest, m_digest)])
+            if current is not None and current.gone:
+                continue  # a merchant deleted its ticket: never re-created (that would e-mail the customer)
+            try:
+                self._ticket_item(item, row["contact_id"], customer, current, spec, ids, tickets)
+            except TicketGone as exc:
+                if current is None:
+                    raise ApiError("shift4shop", 404, f"creating a ticket for {item['id']}: {exc}") from None
+                self._ticket_gone(tickets, current, row["contact_id"])
         quarantined = set(row.get("quarantined_ids") or [])
+        closed_id = ids[1]
         for link in links:
-            if link.item_id in present or link.item_id in quarantined or link.deleted:
+            if link.item_id in present or link.item_id in quarantined or link.deleted or link.gone:
                 continue
-            self._check(self.hook.update_one(f"/CRM/{link.ticket_id}", {"StatusID": int(closed_id)}), "close ticket")
-            tickets.record([TicketLink(link.item_id, link.ticket_id, cid, deleted=True)])
+            try:
+                self._check(self.hook.update_one(f"/CRM/{link.ticket_id}", {"StatusID": int(closed_id)}), "close")
+            except TicketGone:
+                self._ticket_gone(tickets, link, row["contact_id"])
+                continue
+            tickets.record([TicketLink(link.item_id, link.ticket_id, row["contact_id"], deleted=True)])
             self.stats.add("tickets_closed")
 
-    def _replace_ticket_message(self, stream: str, item_id: str, ticket_id: str, text: str) -> None:
+    def _ticket_gone(self, tickets: TicketMap, link: TicketLink, contact_id: str) -> None:
+        log.warning("ticket %s of %s is gone from the store (deleted there); left alone", link.ticket_id, link.item_id)
+        tickets.record([TicketLink(link.item_id, link.ticket_id, contact_id, gone=True)])
+        self.stats.add("tickets_gone")
+
+    def _ticket_item(self, item, cid, customer, current, spec: TicketSpec, ids, tickets: TicketMap) -> None:
+        open_id, closed_id, dept_id = ids
+        closed = spec.closed(item, self.now)
+        ticket = {"Subject": cut(spec.subject(item), MAX_SUBJECT), "StatusID": int(closed_id if closed else open_id)}
+        message, was_cut = fit_message(spec.message(item))
+        self.stats.add("messages_cut", int(was_cut))
+        t_digest, m_digest = payload_hash(ticket)[:16], payload_hash({"m": message})[:16]
+        if current is None:
+            if closed:
+                return  # never open a ticket for something already done
+            body = {
+                **ticket,
+                "CustomerID": int(customer.customer_id),
+                "CustomerEmail": customer.email or "",
+                "DepartmentID": int(dept_id),
+                "CrmMessageList": [{"Message": message, "SenderName": SENDER}],
+            }
+            ticket_id = self._create(
+                spec.stream,
+                item["id"],
+                "/CRM",
+                body,
+                lambda: self._find_ticket(customer.customer_id, body["Subject"], message),
+            )
+            tickets.record([TicketLink(item["id"], ticket_id, cid, t_digest, m_digest)])
+            self._recorded(spec.stream, item["id"])
+            self.stats.add("tickets_created")
+            return
+        if (current.ticket_digest, current.message_digest) == (t_digest, m_digest):
+            return
+        if current.ticket_digest != t_digest:
+            self._check(self.hook.update_one(f"/CRM/{current.ticket_id}", ticket), "update ticket")
+            self.stats.add("tickets_closed" if closed else "tickets_updated")
+        message_stream = f"{spec.stream}:message"
+        if current.message_digest != m_digest:
+            self._replace_ticket_message(message_stream, item["id"], current.ticket_id, message)
+            self.stats.add("messages_updated")
+        tickets.record([TicketLink(item["id"], current.ticket_id, cid, t_digest, m_digest)])
+        self._recorded(message_stream, item["id"])  # only now: the new digests are recorded
+
+    def _replace_ticket_message(self, message_stream: str, item_id: str, ticket_id: str, text: str) -> None:
         """The ticket's message carries the item's text; messages cannot be edited, so replace ours.
 
-        Only a message the sync wrote (``SenderName``) is ever deleted, never a reply of the shop.
+        Only a message the sync wrote (``SenderName``) is ever deleted, never a reply of the shop;
+        and when our latest message already reads as ``text`` (a replacement that landed before the
+        id map was written), nothing is sent: the customer is never e-mailed the same text twice.
         """
-        message_stream = f"{stream}:message"
         ours = sorted(self._our_messages(ticket_id), key=lambda m: int(m["MessageId"]))
-        if item_id in self._pending_of(message_stream) and any(same_text(m.get("Message"), text) for m in ours):
-            self._recorded(message_stream, item_id)  # the replacement landed before a crash
+        if ours and same_text(ours[-1].get("Message"), text):
             return
         if ours:
             self._check(self.hook.delete_one(f"/CRM/{ticket_id}/message/{ours[-1]['MessageId']}"), "delete message")
-        resource = f"/CRM/{ticket_id}/message"
         self._create(
             message_stream,
             item_id,
-            resource,
+            f"/CRM/{ticket_id}/message",
             {"Message": text, "SenderName": SENDER},
             lambda: self._find_message(ticket_id, text, set()),
         )
-        self._recorded(message_stream, item_id)
 
     # -- notes -------------------------------------------------------------------------------
     def load_notes(self, refs: list[dict], stream_cfg) -> dict[str, int]:
@@ -386,11 +409,18 @@ class CrmLoader:
             unsettled = []
             for row in rows:
                 cid = row["contact_id"]
+                ticket_id = ticket_ids.get(cid)
+                if ticket_id == GONE:
+                    continue  # a merchant deleted the notes ticket: never re-created (it would e-mail)
                 try:
-                    self._notes_row(row, customers[cid], ticket_ids.get(cid), mapped.get(cid, {}), stream_cfg, ids)
+                    self._notes_row(row, customers[cid], ticket_id, mapped.get(cid, {}), stream_cfg, ids)
                 except Unsettled as exc:
                     log.warning("notes: %s; the contact's notes wait for the next run", exc)
                     unsettled.append(row)
+                except TicketGone:
+                    log.warning("the notes ticket %s of %s is gone from the store; left alone", ticket_id, cid)
+                    note_tickets.record(cid, GONE)
+                    self.stats.add("tickets_gone")
             return unsettled
 
         self._each_row("notes", refs, handle)
@@ -501,6 +531,8 @@ class CrmLoader:
 
     @staticmethod
     def _check(res, what: str) -> None:
+        if res.status == 404:
+            raise TicketGone(what)
         if not res.ok:
             raise ApiError("shift4shop", res.status, f"{what}: {res.message}")
 

@@ -209,38 +209,51 @@ def test_repeated_cursor_is_caught(sims, tmp_path):
 
 # -- faults: Shift4Shop writes -------------------------------------------------------------------
 def test_commit_then_timeout_on_create_never_duplicates(sims, state, tmp_path):
+    started = time.time()
     sims.s4s_state.faults.set(
         [{"action": "commit_then_timeout", "method": "POST", "path": "/Customers", "count": 1, "seconds": 2}]
     )
-    out = load_rows(tmp_path, state, contacts(5))
+    first = load_rows(tmp_path, state, contacts(5))
+    # What the store committed before the answer was lost is found by e-mail; what it did not (a
+    # store that refuses arrays) waits for the next run, looked up again before it is sent.
+    second = load_rows(tmp_path, state, [])
     emails = [c["Email"].lower() for c in sims.customers()]
-    assert len(emails) == len(set(emails)) == 5 and out["created"] == 5
+    assert len(emails) == len(set(emails)) == 5 and first["created"] + second["created"] == 5
     deadline = time.time() + 5  # the faulted answer is logged when the server finally sends it
-    while time.time() < deadline and not sims.s4s_requests("POST"):
+    while time.time() < deadline and not [r for r in sims.s4s_requests("POST") if r["ts"] >= started]:
         time.sleep(0.1)
-    posts = sims.s4s_requests("POST")
-    assert len(posts) == 1  # committed then timed out: found by email, never re-sent
+    posts = [r for r in sims.s4s_requests("POST") if r["ts"] >= started]
+    if sims.profile == "lenient":  # the array committed: found by e-mail, never re-sent
+        assert len(posts) == 1 and first["settled_by_lookup"] == 5
+    else:  # the array was refused (nothing committed): one create each on the next run
+        assert len(posts) == 1 + 5 and first["dead_lettered"] == 5
     record(
         "fault",
         "commit-then-timeout (create)",
-        "array POST commits, answer never arrives",
-        "looked up by email, mapped; no second POST, no duplicate",
+        "array POST commits (or is refused), answer never arrives",
+        "looked up by email: found → mapped; not found → looked up again next run, then created once",
     )
 
 
 def test_gateway_timeout_on_create_is_checked_before_resending(sims, state, tmp_path):
     sims.s4s_state.faults.set([{"action": "drop", "method": "POST", "path": "/Customers", "count": 1, "seconds": 0.2}])
-    out = load_rows(tmp_path, state, contacts(5))
-    assert out["created"] == 5 and len(sims.customers()) == 5
+    first = load_rows(tmp_path, state, contacts(5))
+    # A 504 may come from a gateway while the store still works on the request: nothing is sent
+    # again this run; the next run looks each up (absent) and creates it once.
+    assert first["created"] == 0 and first["dead_lettered"] == 5 and sims.customers() == []
+    second = load_rows(tmp_path, state, [])
+    assert second["created"] == 5 and len(sims.customers()) == 5
+    assert state.pending("contacts") == {}
     record(
         "fault",
         "504 on create (not committed)",
         "array POST answered 504 without writing",
-        "looked up by email (absent), then created once each",
+        "not re-sent that run; next run looked up by email (absent), then created once each",
     )
 
 
 def test_429_storm_on_the_store(sims, state, tmp_path):
+    started = time.time()
     # One plan with both rules (a second faults.set() would replace the first).
     sims.s4s_state.faults.set(
         [
@@ -258,10 +271,13 @@ def test_429_storm_on_the_store(sims, state, tmp_path):
     # Each rule fired as many times as it says: 1 × 429 on the create, 3 × 429 on the bulk update.
     fired = [(f["rule"], f["method"]) for f in sims.s4s_state.faults.fired()]
     assert fired == [(0, "POST"), (1, "PUT"), (1, "PUT"), (1, "PUT")]
-    posts, puts = by_arrival(sims.s4s_requests("POST")), by_arrival(sims.s4s_requests("PUT"))
-    assert len(posts) == 2 and posts[0]["status"] == 429 and posts[1]["status"] < 300
+    posts = by_arrival([r for r in sims.s4s_requests("POST") if r["ts"] >= started])
+    puts = by_arrival([r for r in sims.s4s_requests("PUT") if r["ts"] >= started])
+    # The array POST: 429, then sent again (lenient: created; strict: refused, then one at a time).
+    expected = [429, 201] if sims.profile == "lenient" else [429, 400] + [201] * 8
+    assert [r["status"] for r in posts] == expected
     assert [r["status"] for r in puts] == [429, 429, 429, 200]
-    waits = gaps(posts) + gaps(puts)[:3]
+    waits = gaps(posts)[:1] + gaps(puts)[:3]
     assert all(w >= 1 - CLOCK_SLACK_S for w in waits), waits
     record(
         "fault",
@@ -428,11 +444,14 @@ def test_unknown_extra_fields_are_ignored(state, sims, tmp_path):
 
 
 @pytest.mark.usefixtures("airflow_db")
-def test_html_script_and_a_70000_character_note(sims, sync_dag):
-    """Through a whole run: what the store holds for hostile and oversized notes, and the counter."""
+def test_html_script_and_a_70000_character_note(sims, sync_dag, tmp_path, monkeypatch):
+    """Through a whole run with notes tickets on: what the store holds for hostile and oversized
+    notes (as sent, or as a store that normalises whitespace keeps them), and the counter."""
+    from tests.builders import include_with_crm
     from tests.conftest import SECURE_URL
     from tests.e2e.test_sync_dag import by_ghl_id, run, summary_of
 
+    include_with_crm(tmp_path, monkeypatch, tickets=("notes",))
     recs = contacts(3)
     sims.ghl_state.load_contacts(recs)
     hostile = '<p onclick="steal()">Hi <script>alert(1)</script><b>there</b><img src=x onerror=y></p>'
@@ -465,7 +484,8 @@ def test_html_script_and_a_70000_character_note(sims, sync_dag):
     for message, body in ((plain, long_plain), (astral, long_astral)):
         # Within the store's limit as the store counts, and saying it was cut.
         assert units(message) <= 65_535, units(message)
-        kept, _, marker = message.rpartition("\n[")
+        kept, _, marker = message.rpartition("[")
+        kept = kept.rstrip()  # a line break before the marker (or the space a normalising store made of it)
         assert marker.startswith("…cut to fit") and marker.endswith("the full note is in HighLevel]"), marker
         # The note's beginning, as much of it as fits beside the marker.
         assert body.startswith(kept) and units(kept) > 65_000, units(kept)

@@ -73,10 +73,12 @@ class WriteAnswer:
 
     @property
     def whole(self) -> ItemResult:
-        """One result standing for the whole answer (its first element, or the bare status)."""
+        """One result standing for the whole answer: its first element's status where it gives one
+        (a 200 whose element says 400 is a failure), else the HTTP status."""
         first = self.items[0] if self.items else None
         message = (first.message if first else "") or self.note or f"HTTP {self.status}"
-        return ItemResult(first.key if first else "Error", "", self.status, message)
+        status = first.status if first and first.status else self.status
+        return ItemResult(first.key if first else "Error", "", status, message)
 
     def single(self) -> ItemResult:
         """The result of a one-object write: its element when the answer is a success, else the whole."""
