@@ -378,7 +378,14 @@ class CustomerLoader:
         """PUT in chunks; returns (row, CustomerID) of customers that no longer exist."""
         gone: list[tuple[dict, str]] = []
         for chunk in _chunks(updates, self.put_chunk):
-            gone += self._put(chunk)
+            try:
+                gone += self._put(chunk)
+            except RetryableError as exc:
+                # One item alone, failing with 5xx/429 after the retries: with nothing beside it to
+                # compare, a cheap read tells "the store is down" from "the store fails this item".
+                if len(chunk) > 1 or not self._store_answers():
+                    raise
+                self._failed(chunk[0][0], "update", ItemResult("Error", "", exc.status or 503, exc.message))
         return gone
 
     def _put(self, chunk: list[tuple[dict, str]]) -> list[tuple[dict, str]]:
@@ -391,14 +398,10 @@ class CustomerLoader:
         body = [{**self._body(row), "CustomerID": int(cid)} for row, cid in chunk]
         try:
             answer = self.hook.update_customers(body)
-        except RetryableError as exc:
-            if len(chunk) > 1:
-                return self._split(chunk, on_store_failure=True)
-            if not self._store_answers():
-                raise  # the store is down: stop, lose nothing
-            # The store is up and fails just this item: it waits as a dead letter.
-            self._failed(chunk[0][0], "update", ItemResult("Error", "", exc.status or 503, exc.message))
-            return []
+        except RetryableError:
+            if len(chunk) == 1:
+                raise
+            return self._split(chunk, on_store_failure=True)
         done, gone, unanswered = [], [], []
         for row, cid in chunk:
             res = answer.by_id.get(str(cid))

@@ -154,3 +154,22 @@ def test_every_setting_is_read_from_its_environment_variable(monkeypatch):
     monkeypatch.setenv("GHL_S4S_BATCH_SIZE", "many")
     with pytest.raises(ValueError, match="GHL_S4S_BATCH_SIZE"):
         load_settings()
+
+
+def test_run_folders_older_than_keep_days_are_pruned_and_newer_ones_kept(tmp_path):
+    import os
+    import time
+
+    from ghl_shift4shop.batches import prune_runs, run_dir, stage_path, write_jsonl
+
+    old, new = (
+        stage_path(tmp_path, "old run", "contacts", "extract", 1),
+        stage_path(tmp_path, "new", "contacts", "extract", 1),
+    )
+    write_jsonl(old, [{"id": "a"}])
+    write_jsonl(new, [{"id": "b"}])
+    eight_days_ago = time.time() - 8 * 86400
+    os.utime(run_dir(tmp_path, "old run"), (eight_days_ago, eight_days_ago))
+    assert prune_runs(tmp_path, keep_days=7) == 1
+    assert not run_dir(tmp_path, "old run").exists() and new.exists()
+    assert prune_runs(tmp_path, keep_days=7) == 0
