@@ -117,14 +117,20 @@ def _sims():
     sims.stop()
 
 
-# Tests in these folders run under every simulator profile: the client must keep its promises
-# whichever reading of the APIs' unconfirmed behaviours the real services take.
-PROFILED_FOLDERS = ("e2e", "integration", "robustness")
+# Tests in these folders, and tests marked ``both_profiles``, run under every simulator profile: the
+# client must keep its promises whichever reading of the APIs' unconfirmed behaviours the real
+# services take.
+PROFILED_FOLDERS = ("e2e", "robustness")
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "both_profiles: run under the lenient and the strict simulator profile")
 
 
 def pytest_generate_tests(metafunc):
     folder = Path(str(metafunc.definition.fspath)).parent.name
-    if "profile" in metafunc.fixturenames and folder in PROFILED_FOLDERS:
+    marked = metafunc.definition.get_closest_marker("both_profiles") is not None
+    if "profile" in metafunc.fixturenames and (folder in PROFILED_FOLDERS or marked):
         metafunc.parametrize("profile", list(PROFILES), indirect=True)
 
 

@@ -5,12 +5,15 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
 from ghl_shift4shop.children import appointment_window, fetch_appointments, fetch_tasks
 from ghl_shift4shop.crm_config import load_crm_config
 from ghl_shift4shop.ghl.hook import GhlHook
 
 from tests.builders import seed_ghl
 from tests.conftest import LOCATION_ID
+
+pytestmark = pytest.mark.both_profiles  # the load must hold under either reading of the store
 
 ROOT = Path(__file__).resolve().parents[2]
 CFG = load_crm_config(ROOT / "include" / "mappings")

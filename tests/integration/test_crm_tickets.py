@@ -13,6 +13,8 @@ from tests.builders import include_with_crm
 from tests.conftest import SECURE_URL
 from tests.integration.test_load import contacts, load
 
+pytestmark = pytest.mark.both_profiles  # the load must hold under either reading of the store
+
 
 def task(tid: str, contact_id: str, title: str, body: str = "Call back", completed: bool = False) -> dict:
     return {

@@ -13,6 +13,8 @@ from ghl_shift4shop.transform import transform_records
 
 from tests.conftest import SECURE_URL
 
+pytestmark = pytest.mark.both_profiles  # the load must hold under either reading of the store
+
 ROOT = Path(__file__).resolve().parents[2]
 MAPPING = load_mapping(ROOT / "include" / "mappings" / "contacts_to_customers.yaml")
 

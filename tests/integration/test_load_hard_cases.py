@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 
+import pytest
 from ghl_shift4shop.batches import write_jsonl
 from ghl_shift4shop.load import load_customers
 from ghl_shift4shop.shift4shop.hook import Shift4ShopHook
@@ -11,6 +12,8 @@ from ghl_shift4shop.transform import transform_records
 
 from tests.conftest import SECURE_URL
 from tests.integration.test_load import MAPPING, contacts, emails, load, load_with_timeout, refs_for
+
+pytestmark = pytest.mark.both_profiles  # the load must hold under either reading of the store
 
 
 def refs_from_batches(tmp_path, *batches) -> list[dict]:

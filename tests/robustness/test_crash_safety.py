@@ -21,7 +21,7 @@ from tests.e2e.test_sync_dag import by_ghl_id
 
 pytestmark = pytest.mark.usefixtures("airflow_db")
 AIRFLOW = str(Path(sys.executable).parent / "airflow")
-N = 400  # contacts: four chunks of 100, so a kill can land between two store calls
+N = 200  # contacts: two chunks of 100, so a kill can land between two store calls
 
 
 def airflow_dags_test(kill_at: str | None = None) -> subprocess.CompletedProcess:
