@@ -107,11 +107,10 @@ def test_a_whole_request_answer_quoting_an_email_is_masked_in_the_log(sims, stat
     assert leaked == [], leaked
 
 
-def test_a_dead_letter_retried_alone_does_not_fail_the_run(sims, state, tmp_path, monkeypatch):
-    """One customer the store 503s on (whole request). In a busy run it is isolated and dead-lettered;
-    in the next, quiet run it is the only item of its PUT and the load raises like an outage."""
-    from ghl_shift4shop.transport import RetryableError
+def store_503s_on_person1(sims, state, tmp_path, monkeypatch):
+    """Three customers; from now on every bulk PUT naming person1's answers a whole-request 503.
 
+    Returns a factory of hooks that give up after one attempt (the test needs no backoff)."""
     from sandbox.shift4shop.state import ApiError as SimError
 
     load(tmp_path, state, contacts(3))
@@ -125,7 +124,16 @@ def test_a_dead_letter_retried_alone_does_not_fail_the_run(sims, state, tmp_path
         return original(store_key, items)
 
     monkeypatch.setattr(sims.s4s_state, "update_customers", update_customers)
-    hook = lambda: Shift4ShopHook(max_attempts=1, backoff_max=0.01)  # noqa: E731
+    return lambda: Shift4ShopHook(max_attempts=1, backoff_max=0.01)
+
+
+def test_a_dead_letter_retried_alone_does_not_fail_the_run(sims, state, tmp_path, monkeypatch):
+    """One customer the store 503s on (whole request). In a busy run it is isolated and dead-lettered;
+    in the quiet runs after it is alone in its PUT, and a read tells the store is up: tried, never
+    raised like an outage, quarantined after the fifth failure."""
+    from ghl_shift4shop.transport import RetryableError
+
+    hook = store_503s_on_person1(sims, state, tmp_path, monkeypatch)
     first = load_customers(
         refs_for(tmp_path, [{**c, "city": "Nice"} for c in contacts(3)]),
         hook=hook(),
@@ -147,20 +155,7 @@ def test_a_dead_letter_retried_alone_does_not_fail_the_run(sims, state, tmp_path
 
 
 def test_a_lone_dead_letter_the_store_503s_on_does_not_block_new_customers(sims, state, tmp_path, monkeypatch):
-    from sandbox.shift4shop.state import ApiError as SimError
-
-    load(tmp_path, state, contacts(3))
-    poison = next(c["CustomerID"] for c in sims.customers() if c["Email"] == "person1@example.com")
-    original = sims.s4s_state.update_customers
-
-    def update_customers(store_key, items):
-        items = list(items)
-        if any(int(i["CustomerID"]) == poison for i in items):
-            raise SimError(503, "Service Unavailable")
-        return original(store_key, items)
-
-    monkeypatch.setattr(sims.s4s_state, "update_customers", update_customers)
-    hook = lambda: Shift4ShopHook(max_attempts=1, backoff_max=0.01)  # noqa: E731
+    hook = store_503s_on_person1(sims, state, tmp_path, monkeypatch)
     load_customers(
         refs_for(tmp_path, [{**c, "city": "Nice"} for c in contacts(3)]),
         hook=hook(),
