@@ -75,3 +75,16 @@ def test_every_task_of_a_contact_is_found_whatever_the_page_size(sims):
     pages = sims.ghl_requests(f"/locations/{LOCATION_ID}/tasks/search")
     # Pages of 100 (lenient) or 25 (strict), walked until an empty one.
     assert len(pages) == (130 // 100 + 2 if sims.profile == "lenient" else 130 // 25 + 2)
+
+
+def test_a_time_zone_named_in_the_connection_spares_the_location_call(sims, monkeypatch):
+    import json
+
+    conn = json.loads(sims.connections_env()["AIRFLOW_CONN_GHL_DEFAULT"])
+    conn["extra"]["timezone"] = "Asia/Tokyo"
+    monkeypatch.setenv("AIRFLOW_CONN_GHL_DEFAULT", json.dumps(conn))
+    assert GhlHook().location_timezone() == "Asia/Tokyo"
+    assert sims.ghl_requests("/locations/") == []
+    monkeypatch.setenv("AIRFLOW_CONN_GHL_DEFAULT", sims.connections_env()["AIRFLOW_CONN_GHL_DEFAULT"])
+    assert GhlHook().location_timezone() == sims.ghl_state.location_timezone
+    assert len(sims.ghl_requests("/locations/")) == 1
