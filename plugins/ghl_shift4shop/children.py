@@ -28,8 +28,10 @@ import requests
 
 from ghl_shift4shop.batches import read_jsonl, stage_path, write_jsonl
 from ghl_shift4shop.crm_config import CrmConfig
+from ghl_shift4shop.crm_summary import parse_when
 from ghl_shift4shop.ghl.hook import GhlHook
 from ghl_shift4shop.state import StateStore
+from ghl_shift4shop.timeutil import format_ts
 from ghl_shift4shop.transport import ApiError, AuthError, DailyBudgetLow
 from ghl_shift4shop.validate import load_suite_spec, run_suite, suite_frame
 
@@ -61,27 +63,16 @@ def to_utc(value, zone: ZoneInfo):
 
     A value that is not a time is returned unchanged, for validation to quarantine.
     """
-    if not isinstance(value, str) or not value.strip():
-        return value
-    try:
-        dt = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
-    except ValueError:
-        return value
-    if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=zone)
-    return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
+    dt = parse_when(value, zone)
+    return format_ts(dt) if dt else value
 
 
 def _in_window(event: dict, start: datetime, end: datetime) -> bool:
     """Overlap with the window, as the calendar endpoint decides it; unreadable times are kept."""
-    try:
-        ev_start = datetime.fromisoformat(str(event.get("startTime")).replace("Z", "+00:00"))
-    except ValueError:
+    ev_start = parse_when(event.get("startTime"))
+    if ev_start is None:
         return True
-    try:
-        ev_end = datetime.fromisoformat(str(event.get("endTime")).replace("Z", "+00:00"))
-    except ValueError:
-        ev_end = ev_start
+    ev_end = parse_when(event.get("endTime")) or ev_start
     return ev_start <= end and max(ev_end, ev_start + timedelta(milliseconds=1)) > start
 
 

@@ -7,7 +7,7 @@ what a shop assistant needs at a glance, without extra store calls.
 from __future__ import annotations
 
 import html
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 
 import nh3
 
@@ -26,15 +26,16 @@ def plain_text(fragment: str | None) -> str:
     return " ".join(text.split())
 
 
-def parse_when(value) -> datetime | None:
-    """GHL times: ISO with Z or an offset, or the zone-less ``YYYY-MM-DD HH:mm:ss`` (taken as UTC)."""
+def parse_when(value, zone: tzinfo = UTC) -> datetime | None:
+    """GHL times as aware UTC: ISO with Z or an offset, or zone-less (``YYYY-MM-DD HH:mm:ss``) read
+    in ``zone``. Appointment times are made UTC when fetched (``children.py``), so the default fits."""
     if not isinstance(value, str) or not value.strip():
         return None
     try:
         dt = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
     except ValueError:
         return None
-    return (dt if dt.tzinfo else dt.replace(tzinfo=UTC)).astimezone(UTC)
+    return (dt if dt.tzinfo else dt.replace(tzinfo=zone)).astimezone(UTC)
 
 
 def _quoted(text: str, room: int) -> str:

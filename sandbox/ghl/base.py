@@ -12,7 +12,7 @@ import random
 import secrets
 import string
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
 
 __all__ = [
@@ -40,8 +40,9 @@ def now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
-def parse_ms(value: Any) -> int | None:
-    """ISO-8601 string (``Z``/offset/date-only) or epoch-ms number -> epoch ms; None if unparseable."""
+def parse_ms(value: Any, zone: tzinfo = UTC) -> int | None:
+    """ISO-8601 string (``Z``/offset/date-only; zone-less read in ``zone``) or epoch-ms number -> epoch
+    ms; None if unparseable."""
     if isinstance(value, bool) or value is None:
         return None
     if isinstance(value, int | float):
@@ -56,7 +57,7 @@ def parse_ms(value: Any) -> int | None:
     except ValueError:
         return None
     if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=UTC)
+        dt = dt.replace(tzinfo=zone)
     return (dt - EPOCH) // timedelta(milliseconds=1)
 
 

@@ -10,14 +10,13 @@ their defaults, a contact's appointments, and the admin load/dump of calendars a
 from __future__ import annotations
 
 import json
-import math
 import threading
 from collections.abc import Iterable
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sandbox.ghl.base import EPOCH, link, new_id, now_ms, unlink
+from sandbox.ghl.base import link, new_id, now_ms, parse_ms, unlink
 from sandbox.ghl.dto import Kind, dto_errors
 from sandbox.ghl.errors import ApiError, not_found, unprocessable
 
@@ -221,8 +220,8 @@ class CalendarsMixin:
         fields = _APPOINTMENT_CREATE_FIELDS if create else _APPOINTMENT_EDIT_FIELDS
         required = ("calendarId", "locationId", "contactId", "startTime") if create else ()
         errors = dto_errors(body, fields, required=required)
-        start = _event_ms(body.get("startTime"), self.tz) if isinstance(body.get("startTime"), str) else None
-        end = _event_ms(body.get("endTime"), self.tz) if isinstance(body.get("endTime"), str) else None
+        start = parse_ms(body.get("startTime"), self.tz) if isinstance(body.get("startTime"), str) else None
+        end = parse_ms(body.get("endTime"), self.tz) if isinstance(body.get("endTime"), str) else None
         if start is not None and end is not None and end <= start:
             errors.append("endTime must be later than startTime")
         return errors
@@ -245,7 +244,7 @@ class CalendarsMixin:
             while eid in self._events:
                 eid = new_id()
             stamp = now_ms()
-            start = _event_ms(body["startTime"], self.tz)
+            start = parse_ms(body["startTime"], self.tz)
             assert start is not None
             ev: dict[str, Any] = {
                 "id": eid,
@@ -259,7 +258,7 @@ class CalendarsMixin:
                 "assignedUserId": body.get("assignedUserId") or _first_member(cal),
                 "users": [],
                 "startTime": start,
-                "endTime": _event_ms(body["endTime"], self.tz) if body.get("endTime") else start + _slot_ms(cal),
+                "endTime": parse_ms(body["endTime"], self.tz) if body.get("endTime") else start + _slot_ms(cal),
                 "dateAdded": stamp,
                 "dateUpdated": stamp,
                 "isRecurring": bool(body.get("rrule")),
@@ -295,10 +294,10 @@ class CalendarsMixin:
                     ev[k] = body[k]
             if body.get("startTime"):
                 duration = old["endTime"] - old["startTime"]
-                ev["startTime"] = _event_ms(body["startTime"], self.tz)
+                ev["startTime"] = parse_ms(body["startTime"], self.tz)
                 ev["endTime"] = ev["startTime"] + duration  # a moved appointment keeps its length
             if body.get("endTime"):
-                ev["endTime"] = _event_ms(body["endTime"], self.tz)
+                ev["endTime"] = parse_ms(body["endTime"], self.tz)
             if ev["endTime"] <= ev["startTime"]:
                 raise unprocessable("endTime must be later than startTime")
             self._apply_appointment_extras(ev, body)
@@ -350,7 +349,7 @@ class CalendarsMixin:
                     raise ApiError(400, "each event must be a JSON object")
                 doc = dict(raw)
                 doc["id"] = doc.get("id") or new_id()
-                times = {k: _event_ms(doc.get(k), tz) for k in _EVENT_TIME_KEYS}
+                times = {k: parse_ms(doc.get(k), tz) for k in _EVENT_TIME_KEYS}
                 if times["startTime"] is None:
                     raise ApiError(400, f"event {doc['id']}: startTime is missing or not a date")
                 cal = self._calendars.get(str(doc.get("calendarId")))
@@ -380,26 +379,6 @@ class CalendarsMixin:
         with self.lock:
             evs = sorted(self._events.values(), key=lambda ev: (ev["startTime"], ev["id"]))
             return [self._render_event(ev) for ev in evs]
-
-
-def _event_ms(value: Any, tz: ZoneInfo) -> int | None:
-    """An event time (ISO with offset/Z, zone-less local time, or epoch ms) -> epoch ms."""
-    if isinstance(value, bool) or value is None:
-        return None
-    if isinstance(value, int | float):
-        return int(value) if math.isfinite(value) else None
-    if not isinstance(value, str) or not value.strip():
-        return None
-    s = value.strip()
-    if s.lstrip("-").isdigit():
-        return int(s)
-    try:
-        dt = datetime.fromisoformat(s)
-    except ValueError:
-        return None
-    if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=tz)
-    return (dt - EPOCH) // timedelta(milliseconds=1)
 
 
 def _first_member(cal: dict | None) -> str:
