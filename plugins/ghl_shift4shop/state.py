@@ -132,6 +132,34 @@ crm_parts = sa.Table(
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
 )
 
+# One row per reconciliation run, and every finding it made (the report the UI and the CSV show).
+reconcile_runs = sa.Table(
+    "reconcile_runs",
+    metadata,
+    sa.Column("run_id", sa.String(250), primary_key=True),
+    sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("finished_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("dry_run", sa.Boolean, nullable=False),
+    sa.Column("status", sa.String(32), nullable=False),  # ok | braked | failed
+    sa.Column("summary", sa.Text, nullable=False),  # JSON: counts per finding kind and per action
+    sa.Column("report_dir", sa.Text),
+)
+
+reconcile_findings = sa.Table(
+    "reconcile_findings",
+    metadata,
+    sa.Column("run_id", sa.String(250), primary_key=True),
+    sa.Column("seq", sa.Integer, primary_key=True),
+    sa.Column("kind", sa.String(32), nullable=False),  # missing_in_store, deleted_in_ghl, drift, ...
+    sa.Column("source_id", sa.String(255)),  # GHL id (contact or task)
+    sa.Column("target_id", sa.String(64)),  # store id (customer)
+    sa.Column("field", sa.String(64)),
+    sa.Column("ghl_value", sa.Text),
+    sa.Column("store_value", sa.Text),
+    sa.Column("action", sa.String(32), nullable=False),  # reported, repaired, disabled, enabled, deleted, ...
+    sa.Column("detail", sa.Text),
+)
+
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
@@ -544,3 +572,68 @@ class StateStore:
     def set_fact(self, name: str, value: str) -> None:
         with self.begin() as conn:
             self._upsert(conn, store_facts, {"name": name, "value": value, "updated_at": utcnow()}, ["name"])
+
+    # -- reconciliation runs and their findings ------------------------------------------------
+    FINDING_FIELDS = ("kind", "source_id", "target_id", "field", "ghl_value", "store_value", "action", "detail")
+
+    def save_reconcile(
+        self,
+        run_id: str,
+        *,
+        started_at: datetime,
+        dry_run: bool,
+        status: str,
+        summary: dict,
+        findings: Iterable[dict],
+        report_dir: str | None = None,
+    ) -> int:
+        """Store a run and its findings (a retried run replaces its earlier findings); returns how many."""
+        rows = [
+            {"run_id": run_id, "seq": i, **{k: _text(f.get(k)) for k in self.FINDING_FIELDS}}
+            for i, f in enumerate(findings)
+        ]
+        with self.begin() as conn:
+            conn.execute(sa.delete(reconcile_findings).where(reconcile_findings.c.run_id == run_id))
+            for i in range(0, len(rows), 500):
+                conn.execute(sa.insert(reconcile_findings), rows[i : i + 500])
+            self._upsert(
+                conn,
+                reconcile_runs,
+                {
+                    "run_id": run_id,
+                    "started_at": started_at,
+                    "finished_at": utcnow(),
+                    "dry_run": dry_run,
+                    "status": status,
+                    "summary": json.dumps(summary, default=str),
+                    "report_dir": report_dir,
+                },
+                ["run_id"],
+            )
+        return len(rows)
+
+    def recent_reconciles(self, limit: int = 10) -> list[dict]:
+        """The latest reconciliation runs, newest first, with their summary decoded."""
+        with self.begin() as conn:
+            rows = conn.execute(
+                sa.select(reconcile_runs).order_by(reconcile_runs.c.finished_at.desc()).limit(limit)
+            ).mappings()
+            return [{**dict(r), "summary": json.loads(r["summary"])} for r in rows]
+
+    def reconcile_findings(self, run_id: str, kind: str | None = None, limit: int | None = None) -> list[dict]:
+        """A run's findings in the order they were made, optionally of one kind."""
+        q = sa.select(reconcile_findings).where(reconcile_findings.c.run_id == run_id)
+        if kind:
+            q = q.where(reconcile_findings.c.kind == kind)
+        q = q.order_by(reconcile_findings.c.seq)
+        if limit:
+            q = q.limit(limit)
+        with self.begin() as conn:
+            return [dict(r) for r in conn.execute(q).mappings()]
+
+
+def _text(value) -> str | None:
+    """Finding values as text (numbers, booleans and lists as JSON), ``None`` kept."""
+    if value is None or isinstance(value, str):
+        return value
+    return json.dumps(value, default=str)

@@ -173,3 +173,24 @@ def test_run_folders_older_than_keep_days_are_pruned_and_newer_ones_kept(tmp_pat
     assert prune_runs(tmp_path, keep_days=7) == 1
     assert not run_dir(tmp_path, "old run").exists() and new.exists()
     assert prune_runs(tmp_path, keep_days=7) == 0
+
+
+def test_a_reconciliation_run_and_its_findings_round_trip_and_a_retry_replaces_them(store):
+    started = datetime(2026, 11, 1, 2, 0, tzinfo=UTC)
+    findings = [
+        {"kind": "drift", "source_id": "c1", "target_id": "7", "field": "phone", "ghl_value": "+1", "action": "x"},
+        {"kind": "deleted_in_ghl", "source_id": "c2", "target_id": "8", "action": "disabled", "ghl_value": None},
+        {"kind": "duplicate_email", "target_id": "9", "store_value": ["9", "10"], "action": "reported"},
+    ]
+    n = store.save_reconcile(
+        "r1", started_at=started, dry_run=True, status="ok", summary={"drift": 1}, findings=findings
+    )
+    assert n == 3
+    got = store.reconcile_findings("r1")
+    assert [f["kind"] for f in got] == ["drift", "deleted_in_ghl", "duplicate_email"]
+    assert got[2]["store_value"] == '["9", "10"]' and got[1]["ghl_value"] is None
+    assert [f["source_id"] for f in store.reconcile_findings("r1", kind="drift")] == ["c1"]
+    store.save_reconcile("r1", started_at=started, dry_run=False, status="braked", summary={}, findings=findings[:1])
+    assert len(store.reconcile_findings("r1")) == 1
+    (run,) = store.recent_reconciles()
+    assert run["status"] == "braked" and run["dry_run"] is False and run["summary"] == {}
