@@ -114,7 +114,8 @@ def describe(context: Mapping[str, Any]) -> tuple[str, str]:
     deadline = context.get("deadline")
     dag_run = context.get("dag_run")
     dag_id = _get(context.get("dag"), "dag_id") or _get(dag_run, "dag_id") or "?"
-    run_id = context.get("run_id") or _get(dag_run, "run_id") or "?"
+    # The triggerer's context holds the run as the REST API shows it (``dag_run_id``).
+    run_id = context.get("run_id") or _get(dag_run, "run_id") or _get(dag_run, "dag_run_id") or "?"
     lines = [f"DAG: {dag_id}", f"run: {run_id}"]
     if deadline:
         subject = f"[{dag_id}] deadline missed: run {run_id} not finished by {deadline.get('deadline_time')}"

@@ -9,8 +9,13 @@ from __future__ import annotations
 import asyncore
 import json
 import logging
+import os
+import signal
 import smtpd
+import subprocess
+import sys
 import threading
+import time
 from datetime import timedelta
 from email import message_from_string
 from email.header import decode_header, make_header
@@ -249,3 +254,92 @@ def test_reconcile_deadline_lands_on_the_finish_by_time():
         reconcile_deadline("0 */6 * * *", finish_by="06:00")
     with pytest.raises(ValueError, match="HH:MM"):
         reconcile_deadline("0 2 * * *", finish_by="6am")
+
+
+def pause(dag_id: str) -> None:
+    from airflow.models.dag import DagModel
+    from airflow.utils.session import create_session
+    from sqlalchemy import update
+
+    with create_session() as session:
+        session.execute(update(DagModel).where(DagModel.dag_id == dag_id).values(is_paused=True))
+
+
+def start_airflow(component: str, log_path, fernet_key: str) -> subprocess.Popen:
+    """``airflow <component>`` in its own process group, on this session's Airflow home and database.
+
+    Both components need one Fernet key: the scheduler encrypts the callback's arguments, the
+    triggerer decrypts them.
+    """
+    return subprocess.Popen(
+        [sys.executable, "-m", "airflow", component],
+        stdout=open(log_path, "wb"),  # noqa: SIM115 (closed with the process)
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+        env={**os.environ, "AIRFLOW__CORE__PARALLELISM": "2", "AIRFLOW__CORE__FERNET_KEY": fernet_key},
+    )
+
+
+def stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=10)
+    proc.stdout and proc.stdout.close()
+
+
+def test_a_missed_deadline_mails_through_the_scheduler_and_triggerer(sims, monkeypatch, smtp_server, tmp_path):
+    """A sync run queued and never finished: Airflow's own scheduler marks its deadline missed and
+    the triggerer runs our callback, which mails the configured address through the smtp provider."""
+    from airflow.api.common.trigger_dag import trigger_dag
+    from airflow.dag_processing.bundles.manager import DagBundlesManager
+    from airflow.dag_processing.dagbag import BundleDagBag, sync_bag_to_db
+    from airflow.models.callback import Callback
+    from airflow.models.deadline import Deadline
+    from airflow.utils.session import create_session
+    from airflow.utils.types import DagRunTriggeredByType
+    from cryptography.fernet import Fernet
+    from sqlalchemy import select
+
+    monkeypatch.setenv("GHL_S4S_NOTIFY", "smtp:ops@example.org")
+    monkeypatch.setenv("GHL_S4S_SYNC_DEADLINE_HOURS", str(3 / 3600))  # three seconds
+    # What the DAG processor does: parse the bundle and write the serialized DAG (and its alerts).
+    manager = DagBundlesManager()
+    manager.sync_bundles_to_db()
+    (bundle,) = [b for b in manager.get_all_dag_bundles() if b.name == "dags-folder"]
+    bundle.initialize()
+    bag = BundleDagBag(dag_folder=bundle.path, bundle_path=bundle.path, bundle_name=bundle.name)
+    assert not bag.import_errors
+    sync_bag_to_db(bag, bundle.name, bundle.version)
+    pause("ghl_shift4shop_sync")  # the run stays queued: the sync is "stuck"
+    dr = trigger_dag("ghl_shift4shop_sync", triggered_by=DagRunTriggeredByType.TEST)
+    with create_session() as session:
+        (deadline,) = session.scalars(select(Deadline).where(Deadline.dagrun_id == dr.id)).all()
+        assert deadline.deadline_time == dr.queued_at + timedelta(seconds=3)
+        assert not deadline.missed
+        callback_id = deadline.callback_id
+
+    key = Fernet.generate_key().decode()
+    procs = [start_airflow(c, tmp_path / f"{c}.log", key) for c in ("scheduler", "triggerer")]
+    try:
+        waited = 0.0
+        while not smtp_server.messages and waited < 90 and all(p.poll() is None for p in procs):
+            time.sleep(0.5)
+            waited += 0.5
+    finally:
+        for proc in procs:
+            stop(proc)
+    logs = {c: (tmp_path / f"{c}.log").read_text(errors="replace")[-3000:] for c in ("scheduler", "triggerer")}
+    assert len(smtp_server.messages) == 1, logs
+    mailfrom, rcpttos, message = smtp_server.messages[0]
+    assert rcpttos == ["ops@example.org"]
+    subject = str(make_header(decode_header(message["Subject"])))
+    assert subject.startswith(f"[ghl_shift4shop_sync] deadline missed: run {dr.run_id} not finished by")
+    body = body_of(message)
+    assert "state: queued" in body and "sync not finished" in body
+    with create_session() as session:
+        assert session.scalar(select(Deadline.missed).where(Deadline.id == deadline.id))
+        assert str(session.get(Callback, callback_id).state) in ("success", "CallbackState.SUCCESS")
