@@ -343,3 +343,26 @@ def test_a_missed_deadline_mails_through_the_scheduler_and_triggerer(sims, monke
     with create_session() as session:
         assert session.scalar(select(Deadline.missed).where(Deadline.id == deadline.id))
         assert str(session.get(Callback, callback_id).state) in ("success", "CallbackState.SUCCESS")
+
+
+def test_deadline_callback_mails_a_stuck_run_but_not_one_already_reported_failed(smtp_server):
+    """The callback as the triggerer calls it (a coroutine, the run as the REST API shows it)."""
+    import asyncio
+
+    from ghl_shift4shop.observability import deadline_missed
+
+    def context(state: str) -> dict:
+        return {
+            "dag_run": {"dag_id": "ghl_shift4shop_sync", "dag_run_id": f"scheduled__{state}", "state": state},
+            "deadline": {"id": "d1", "deadline_time": "2026-11-29 08:00:00+00:00"},
+        }
+
+    asyncio.run(deadline_missed(context=context("failed"), notify="smtp:ops@example.org", alert="sync"))
+    assert smtp_server.messages == []  # its failure was mailed when it happened
+    asyncio.run(deadline_missed(context=context("running"), notify="smtp:ops@example.org", alert="sync"))
+    (message,) = [m for _, _, m in smtp_server.messages]
+    subject = str(make_header(decode_header(message["Subject"])))
+    assert subject == (
+        "[ghl_shift4shop_sync] deadline missed: run scheduled__running not finished by 2026-11-29 08:00:00+00:00"
+    )
+    assert "state: running" in body_of(message)
