@@ -306,6 +306,9 @@ def test_a_missed_deadline_mails_through_the_scheduler_and_triggerer(sims, monke
 
     monkeypatch.setenv("GHL_S4S_NOTIFY", "smtp:ops@example.org")
     monkeypatch.setenv("GHL_S4S_SYNC_DEADLINE_HOURS", str(3 / 3600))  # three seconds
+    # Airflow skips writing a DAG serialized less than this long ago (30 s by default), and an
+    # earlier test's run may have just written it with the default deadline.
+    monkeypatch.setenv("AIRFLOW__CORE__MIN_SERIALIZED_DAG_UPDATE_INTERVAL", "0")
     # What the DAG processor does: parse the bundle and write the serialized DAG (and its alerts).
     manager = DagBundlesManager()
     manager.sync_bundles_to_db()
