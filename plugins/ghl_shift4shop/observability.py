@@ -229,8 +229,8 @@ def build_notifier(spec: str | None = None) -> BaseNotifier:
     * ``log``: :class:`LogNotifier`.
     * ``smtp:<to>[,<to>...]``: e-mail through the ``smtp_default`` connection (its ``from_email``
       extra, or Airflow's ``[email] from_email``, is the sender).
-    * ``slack:<conn_id>``: a Slack message through that Slack API connection (needs
-      apache-airflow-providers-slack).
+    * ``slack:<conn_id>[#channel]``: a Slack message through that Slack API connection (needs
+      apache-airflow-providers-slack; untested here, the provider is not installed).
     """
     spec = (spec if spec is not None else load_settings().notify).strip()
     kind, _, target = spec.partition(":")
@@ -243,9 +243,11 @@ def build_notifier(spec: str | None = None) -> BaseNotifier:
             raise ValueError(f"GHL_S4S_NOTIFY={_masked(spec)!r}: expected smtp:<to-address>[,<to-address>...]")
         return _smtp_notifier_class()(to=recipients)
     if kind == "slack":
-        if not target:
-            raise ValueError("GHL_S4S_NOTIFY=slack: needs a Slack connection id: slack:<conn_id>")
-        return _slack_notifier_class()(slack_conn_id=target)
+        conn_id, _, channel = target.partition("#")
+        if not conn_id.strip():
+            raise ValueError("GHL_S4S_NOTIFY=slack: needs a Slack connection id: slack:<conn_id>[#channel]")
+        extra = {"channel": f"#{channel.strip()}"} if channel.strip() else {}  # else the provider's #general
+        return _slack_notifier_class()(slack_conn_id=conn_id.strip(), **extra)
     raise ValueError(f"GHL_S4S_NOTIFY={_masked(spec)!r}: expected log, smtp:<to-address> or slack:<conn_id>")
 
 
