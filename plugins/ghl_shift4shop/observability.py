@@ -273,7 +273,7 @@ async def deadline_missed(context: dict | None = None, notify: str = "log", aler
         log.info(
             "deadline of %s run %s passed; the run failed and was reported then: no second notice",
             _get(dag_run, "dag_id"),
-            _get(dag_run, "run_id"),
+            _get(dag_run, "dag_run_id") or _get(dag_run, "run_id"),
         )
         return
     await build_notifier(notify).async_notify(context)
