@@ -18,6 +18,9 @@ customer group, CRM tickets and messages), bulk-upserts it, then advances each s
 * CRM tickets and messages are off by default: the store e-mails customers for them
   (include/mappings/crm_to_store.yaml).
 * The run summary is the `report` task's return value (XCom tab) and its log.
+* `load` emits an event on the store's customers asset with the run's counts (Assets view).
+* A failed run is notified through `GHL_S4S_NOTIFY`; so is a run not finished
+  `GHL_S4S_SYNC_DEADLINE_HOURS` after it was queued (deadline alert).
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from datetime import datetime, timedelta
 
 from airflow.sdk import Param, dag, get_current_context, task
 from airflow.timetables.interval import CronDataIntervalTimetable
-from ghl_shift4shop import sync
+from ghl_shift4shop import observability, sync
 
 GHL_POOL = "ghl_api"
 STORE_POOL = "shift4shop_api"  # the store's 2 requests/s are shared with every other DAG that writes it
@@ -50,6 +53,8 @@ def _run_id() -> str:
         "max_bad_share": Param(None, type=["null", "number"], description="override GHL_S4S_MAX_BAD_SHARE"),
     },
     doc_md=__doc__,
+    on_failure_callback=observability.failure_notifier(),  # GHL_S4S_NOTIFY
+    deadline=observability.sync_deadline(),  # GHL_S4S_SYNC_DEADLINE_HOURS
 )
 def ghl_shift4shop_sync():
     @task
@@ -82,9 +87,11 @@ def ghl_shift4shop_sync():
     def transform(ref: dict) -> dict:
         return sync.transform(ref, _run_id())
 
-    @task(trigger_rule="none_failed", pool=STORE_POOL)
+    @task(trigger_rule="none_failed", pool=STORE_POOL, outlets=[observability.customers_asset()])
     def load(refs: list[dict]) -> dict:
-        return sync.load(refs, _run_id())
+        loaded = sync.load(refs, _run_id())
+        observability.record_sync_load(get_current_context()["outlet_events"], loaded, _run_id())
+        return loaded
 
     @task(trigger_rule="none_failed", pool=STORE_POOL)
     def load_crm(fetched: list[dict]) -> dict:

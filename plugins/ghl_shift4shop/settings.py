@@ -63,6 +63,13 @@ class Settings:
     # file (one host; default ``$GHL_S4S_DATA_DIR/rate_budget.db``), or a redis:// or
     # postgresql:// URL for workers on several hosts.
     rate_backend: str = ""
+    # Where failure notices and missed deadlines go (observability.build_notifier): "log",
+    # "smtp:<to-address>" or "slack:<conn_id>".
+    notify: str = "log"
+    # A sync run still not finished this long after it was queued raises a deadline alert.
+    sync_deadline_hours: float = 6.0
+    # The nightly reconciliation must have finished by this time of day (HH:MM, UTC).
+    reconcile_finish_by: str = "06:00"
 
     @property
     def mappings_dir(self) -> Path:
