@@ -11,7 +11,7 @@ from urllib.parse import quote
 import pytest
 import requests
 
-from sandbox.seed import generate_contacts
+from sandbox.seed import generate_contacts, generate_crm
 from tests.apiserver import ApiServer
 from tests.conftest import LOCATION_ID
 
@@ -29,6 +29,11 @@ def test_sync_leaves_data_docs_and_the_api_server_serves_the_page_without_a_sche
     bad = contacts[5]
     bad["email"] = BAD_EMAIL
     sims.ghl_state.load_contacts(contacts)
+    crm = generate_crm(contacts, seed=31, location_id=LOCATION_ID)  # tasks, notes, appointments: validated too
+    sims.ghl_state.load_tasks(crm["tasks"])
+    sims.ghl_state.load_notes(crm["notes"])
+    sims.ghl_state.load_calendars(crm["calendars"])
+    sims.ghl_state.load_events(crm["events"])
     dr = sync_dag.test()
     assert dr.state == "success"
     run_id = dr.run_id
@@ -82,6 +87,16 @@ def test_sync_leaves_data_docs_and_the_api_server_serves_the_page_without_a_sche
 
         token = server.token()
         auth = {"Authorization": f"Bearer {token}"}
+        # Airflow knows the plugin: the app under its prefix, and the nav entry the UI shows in a frame.
+        [plugin] = [
+            p
+            for p in requests.get(f"{server.url}/api/v2/plugins", headers=auth).json()["plugins"]
+            if p["name"] == "ghl_shift4shop_ui"
+        ]
+        assert [a["url_prefix"] for a in plugin["fastapi_apps"]] == ["/ghl-shift4shop"]
+        assert [(v["href"], v["url_route"], v["destination"]) for v in plugin["external_views"]] == [
+            ("/ghl-shift4shop/", "ghl-shift4shop", "nav")
+        ]
         overview = requests.get(f"{base}/api/overview", headers=auth, timeout=30)
         assert overview.status_code == 200, overview.text
         body = overview.json()
@@ -129,6 +144,8 @@ def test_sync_leaves_data_docs_and_the_api_server_serves_the_page_without_a_sche
 
         # Each run links its Data Docs; the plugin serves them, GX's static assets included.
         docs = requests.get(f"{base}/api/runs/{quote(run_id, safe='')}/data-docs", headers=auth).json()
+        # One site per validated stream of the batch: the contacts and each CRM child stream.
+        assert {d["stream"] for d in docs} == {"contacts", "tasks", "notes", "appointments"}
         contacts_site = next(d for d in docs if d["stream"] == "contacts")
         assert contacts_site["success"] is False and contacts_site["unsuccessful"] == 1
         link = f"{base}/data-docs/{quote(run_id, safe='')}/{contacts_site['validations'][0]}"
