@@ -17,8 +17,10 @@ from urllib.parse import quote
 
 from airflow.api_fastapi.core_api.security import requires_access_dag
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
-from fastapi.responses import FileResponse, HTMLResponse, Response
+from fastapi.exception_handlers import http_exception_handler
+from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, FileSystemLoader, select_autoescape
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ghl_shift4shop import monitor
 from ghl_shift4shop.settings import load_settings
@@ -42,6 +44,18 @@ app = FastAPI(
     redoc_url=None,
     openapi_url=None,
 )
+
+
+@app.exception_handler(StarletteHTTPException)
+async def _login_for_the_page(request: Request, exc: StarletteHTTPException):
+    """A browser opening the page without a session goes to Airflow's login (and back); the JSON API and
+    the Data Docs files answer 401 as the rest of Airflow's API does."""
+    page = request.scope["path"].removeprefix(request.scope.get("root_path", "")) in ("", "/")
+    if exc.status_code == 401 and request.method == "GET" and page:
+        from airflow.api_fastapi.app import get_auth_manager
+
+        return RedirectResponse(get_auth_manager().get_url_login(next_url=str(request.url)), status_code=303)
+    return await http_exception_handler(request, exc)
 
 
 def _gx_static_dir() -> Path | None:

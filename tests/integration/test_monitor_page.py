@@ -78,10 +78,14 @@ def test_sync_leaves_data_docs_and_the_api_server_serves_the_page_without_a_sche
     server = ApiServer(tmp_path).start()
     try:
         base = f"{server.url}/ghl-shift4shop"
-        # Unauthenticated: refused, on the JSON API, the page and the Data Docs alike.
-        for path in ("/api/overview", "/", f"/data-docs/{quote(run_id, safe='')}/contacts/00000/index.html"):
+        # Unauthenticated: refused on the JSON API and the Data Docs; the page sends a browser to Airflow's login.
+        site_index = f"/data-docs/{quote(run_id, safe='')}/contacts/{site.name}/index.html"
+        for path in ("/api/overview", "/api/quarantine", site_index):
             r = requests.get(base + path, timeout=10, allow_redirects=False)
             assert r.status_code in (401, 403), (path, r.status_code, r.text[:200])
+        r = requests.get(f"{base}/", timeout=10, allow_redirects=False)
+        assert r.status_code == 303 and r.headers["location"].startswith("/auth/login?next="), r.headers
+        assert "invalid_email" not in r.text
         r = requests.get(f"{base}/api/overview", headers={"Authorization": "Bearer not-a-jwt"}, timeout=10)
         assert r.status_code in (401, 403)
 
