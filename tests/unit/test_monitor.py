@@ -136,3 +136,19 @@ def test_data_docs_files_are_served_only_from_inside_their_folder(tmp_path):
         with pytest.raises(HTTPException) as err:
             _within(root, escape)
         assert err.value.status_code == 404
+
+
+def test_held_children_and_the_overview_counts(store, tmp_path):
+    store.hold_children("tasks", [{"contact_id": "c1", "items": [{"id": "t1"}]}], "customer not in the store yet")
+    store.hold_children("notes", [{"contact_id": "c2", "items": [{"id": "n1"}]}], "create outcome unknown")
+    [held] = monitor.held(store, q="not in the store")["items"]
+    assert (held["stream"], held["contact_id"], held["attempts"]) == ("tasks", "c1", 1)
+    assert monitor.held(store, stream="notes")["total"] == 1
+    store.quarantine("contacts", "validate", "r1", [("c5", "missing_email", {"id": "c5"})])
+    store.dead_letter("contacts", "c6", 500, "boom", {"id": "c6"})
+    store.save_summary("r1", {"extracted": 7, "created": 5, "quarantined": 1, "failed_streams": "none"})
+    over = monitor.overview(store, tmp_path, now=datetime(2026, 11, 29, tzinfo=UTC))
+    assert (over["open_quarantine"], over["dead_letters"], over["held"], over["reconcile"]) == (1, 1, 2, None)
+    [run] = over["runs"]
+    assert run["run_id"] == "r1" and run["counts"]["extracted"] == 7 and run["counts"]["updated"] == 0
+    assert run["data_docs"] == 0 and run["failed_streams"] == "none"
