@@ -33,7 +33,7 @@ from ghl_shift4shop.ghl.hook import GhlHook
 from ghl_shift4shop.state import StateStore
 from ghl_shift4shop.timeutil import format_ts
 from ghl_shift4shop.transport import ApiError, AuthError, DailyBudgetLow
-from ghl_shift4shop.validate import load_suite_spec, run_suite, suite_frame
+from ghl_shift4shop.validate import data_docs_dir, load_suite_spec, run_suite, suite_frame
 
 log = logging.getLogger(__name__)
 
@@ -115,15 +115,18 @@ FETCHERS = {"tasks": fetch_tasks, "notes": fetch_notes, "appointments": fetch_ap
 
 
 def validate_items(
-    stream: str, fetched: dict[str, list[dict]], expectations_dir: Path
+    stream: str, fetched: dict[str, list[dict]], expectations_dir: Path, docs_dir: Path | None = None
 ) -> tuple[dict[str, list[dict]], list[tuple[str, str, dict]]]:
-    """Run the stream's suite over all fetched items; returns (valid per contact, quarantine rows)."""
+    """Run the stream's suite over all fetched items; returns (valid per contact, quarantine rows).
+
+    With ``docs_dir``, the validation's GX Data Docs are written there (see validate.build_data_docs).
+    """
     flat = [(cid, item) for cid, items in fetched.items() for item in items]
     if not flat:
         return fetched, []
     spec = load_suite_spec(expectations_dir, stream)
     frame = suite_frame(spec, [item for _, item in flat])
-    failures = run_suite(spec, frame)
+    failures = run_suite(spec, frame, docs_dir=docs_dir)
     valid: dict[str, list[dict]] = {cid: [] for cid in fetched}
     bad = []
     for pos, (cid, item) in enumerate(flat):
@@ -177,7 +180,8 @@ def fetch_children(
             result["streams"][stream] = {"ok": False, "error": str(exc)[:300]}
             state.add_stats(run_id, f"fetch:{stream}:{ref['batch']}", {f"{stream}_failed": 1})
             continue
-        valid, bad = validate_items(stream, fetched, expectations_dir)
+        docs = data_docs_dir(data_dir, run_id, stream, ref["batch"])
+        valid, bad = validate_items(stream, fetched, expectations_dir, docs_dir=docs)
         if bad:
             state.quarantine(stream, "validate", run_id, bad)
         quarantined_ids = defaultdict(list)

@@ -3,6 +3,10 @@
 Suites are JSON files in ``include/expectations/<stream>.json``; each expectation's
 ``meta.reason`` is the quarantine reason a failing row gets. GX is imported inside the function:
 it costs seconds and hundreds of MB, which DAG parsing must not pay.
+
+Every validation also leaves GX Data Docs (HTML) with its run, one small site per stream and batch
+under ``<data_dir>/runs/<run id>/data_docs/<stream>/<batch>/`` (see :func:`data_docs_dir`): mapped
+validate tasks run in parallel processes, so each writes its own site and none shares an index.
 """
 
 from __future__ import annotations
@@ -10,13 +14,18 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
+import re
+import shutil
+import time
 from pathlib import Path
 
 import pandas as pd
 
-from ghl_shift4shop.batches import read_jsonl, stage_path, write_jsonl
+from ghl_shift4shop.batches import read_jsonl, run_dir, stage_path, write_jsonl
 from ghl_shift4shop.errors import PermanentError
 from ghl_shift4shop.state import StateStore
+from ghl_shift4shop.transport import mask_email
 
 log = logging.getLogger(__name__)
 
@@ -51,8 +60,16 @@ def _blank_to_none(value):
     return value
 
 
-def run_suite(spec: dict, frame: pd.DataFrame) -> dict[int, list[str]]:
-    """Validate ``frame``; returns row position → reasons for every failing row."""
+def data_docs_dir(data_dir: Path, run_id: str, stream: str, batch: int) -> Path:
+    """Where the Data Docs site of one validated batch lives (kept and pruned with its run)."""
+    return run_dir(data_dir, run_id) / "data_docs" / stream / f"{int(batch):05d}"
+
+
+def run_suite(spec: dict, frame: pd.DataFrame, docs_dir: Path | None = None) -> dict[int, list[str]]:
+    """Validate ``frame``; returns row position → reasons for every failing row.
+
+    With ``docs_dir``, the validation's GX Data Docs are written there too (see :func:`build_data_docs`).
+    """
     import great_expectations as gx
     from great_expectations.data_context.types.base import ProgressBarsConfig
     from great_expectations.expectations.expectation_configuration import ExpectationConfiguration
@@ -85,7 +102,74 @@ def run_suite(spec: dict, frame: pd.DataFrame) -> dict[int, list[str]]:
             indexes = list(range(len(frame)))
         for idx in indexes:
             failures.setdefault(int(idx), []).append(reason)
+    if docs_dir is not None:
+        build_data_docs(ctx, Path(docs_dir), _docs_summary(result, len(frame)))
     return failures
+
+
+def _docs_summary(result, rows: int) -> dict:
+    """What the monitoring page shows next to a Data Docs link, without parsing GX's HTML."""
+    stats = result.statistics or {}
+    return {
+        "success": bool(result.success),
+        "rows": rows,
+        "evaluated": int(stats.get("evaluated_expectations") or 0),
+        "unsuccessful": int(stats.get("unsuccessful_expectations") or 0),
+        "failed": [
+            {"expectation": r.expectation_config.type, "column": r.expectation_config.kwargs.get("column")}
+            for r in result.results
+            if not r.success
+        ],
+    }
+
+
+# Text between two tags (and tag-free runs inside <script> data): where GX renders the values.
+_HTML_TEXT = re.compile(r">([^<]+)<")
+
+
+def build_data_docs(ctx, target: Path, summary: dict | None = None) -> Path | None:
+    """Render the context's validation result as a GX Data Docs site at ``target``; returns its index.
+
+    Built in a temporary folder and swapped in whole, so a retried task replaces its earlier site and a
+    reader never sees half of one. GX copies its ~4 MB of static assets (CSS, fonts) into every site;
+    they are identical to the ones in the GX package, so they are dropped here and the monitoring page
+    serves them from the package (ghl_shift4shop.ui). E-mails in the rendered values (the failing
+    addresses GX lists) are masked, as in logs. A failure here is logged and never fails validation:
+    the docs are a view of the result, the quarantine table is the record. ``summary`` is kept beside
+    the site as ``summary.json``, and ``validations.json`` lists the site's validation result pages
+    (the pages GX renders in HTML; its index lists them only through scripts from CDNs).
+    """
+    started = time.monotonic()
+    tmp = target.with_name(f"{target.name}.tmp-{os.getpid()}")
+    try:
+        shutil.rmtree(tmp, ignore_errors=True)
+        ctx.add_data_docs_site(
+            "run",
+            {
+                "class_name": "SiteBuilder",
+                "show_how_to_buttons": False,
+                "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(tmp)},
+                "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
+            },
+        )
+        ctx.build_data_docs(site_names=["run"])
+        shutil.rmtree(tmp / "static", ignore_errors=True)
+        for page in tmp.rglob("*.html"):
+            html = page.read_text(encoding="utf-8")
+            page.write_text(_HTML_TEXT.sub(lambda m: ">" + mask_email(m.group(1)) + "<", html), encoding="utf-8")
+        pages = sorted(p.relative_to(tmp).as_posix() for p in (tmp / "validations").rglob("*.html"))
+        (tmp / "validations.json").write_text(json.dumps(pages), encoding="utf-8")
+        (tmp / "summary.json").write_text(json.dumps(summary or {}), encoding="utf-8")
+        if target.exists():
+            shutil.rmtree(target)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(tmp, target)
+    except Exception:  # noqa: BLE001 - the docs must never cost the batch its validation
+        log.warning("could not build the Data Docs at %s", target, exc_info=True)
+        shutil.rmtree(tmp, ignore_errors=True)
+        return None
+    log.info("Data Docs built at %s in %.2f s", target, time.monotonic() - started)
+    return target / "index.html"
 
 
 def quarantine_key(record: dict) -> str:
@@ -103,7 +187,8 @@ def validate_batch(
     records = list(read_jsonl(ref["path"]))
     spec = load_suite_spec(expectations_dir, stream)
     frame = suite_frame(spec, records)
-    failures = run_suite(spec, frame) if records else {}
+    docs = data_docs_dir(data_dir, run_id, stream, ref["batch"])
+    failures = run_suite(spec, frame, docs_dir=docs) if records else {}
     bad = [(quarantine_key(records[i]), "; ".join(reasons), records[i]) for i, reasons in sorted(failures.items())]
     good = [r for i, r in enumerate(records) if i not in failures]
     if bad:
