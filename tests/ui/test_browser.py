@@ -22,6 +22,7 @@ from urllib.parse import quote
 
 import pytest
 import requests
+from playwright.sync_api import expect
 
 from sandbox.profiles import DEFAULT_PROFILE, apply_profile
 from sandbox.seed import generate_contacts, generate_crm
@@ -207,7 +208,10 @@ def test_the_report_task_xcom_shows_the_runs_counts(page, synced_ui):
     for key in ("extracted", "valid", "quarantined", "created", "calls_ghl", "calls_shift4shop"):
         row = page.get_by_role("row").filter(has=page.get_by_role("cell", name=key, exact=True)).first
         row.wait_for()
-        shown[key] = row.get_by_role("cell").nth(2).inner_text().split()[0]  # the value, then a "Copy" button
+        value = row.get_by_role("cell").nth(2)
+        # Each row loads its value on its own: wait until the cell shows one (then a "Copy" button).
+        expect(value).to_have_text(re.compile(r"\S"), timeout=30_000)
+        shown[key] = value.inner_text().split()[0]
     screenshot(page, "report-xcom")
     assert shown == {k: str(summary[k]) for k in shown}, (shown, summary)
 
