@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 
 $(STAMP): requirements.txt requirements-dev.txt requirements.lock
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet -r requirements-dev.txt -c requirements.lock
+	PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 $(PY) -m pip install --quiet -r requirements-dev.txt -c requirements.lock
 	touch $(STAMP)
 
 venv: $(STAMP)
@@ -21,6 +21,7 @@ demo: venv
 ## Set up and run the whole test suite (.ci/run calls exactly this).
 test: venv
 	./scripts/services.sh
+	./scripts/browser.sh
 	$(PY) -m ruff check .
 	$(PY) -m pytest -q
 

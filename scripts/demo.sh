@@ -68,4 +68,4 @@ print(f"   {len(tickets)} tickets, {messages} messages: no e-mail went to a cust
 PY
 echo
 echo "Quarantined records: $PY -m ghl_shift4shop quarantine   (with: source scripts/env.sh)"
-echo "Airflow UI on this setup: make ui   (then open http://localhost:8080)"
+echo "Airflow UI on this setup: make ui   (then open http://127.0.0.1:8080)"
