@@ -63,6 +63,11 @@ class Settings:
     # file (one host; default ``$GHL_S4S_DATA_DIR/rate_budget.db``), or a redis:// or
     # postgresql:// URL for workers on several hosts.
     rate_backend: str = ""
+    # The reconciliation's safety brake: a run that would disable or delete more than this share
+    # of the store's customers does none of it and fails (a truncated GHL answer must never switch
+    # off a store). A deployment setting, not a data-team policy, so it lives here and not in
+    # include/mappings/reconcile.yaml, where an edit to the policy could lift it by accident.
+    reconcile_max_delete_share: float = 0.02
 
     @property
     def mappings_dir(self) -> Path:
