@@ -12,8 +12,8 @@ import csv
 from pathlib import Path
 
 import pytest
-
 from ghl_shift4shop.state import MappedId
+
 from sandbox.seed import generate_contacts
 from tests.builders import seed_ghl
 from tests.conftest import LOCATION_ID, ROOT, SECURE_URL
@@ -198,9 +198,7 @@ def test_a_search_answer_missing_30_percent_disables_nothing_and_fails_the_run(
     assert (Path(run["report_dir"]) / "findings.csv").exists()
 
 
-def test_deleted_contact_is_disabled_then_enabled_when_it_reappears(
-    sims, sync_dag, reconcile_dag, monkeypatch
-):
+def test_deleted_contact_is_disabled_then_enabled_when_it_reappears(sims, sync_dag, reconcile_dag, monkeypatch):
     monkeypatch.setenv("GHL_S4S_RECONCILE_MAX_DELETE_SHARE", "0.1")
     contacts = synced(sims, sync_dag)
     gone, switched_off = contacts[0], contacts[1]
