@@ -9,6 +9,7 @@ the store holds afterwards.
 from __future__ import annotations
 
 import csv
+import shutil
 from pathlib import Path
 
 import pytest
@@ -16,7 +17,7 @@ from ghl_shift4shop.state import MappedId
 
 from sandbox.seed import generate_contacts
 from tests.builders import seed_ghl
-from tests.conftest import LOCATION_ID, ROOT, SECURE_URL
+from tests.conftest import LOCATION_ID, ROOT, SECRETS, SECURE_URL
 
 pytestmark = pytest.mark.usefixtures("airflow_db")
 
@@ -229,3 +230,56 @@ def test_deleted_contact_is_disabled_then_enabled_when_it_reappears(sims, sync_d
     sims.clear_logs()
     dr, run, findings = reconcile(reconcile_dag)
     assert findings == [] and writes(sims) == []
+
+
+def test_delete_policy_deletes_the_customer_and_forgets_its_mapping(
+    sims, sync_dag, reconcile_dag, state, tmp_path, monkeypatch
+):
+    include = tmp_path / "include"
+    shutil.copytree(ROOT / "include", include)
+    (include / "mappings" / "reconcile.yaml").write_text("deleted_in_ghl: delete\n", encoding="utf-8")
+    monkeypatch.setenv("GHL_S4S_INCLUDE_DIR", str(include))
+    monkeypatch.setenv("GHL_S4S_RECONCILE_MAX_DELETE_SHARE", "0.1")
+    contacts = synced(sims, sync_dag)
+    gone = contacts[0]
+    target = by_ghl_id(sims)[gone["id"]]["CustomerID"]
+    sims.ghl_state.delete_contact(gone["id"])
+    dr, run, findings = reconcile(reconcile_dag)
+    assert dr.state == "success" and run["status"] == "ok"
+    assert [(f["kind"], f["source_id"], f["target_id"], f["action"]) for f in findings] == [
+        ("deleted_in_ghl", gone["id"], str(target), "deleted")
+    ]
+    assert [(r["method"], r["path"].rsplit("/", 1)[-1]) for r in writes(sims)] == [("DELETE", str(target))]
+    assert gone["id"] not in by_ghl_id(sims) and len(sims.customers()) == N - 1
+    assert state.get_mapped("contacts", [gone["id"]]) == {}
+    sims.clear_logs()
+    dr, run, findings = reconcile(reconcile_dag)
+    assert findings == [] and writes(sims) == []
+
+
+def test_no_secret_or_email_in_logs_or_xcom(sims, sync_dag, reconcile_dag, capfd, caplog, monkeypatch):
+    from tests.robustness.test_secrets import xcom_values
+
+    monkeypatch.setenv("GHL_S4S_RECONCILE_MAX_DELETE_SHARE", "0.1")
+    contacts = synced(sims, sync_dag)
+    customers = by_ghl_id(sims)
+    # Findings that carry e-mails as values: an e-mail edited in the store, a duplicate, a deletion.
+    edited = customers[contacts[0]["id"]]
+    sims.s4s_state.update_customer(store_key(sims), edited["CustomerID"], {"Email": "edited.by.hand@example.net"})
+    sims.s4s_state.load_customers(SECURE_URL, [{"Email": contacts[1]["email"], "Password": "x"}])
+    sims.ghl_state.delete_contact(contacts[2]["id"])
+    capfd.readouterr()
+    caplog.clear()
+    caplog.set_level("INFO")
+    dr, run, findings = reconcile(reconcile_dag)
+    assert dr.state == "success"
+    assert {f["kind"] for f in findings} == {"drift", "duplicate_email", "deleted_in_ghl"}
+    assert by_ghl_id(sims)[contacts[0]["id"]]["Email"] == contacts[0]["email"]  # put back
+    out = capfd.readouterr()
+    logs = out.out + out.err + caplog.text  # the task logs, wherever pytest routed them
+    assert "reconcile summary for" in logs  # the logs were captured
+    emails = [c["email"] for c in contacts] + ["edited.by.hand@example.net"]
+    assert not [e for e in emails if e in logs]
+    assert not [s for s in SECRETS if s in logs]
+    values = xcom_values([dr.run_id])
+    assert values and not [v for v in values if any(e in v for e in emails) or any(s in v for s in SECRETS)]
