@@ -497,12 +497,14 @@ def _brake(findings: list[dict], scan_result: ScanResult, max_share: float) -> t
     if "store" in truncated:
         return {"*"}, "the store's pages held fewer customers than its count: nothing is repaired"
     removing = [f for f in findings if f["planned"] in REMOVING]
-    if not removing:
+    if not removing and "ghl" not in truncated:
         return set(), None
     base = max(scan_result["read"]["store_count"], scan_result["read"]["store_customers"])
     share = len(removing) / base if base else 1.0
     kinds = {f["kind"] for f in removing}
     if "ghl" in truncated:
+        # An id-map row looks dangling when its contact was merely left out: keep those too.
+        kinds |= {f["kind"] for f in findings if f["planned"] == "forget"} | {"count_mismatch"}
         return kinds, f"GHL's search answer was short: {len(removing)} customers are not disabled or deleted"
     if share > max_share:
         return kinds, (
@@ -714,6 +716,8 @@ def finish(scan_result: ScanResult | None, repaired: RepairResult | None) -> Rec
     lines += [f"  -> {k:<17}{v}" for k, v in sorted(actions.items())]
     lines.append(f"  report            {out}")
     log.info("\n".join(lines))  # ids and counts only: e-mails stay in the report files
+    # The copies of the GHL contacts the repair needed are customer data with no further use.
+    Path(scan_result["contacts_path"]).unlink(missing_ok=True)
     if status == "braked":
         raise AirflowFailException(f"reconcile braked: {brake_reason} (report: {out})")
     if status == "failed":
