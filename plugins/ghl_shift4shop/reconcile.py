@@ -45,6 +45,7 @@ from typing import TYPE_CHECKING, TypedDict
 
 from ghl_shift4shop.batches import read_jsonl, stage_path, write_jsonl
 from ghl_shift4shop.settings import Settings, load_settings
+from ghl_shift4shop.sync import fail_without_retry
 from ghl_shift4shop.transport import mask_email
 
 if TYPE_CHECKING:
@@ -363,6 +364,7 @@ def count_findings(read: ReadCounts, policy: ReconcilePolicy) -> tuple[list[dict
 
 
 # -- the task bodies -------------------------------------------------------------------------------
+@fail_without_retry
 def scan(run_id: str, dry_run: bool) -> ScanResult:
     """Read both sides, compare, and write the findings (and the contacts to re-sync) to files."""
     from ghl_shift4shop import sync
@@ -447,6 +449,7 @@ def _tasks(crm: CrmConfig, hook: GhlHook, ghl: dict, state: StateStore, settings
     return expected, stored, n_tasks
 
 
+@fail_without_retry
 def repair(scan_result: ScanResult) -> RepairResult:
     """Apply the policy to the findings (nothing in a dry run); the brake first."""
     from ghl_shift4shop import sync

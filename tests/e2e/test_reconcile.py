@@ -283,3 +283,19 @@ def test_no_secret_or_email_in_logs_or_xcom(sims, sync_dag, reconcile_dag, capfd
     assert not [s for s in SECRETS if s in logs]
     values = xcom_values([dr.run_id])
     assert values and not [v for v in values if any(e in v for e in emails) or any(s in v for s in SECRETS)]
+
+
+def test_a_repair_that_fails_still_reports_and_stores_the_run_as_failed(sims, sync_dag, reconcile_dag, monkeypatch):
+    monkeypatch.setenv("GHL_S4S_RECONCILE_MAX_DELETE_SHARE", "0.1")
+    contacts = synced(sims, sync_dag)
+    sims.ghl_state.delete_contact(contacts[0]["id"])
+    # The store refuses the disable (401: the app lost its write privilege): no retry can help.
+    sims.s4s_state.faults.set([{"action": "status", "status": 401, "method": "PUT", "path": "/Customers"}])
+    dr, run, findings = reconcile(reconcile_dag)
+    assert dr.state == "failed"
+    tis = {ti.task_id: ti.state for ti in dr.get_task_instances()}
+    assert tis == {"compare": "success", "repair": "failed", "report": "failed"}
+    assert run["status"] == "failed"
+    assert [(f["kind"], f["action"]) for f in findings] == [("deleted_in_ghl", "failed")]
+    assert (Path(run["report_dir"]) / "findings.csv").exists()
+    assert all(c["Enabled"] is True for c in sims.customers())
