@@ -86,7 +86,6 @@ class ScanResult(TypedDict):
     dry_run: bool
     report_dir: str
     findings_path: str
-    contacts_path: str
     read: ReadCounts
     truncated: list[str]  # sides whose answer held fewer records than their count: "ghl", "store"
     calls_ghl: int
@@ -394,7 +393,7 @@ def scan(run_id: str, dry_run: bool) -> ScanResult:
     }
     expected = {row["source_id"]: row["payload"] for row in transform_records(list(ghl.values()), mapping)}
     quarantined = {q["source_id"]: q["reason"] for q in state.open_quarantine(STREAM)}
-    findings, resync = compare(
+    findings, _resync_ids = compare(
         ghl=ghl,
         customers=customers,
         mapping=mapping,
@@ -409,9 +408,8 @@ def scan(run_id: str, dry_run: bool) -> ScanResult:
     counted, truncated = count_findings(read, policy)
     findings = counted + findings
     out = report_dir(settings.data_dir, run_id)
-    findings_path, contacts_path = out / "findings.jsonl", out / "resync.jsonl"
+    findings_path = out / "findings.jsonl"
     write_jsonl(findings_path, findings)
-    write_jsonl(contacts_path, (ghl[cid] for cid in sorted(resync)))
     kinds = Counter(f["kind"] for f in findings)
     log.info(
         "reconcile %s read %d GHL contacts (search total %s), %d store customers (count %d), %d tasks: %s",
@@ -429,7 +427,6 @@ def scan(run_id: str, dry_run: bool) -> ScanResult:
         "dry_run": bool(dry_run),
         "report_dir": str(out),
         "findings_path": str(findings_path),
-        "contacts_path": str(contacts_path),
         "read": read,
         "truncated": truncated,
         "calls_ghl": ghl_hook.calls["ghl"],
@@ -533,7 +530,14 @@ def _resync(todo: list[dict], scan_result: ScanResult, settings: Settings, custo
     if gone:
         customers.forget(gone)
     customers.forget_digests(ids - gone)
-    contacts = [c for c in read_jsonl(scan_result["contacts_path"]) if c["id"] in ids]
+    # Read afresh, not the copies from the comparison: the sync may have loaded a newer version
+    # since, and a repair must never write an older one over it. One call per repaired contact.
+    ghl_hook = sync.ghl_hook(settings)
+    current = fresh_contacts(ghl_hook, sorted(ids), settings.ghl_workers)
+    contacts = [c for c in current.values() if c is not None]
+    for f in repairs:
+        if current.get(f["source_id"]) is None:
+            f.update(action="failed", detail="the contact was deleted in GHL after the comparison")
     size = max(1, settings.batch_size)
     refs = []
     for i in range(0, len(contacts), size):
@@ -553,6 +557,8 @@ def _resync(todo: list[dict], scan_result: ScanResult, settings: Settings, custo
     for f in repairs:
         sid = f["source_id"]
         link = after.get(sid)
+        if f["action"] == "failed":
+            continue
         if sid in quarantined:
             f.update(action="failed", detail=f"quarantined: {quarantined[sid]}")
         elif link is None or link.digest is None:
@@ -561,8 +567,30 @@ def _resync(todo: list[dict], scan_result: ScanResult, settings: Settings, custo
             f["action"] = "repaired"
             if f["kind"] == "missing_in_store":
                 f["target_id"] = link.customer_id
-    calls_ghl = sum(v for k, v in state.run_totals(run_id).items() if k == "calls_ghl")
+    calls_ghl = state.run_totals(run_id).get("calls_ghl", 0) + ghl_hook.calls["ghl"]
     return loaded, calls_ghl, loaded.get("calls_shift4shop", 0)
+
+
+def fresh_contacts(hook: GhlHook, contact_ids: list[str], workers: int) -> dict[str, dict | None]:
+    """Each contact as GHL has it now (``GET /contacts/{id}``); None for one deleted meanwhile."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from ghl_shift4shop.ghl.hook import normalize_search_item
+    from ghl_shift4shop.transport import ApiError
+
+    def one(contact_id: str) -> dict | None:
+        try:
+            return normalize_search_item(hook.get_contact(contact_id))
+        except ApiError as exc:
+            if exc.status in (400, 404):  # GHL answers a deleted contact with 400 or 404
+                return None
+            raise
+
+    if not contact_ids:
+        return {}
+    _ = hook.session  # set up once, before the threads share it
+    with ThreadPoolExecutor(max_workers=max(1, min(workers, len(contact_ids)))) as pool:
+        return dict(zip(contact_ids, pool.map(one, contact_ids), strict=True))
 
 
 def _switch(todo: list[dict], hook: Shift4ShopHook, customers, disabled) -> None:
@@ -719,8 +747,6 @@ def finish(scan_result: ScanResult | None, repaired: RepairResult | None) -> Rec
     lines += [f"  -> {k:<17}{v}" for k, v in sorted(actions.items())]
     lines.append(f"  report            {out}")
     log.info("\n".join(lines))  # ids and counts only: e-mails stay in the report files
-    # The copies of the GHL contacts the repair needed are customer data with no further use.
-    Path(scan_result["contacts_path"]).unlink(missing_ok=True)
     if status == "braked":
         raise AirflowFailException(f"reconcile braked: {brake_reason} (report: {out})")
     if status == "failed":
