@@ -198,8 +198,8 @@ def compare(
     expected: dict[str, dict],
     tasks_expected: dict[str, tuple[str, str]] | None,
     tasks_stored: dict[str, tuple[str, str]],
-) -> tuple[list[dict], set[str]]:
-    """The findings of one pass, and the GHL contact ids a repair would re-sync.
+) -> list[dict]:
+    """The findings of one pass (a repair re-syncs the contacts of the ``repair`` ones).
 
     ``mapped``: contact id → ``CustomerLink`` (the id map); ``disabled``: contacts this job
     disabled; ``quarantined``: contact id → reason; ``expected``: contact id → the transform's
@@ -214,7 +214,6 @@ def compare(
         if gid := _text(c.get(src)):
             carrying[gid].append(c)
     findings: list[dict] = []
-    resync: set[str] = set()
 
     def add(kind: str, **values) -> dict:
         f = finding(kind, policy.action(kind), **values)
@@ -235,8 +234,6 @@ def compare(
             f = add("missing_in_store", source_id=cid, target_id=link.customer_id if link else None, detail=why)
             if cid in quarantined:  # the sync's quarantine holds it: fixing the data is a person's job
                 f.update(planned="report", action="reported", detail=f"{why}; quarantined: {quarantined[cid]}")
-            else:
-                resync.add(cid)
             continue
         target = str(customer["CustomerID"])
         if not _enabled(customer.get("Enabled")) and cid in disabled:
@@ -254,7 +251,6 @@ def compare(
             )
             if not same:
                 add("drift", source_id=cid, target_id=target, field=name, ghl_value=want, store_value=have)
-                resync.add(cid)
         if tasks_expected is not None and link is not None:
             want_part = tasks_expected.get(cid, ("", ""))
             have_part = tasks_stored.get(cid, ("", ""))
@@ -268,7 +264,6 @@ def compare(
                     store_value=" ".join(p for p in have_part if p),
                     detail="a task changed without touching its contact",
                 )
-                resync.add(cid)
 
     # Customers whose contact is gone: through the id map, then by the GHL id they carry.
     seen: set[str] = set()
@@ -319,7 +314,7 @@ def compare(
                 store_value=c.get("Email"),
                 detail=f"the same e-mail is also on customer(s) {others}",
             )
-    return findings, resync
+    return findings
 
 
 def _deleted(add, contact_id: str, customer: dict) -> None:
@@ -393,7 +388,7 @@ def scan(run_id: str, dry_run: bool) -> ScanResult:
     }
     expected = {row["source_id"]: row["payload"] for row in transform_records(list(ghl.values()), mapping)}
     quarantined = {q["source_id"]: q["reason"] for q in state.open_quarantine(STREAM)}
-    findings, _resync_ids = compare(
+    findings = compare(
         ghl=ghl,
         customers=customers,
         mapping=mapping,
