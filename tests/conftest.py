@@ -149,7 +149,14 @@ def sims(_sims, profile, monkeypatch, tmp_path):
     _sims.profile = profile
     # Every knob a test may have changed goes back, so a test that failed midway leaks nothing.
     _sims.ghl_state.configure(
-        rate_limit=False, index_lag_s=0.0, latency_s=0.0, burst_max=100, burst_window_ms=10_000, daily_limit=200_000
+        rate_limit=False,
+        index_lag_s=0.0,
+        latency_s=0.0,
+        burst_max=100,
+        burst_window_ms=10_000,
+        daily_limit=200_000,
+        search_hide_share=0.0,
+        search_hide_keeps_total=False,
     )
     _sims.s4s_state.configure(rate_limit=False, latency_s=0.0, bucket_size=50, leak_per_s=2.0)
     _sims.clear_logs()

@@ -12,6 +12,8 @@ mean different things per stream. These classes are the only code that knows the
   GHL, the ticket closed) or ``gone`` (the ticket is gone from the store).
 * :class:`NoteTicketMap` (``note_tickets``): GHL contact id → CrmID of its notes ticket, or
   ``gone``.
+* :class:`DisabledMap` (``reconcile_disabled``): GHL contact id → CustomerID the reconciliation
+  disabled because the contact was gone from GHL.
 * :class:`MessageMap` (``note_messages``): GHL note id → ``<CrmID>/<MessageId>`` (``?`` = not
   learned yet); match key = GHL contact id; digest of the text sent, or ``deleted``.
 """
@@ -64,6 +66,37 @@ class CustomerMap:
 
     def count(self) -> int:
         return self.state.count_mapped(self.stream)
+
+    def all(self) -> dict[str, CustomerLink]:
+        return {m.source_id: self._link(m) for m in self.state.all_mapped(self.stream)}
+
+    def forget_digests(self, contact_ids: Iterable[str]) -> None:
+        """Make the loader write these contacts' customers again even if the payload is unchanged
+        (the store was edited behind the sync's back, so "same digest" no longer means "in step")."""
+        links = self.get(contact_ids)
+        self.record(CustomerLink(x.contact_id, x.customer_id, x.email, None) for x in links.values())
+
+
+class DisabledMap:
+    """Customers the reconciliation disabled because their GHL contact was gone: contact → CustomerID.
+
+    Only these are enabled again when the contact comes back; a customer a merchant disabled by
+    hand is never switched on by the job.
+    """
+
+    stream = "reconcile_disabled"
+
+    def __init__(self, state: StateStore):
+        self.state = state
+
+    def all(self) -> dict[str, str]:
+        return {m.source_id: m.target_id for m in self.state.all_mapped(self.stream)}
+
+    def record(self, pairs: dict[str, str]) -> None:
+        self.state.record_mapped(self.stream, [MappedId(cid, target, None, None) for cid, target in pairs.items()])
+
+    def forget(self, contact_ids: Iterable[str]) -> None:
+        self.state.forget_mapped(self.stream, contact_ids)
 
 
 class NamedIds:

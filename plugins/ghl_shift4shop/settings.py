@@ -70,6 +70,11 @@ class Settings:
     sync_deadline_hours: float = 6.0
     # The nightly reconciliation must have finished by this time of day (HH:MM, UTC).
     reconcile_finish_by: str = "06:00"
+    # The reconciliation's safety brake: a run that would disable or delete more than this share
+    # of the store's customers does none of it and fails (a truncated GHL answer must never switch
+    # off a store). A deployment setting, not a data-team policy, so it lives here and not in
+    # include/mappings/reconcile.yaml, where an edit to the policy could lift it by accident.
+    reconcile_max_delete_share: float = 0.02
 
     @property
     def mappings_dir(self) -> Path:

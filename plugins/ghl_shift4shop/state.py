@@ -291,6 +291,12 @@ class StateStore:
                     ["stream", "source_id"],
                 )
 
+    def all_mapped(self, stream: str) -> list[MappedId]:
+        """Every id-map row of ``stream`` (the reconciliation reads them all once)."""
+        with self.begin() as conn:
+            rows = conn.execute(sa.select(id_map).where(id_map.c.stream == stream)).mappings()
+            return [MappedId(r["source_id"], r["target_id"], r["match_key"], r["payload_hash"]) for r in rows]
+
     def forget_mapped(self, stream: str, source_ids: Iterable[str]) -> None:
         self._delete_keys(id_map, stream, "source_id", source_ids)
 

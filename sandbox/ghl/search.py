@@ -12,6 +12,7 @@ only the keys of HighLevel's search-doc example (``"doc_example"``: ``address``,
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import threading
@@ -439,6 +440,8 @@ class SearchMixin:
     location_id: str
     index_lag_s: float
     search_item_shape: str
+    search_hide_share: float
+    search_hide_keeps_total: bool
 
     def _init_search(self) -> None:
         self._index = _Index(self.location_id)
@@ -578,10 +581,10 @@ class SearchMixin:
             params = self.parse_search(params)
         with self.lock:
             self._drain()
-            if len(params.sort) == 1 and params.sort[0][0] in ("dateAdded", "dateUpdated"):
-                recs, total = self._search_by_date(params)
-            else:
-                recs, total = self._search_general(params)
+            hidden = self._hidden_ids()
+            recs, total = self._run_search(params, hidden)
+            if hidden and self.search_hide_keeps_total:
+                total = self._run_search(params, frozenset())[1]
             shape = self.search_item_shape
             contacts = []
             for rec in recs:
@@ -590,7 +593,23 @@ class SearchMixin:
                 contacts.append(out)
         return {"contacts": contacts, "total": total}
 
-    def _residual_pred(self, params: SearchParams, skip_range_on: str | None = None) -> Pred | None:
+    def _run_search(self, params: SearchParams, hidden: frozenset[str]) -> tuple[list[_Rec], int]:
+        if len(params.sort) == 1 and params.sort[0][0] in ("dateAdded", "dateUpdated"):
+            return self._search_by_date(params, hidden)
+        return self._search_general(params, hidden)
+
+    def _hidden_ids(self) -> frozenset[str]:
+        """The contacts config ``search_hide_share`` leaves out: that share of all, rounded up,
+        chosen by a digest of the id (the same contacts on every page and every call)."""
+        share = self.search_hide_share
+        if share <= 0 or not self._index.recs:
+            return frozenset()
+        ranked = sorted(self._index.recs, key=lambda cid: hashlib.sha1(cid.encode()).hexdigest())
+        return frozenset(ranked[: math.ceil(share * len(ranked))])
+
+    def _residual_pred(
+        self, params: SearchParams, skip_range_on: str | None = None, hidden: frozenset[str] = frozenset()
+    ) -> Pred | None:
         """AND of the filters still to check per contact (None = every contact in range matches).
 
         Top-level ``range`` filters on ``skip_range_on`` are left out: the caller already applied
@@ -610,13 +629,15 @@ class SearchMixin:
         if not self._index.only_home(params.location_id):
             loc = params.location_id
             preds.insert(0, lambda r: r.doc.get("locationId") == loc)
+        if hidden:
+            preds.append(lambda r: r.id not in hidden)
         if not preds:
             return None
         if len(preds) == 1:
             return preds[0]
         return lambda r: all(p(r) for p in preds)
 
-    def _search_by_date(self, params: SearchParams) -> tuple[list[_Rec], int]:
+    def _search_by_date(self, params: SearchParams, hidden: frozenset[str] = frozenset()) -> tuple[list[_Rec], int]:
         """Hot path: one date sort; narrow by top-level ranges with bisect, walk the sorted list."""
         field_name, direction = params.sort[0]
         lst = self._index.by_updated if field_name == "dateUpdated" else self._index.by_added
@@ -625,7 +646,7 @@ class SearchMixin:
         lo = 0 if bounds.lo == -math.inf else bisect_left(lst, (int(bounds.lo),))
         hi = len(lst) if bounds.hi == math.inf else bisect_left(lst, (int(bounds.hi) + 1,))
         hi = max(lo, hi)
-        pred = self._residual_pred(params, skip_range_on=field_name)
+        pred = self._residual_pred(params, skip_range_on=field_name, hidden=hidden)
         total = hi - lo if pred is None else sum(1 for _, cid in lst[lo:hi] if pred(recs[cid]))
 
         cursor = None
@@ -655,13 +676,13 @@ class SearchMixin:
                 break
         return out, total
 
-    def _search_general(self, params: SearchParams) -> tuple[list[_Rec], int]:
+    def _search_general(self, params: SearchParams, hidden: frozenset[str] = frozenset()) -> tuple[list[_Rec], int]:
         """Any sort: filter everything, sort with the id tiebreaker, then cursor/page (O(n log n)).
 
         Sorting is done as stable passes from the last key to the first (id first), which keeps
         native comparisons; missing values go last in both directions, like Elasticsearch.
         """
-        pred = self._residual_pred(params)
+        pred = self._residual_pred(params, hidden=hidden)
         recs = self._index.recs.values()
         matches = list(recs) if pred is None else [r for r in recs if pred(r)]
         matches.sort(key=lambda r: r.id)

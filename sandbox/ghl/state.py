@@ -119,6 +119,9 @@ CONFIG_KEYS: tuple[str, ...] = (
     "task_search_max_limit",
     "task_search_page_cap",
     "error_body_style",
+    # Test knobs: search answers that leave contacts out (a truncated answer, for the reconcile brake).
+    "search_hide_share",
+    "search_hide_keeps_total",
 )
 
 
@@ -129,6 +132,12 @@ def _choice(*values: str) -> Callable[[Any], str]:
         return value
 
     return check
+
+
+def _share(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0.0 <= float(value) < 1.0:
+        raise ValueError(f"must be a number from 0 up to (not including) 1, not {value!r}")
+    return float(value)
 
 
 def _positive_int_or_none(value: Any) -> int | None:
@@ -158,6 +167,8 @@ _CONFIG_TYPES: dict[str, Callable[[Any], Any]] = {
     "task_search_max_limit": _positive_int_or_none,
     "task_search_page_cap": _positive_int_or_none,
     "error_body_style": _choice(*ERROR_BODY_STYLES),
+    "search_hide_share": _share,
+    "search_hide_keeps_total": bool,
 }
 
 
@@ -203,6 +214,8 @@ class GhlState(
         task_search_max_limit: int | None = MAX_TASK_SEARCH_LIMIT,
         task_search_page_cap: int | None = None,
         error_body_style: str = "documented",
+        search_hide_share: float = 0.0,
+        search_hide_keeps_total: bool = False,
     ) -> None:
         self.location_id = location_id
         self.rate_limit = rate_limit
@@ -228,6 +241,11 @@ class GhlState(
         self.task_search_max_limit: int | None = _checked("task_search_max_limit", task_search_max_limit)
         self.task_search_page_cap: int | None = _checked("task_search_page_cap", task_search_page_cap)
         self.error_body_style: str = _checked("error_body_style", error_body_style)
+        # A truncated search (test knob, not a reading of the spec): this share of the contacts
+        # (a fixed choice per contact id) is left out of every POST /contacts/search answer;
+        # ``total`` counts them only when ``search_hide_keeps_total`` (else it matches the short list).
+        self.search_hide_share: float = _checked("search_hide_share", search_hide_share)
+        self.search_hide_keeps_total: bool = bool(search_hide_keeps_total)
 
         self.lock = threading.RLock()
         self.request_log = RequestLog()

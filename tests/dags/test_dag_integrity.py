@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-EXPECTED_DAGS = {"ghl_shift4shop_sync"}
+EXPECTED_DAGS = {"ghl_shift4shop_sync", "ghl_shift4shop_reconcile"}
 
 
 @pytest.fixture(scope="module")
@@ -57,12 +57,25 @@ def test_sync_shape(dagbag):
     assert dag.get_task("load").pool == dag.get_task("load_crm").pool == "shift4shop_api"
 
 
-def test_parsing_needs_no_connection_and_no_heavy_imports():
+def test_reconcile_shape(dagbag):
+    dag = dagbag.dags["ghl_shift4shop_reconcile"]
+    assert dag.max_active_runs == 1
+    assert {t.task_id for t in dag.tasks} == {"compare", "repair", "report"}
+    assert dag.get_task("repair").upstream_task_ids == {"compare"}
+    assert dag.get_task("report").upstream_task_ids == {"compare", "repair"}
+    assert dag.get_task("report").trigger_rule == "all_done"  # the report is written even when repair fails
+    assert dag.get_task("compare").pool == "ghl_api"
+    assert dag.get_task("repair").pool == "shift4shop_api"  # queues behind the sync's store writes
+    assert dag.params["dry_run"] is False
+
+
+@pytest.mark.parametrize("dag_file", ["ghl_shift4shop_sync.py", "ghl_shift4shop_reconcile.py"])
+def test_parsing_needs_no_connection_and_no_heavy_imports(dag_file):
     """Parse in a clean interpreter with no connections: must not fail and must not import GX or pandas."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW_CONN_")}
     code = (
         "import sys, runpy, time; t=time.time();"
-        f"runpy.run_path({str(ROOT / 'dags' / 'ghl_shift4shop_sync.py')!r});"
+        f"runpy.run_path({str(ROOT / 'dags' / dag_file)!r});"
         "bad=[m for m in ('great_expectations','pandas','phonenumbers') if m in sys.modules];"
         "print('heavy:', bad); print('secs:', round(time.time()-t,2))"
     )

@@ -49,6 +49,8 @@ BASE_CONFIG = {
     "index_lag_s": 0.0,
     "latency_s": 0.0,
     "allow_duplicates": False,
+    "search_hide_share": 0.0,
+    "search_hide_keeps_total": False,
 }
 ISO_MS = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")
 T0 = 1_735_689_600_000  # 2025-01-01T00:00:00.000Z
@@ -1089,3 +1091,33 @@ def test_knob_values_are_checked_with_a_clear_400(sim: Sim):
     assert sim.state.configure(task_search_page_cap=25.0, task_search_max_limit=None)["task_search_page_cap"] == 25
     with pytest.raises(ApiError, match="search_item_shape"):
         GhlState(LOC, search_item_shape="tiny")
+
+
+# --------------------------------------------------------------------------------------------------
+# test knob: a truncated search answer (the reconcile brake's test bed)
+
+
+@pytest.mark.parametrize("keeps_total", [False, True])
+def test_search_hide_share_leaves_the_same_contacts_out_of_every_page(sim: Sim, keeps_total: bool):
+    docs = [contact(i) for i in range(40)]
+    sim.state.load_contacts(docs)
+    r = sim.call("POST", "/_sim/config", json={"search_hide_share": 0.3, "search_hide_keeps_total": keeps_total})
+    assert r.status_code == 200 and r.json()["search_hide_share"] == 0.3
+    by_updated = sim.search_all(7, sort=[{"field": "dateUpdated", "direction": "asc"}])
+    by_email = sim.search_all(7, sort=[{"field": "email", "direction": "asc"}])
+    assert len(by_updated) == len(by_email) == 40 - 12  # ceil(0.3 * 40) hidden, the same ones either way
+    assert {c["id"] for c in by_updated} == {c["id"] for c in by_email}
+    total = sim.search(pageLimit=5).json()["total"]
+    assert total == (40 if keeps_total else 28)
+    # A single read still finds a hidden contact: only search answers leave it out.
+    hidden = {d["id"] for d in docs} - {c["id"] for c in by_updated}
+    assert sim.call("GET", f"/contacts/{sorted(hidden)[0]}").status_code == 200
+    # Off again: every contact is back.
+    assert sim.call("POST", "/_sim/config", json={"search_hide_share": 0}).status_code == 200
+    assert len(sim.search_all(50)) == 40
+
+
+def test_search_hide_share_refuses_values_outside_0_to_1(sim: Sim):
+    for bad in (1, 1.5, -0.1, "x", True):
+        r = sim.call("POST", "/_sim/config", json={"search_hide_share": bad})
+        assert r.status_code == 400 and "search_hide_share" in r.text, (bad, r.text)

@@ -323,8 +323,9 @@ class GhlHook(ApiHook):
         return self._timezone
 
     # -- tasks, notes, appointments ----------------------------------------------------------
-    def search_tasks(self, contact_ids: list[str], *, limit: int = TASK_SEARCH_LIMIT) -> list[dict]:
-        """Every task of ``contact_ids`` (≤100 ids per call), paged with ``skip`` until an empty page.
+    def search_tasks(self, contact_ids: list[str] | None, *, limit: int = TASK_SEARCH_LIMIT) -> list[dict]:
+        """Every task of ``contact_ids`` (≤100 ids per call), or of the whole location when ``None``
+        (the reconciliation's sweep), paged with ``skip`` until an empty page.
 
         Items are keyed ``id`` or ``_id`` (the spec's item type is malformed); both are read as ``id``.
         """
@@ -332,7 +333,9 @@ class GhlHook(ApiHook):
         def advance(page: list[dict], sent: dict) -> dict | None:
             return {**sent, "skip": sent["skip"] + len(page)} if page else None
 
-        body = {"contactId": list(contact_ids), "limit": limit, "skip": 0}
+        body: dict = {"limit": limit, "skip": 0}
+        if contact_ids is not None:
+            body["contactId"] = list(contact_ids)
         tasks: list[dict] = []
         path = f"/locations/{self.location_id}/tasks/search"
         for page, _ in self._paginate("POST", path, key="tasks", body=body, advance=advance, what="task search"):

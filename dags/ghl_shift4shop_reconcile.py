@@ -1,0 +1,63 @@
+"""
+### GHL → Shift4Shop nightly reconciliation
+
+A full pass over both sides, cheap by design: every GHL contact through the search cursor (500 a
+page), every task of the location through the task search, every store customer through
+`GET /Customers` pages of 500, and both counts. They are joined through the id map and the GHL id
+kept on the customer (`AdditionalField1`).
+
+* Findings: `missing_in_store`, `drift` (per mapped field), `tasks_changed`, `deleted_in_ghl`,
+  `reappeared`, `duplicate_email`, `dangling_id_map`, `count_mismatch`; each listed with its ids.
+* What happens to each kind is `include/mappings/reconcile.yaml` (defaults: repair drift, missing
+  customers and changed tasks through the sync's own load path, GHL wins; disable customers whose
+  contact is gone, enable them again when it comes back; report duplicates and dangling id-map rows).
+* Brake: a run that would disable or delete more than `GHL_S4S_RECONCILE_MAX_DELETE_SHARE` (2%) of
+  the store's customers, or whose GHL answer came back short, does none of it and fails.
+* `dry_run` param: compare and report, write nothing to the store.
+* Report: `<data dir>/reconcile/<run id>/findings.csv` and `summary.html`, the `reconcile_runs` /
+  `reconcile_findings` state tables, and the `report` task's log and return value (XCom).
+* Connections: `ghl_default`, `shift4shop_default` (see docs/connections.md).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from airflow.sdk import Param, dag, get_current_context, task
+from airflow.timetables.trigger import CronTriggerTimetable
+from ghl_shift4shop import reconcile
+
+GHL_POOL = "ghl_api"
+STORE_POOL = "shift4shop_api"  # the repair writes the store: it queues behind the sync's loads
+
+
+@dag(
+    dag_id="ghl_shift4shop_reconcile",
+    schedule=CronTriggerTimetable("0 2 * * *", timezone="UTC"),
+    start_date=datetime(2026, 1, 1),
+    catchup=False,
+    max_active_runs=1,
+    default_args={"retries": 2, "retry_delay": timedelta(minutes=2), "retry_exponential_backoff": True},
+    tags=["ghl", "shift4shop", "reconcile"],
+    params={"dry_run": Param(False, type="boolean", description="compare and report only; write nothing")},
+    doc_md=__doc__,
+)
+def ghl_shift4shop_reconcile():
+    @task(pool=GHL_POOL)
+    def compare() -> reconcile.ScanResult:
+        ctx = get_current_context()
+        return reconcile.scan(ctx["run_id"], bool(ctx["params"].get("dry_run")))
+
+    @task(pool=STORE_POOL)
+    def repair(scanned: reconcile.ScanResult) -> reconcile.RepairResult:
+        return reconcile.repair(scanned)
+
+    @task(trigger_rule="all_done")
+    def report(scanned: reconcile.ScanResult | None, repaired: reconcile.RepairResult | None):
+        return reconcile.finish(scanned, repaired)
+
+    scanned = compare()
+    report(scanned, repair(scanned))
+
+
+ghl_shift4shop_reconcile()

@@ -1,0 +1,751 @@
+"""Nightly reconciliation: a full pass over GHL and the store, findings per kind, repair by policy.
+
+This module owns:
+
+* reading both sides cheaply: GHL contacts through the search cursor (500 a page), every task of
+  the location through the task search, store customers through ``GET /Customers`` pages of 500,
+  and both counts (the search's ``total``, the store's ``countonly``);
+* the comparison, joined through the id map and the GHL id kept on the customer
+  (``AdditionalField1``), into findings of the kinds in ``reconcile_policy.ACTIONS``;
+* the brake (no disable/delete when it would switch off more than
+  ``GHL_S4S_RECONCILE_MAX_DELETE_SHARE`` of the store, or when either side's answer was short);
+* the store writes that are not the sync's: disable / enable (bulk ``PUT /Customers`` with
+  ``{CustomerID, Enabled}``) and delete (``DELETE /Customers/{id}``), in one place;
+* the run's report: ``<data_dir>/reconcile/<run id>/findings.csv`` and ``summary.html``, and the
+  ``reconcile_runs`` / ``reconcile_findings`` tables the UI reads.
+
+Data repairs (missing customers, drift, changed tasks) are not written here: they run the sync's
+own stages (``sync.validate`` → ``sync.fetch_children`` → ``sync.transform`` → ``sync.load``, i.e.
+the batch files and ``CustomerLoader``) over exactly the contacts concerned.
+
+Rules for what is compared (the README says the same):
+
+* drift: every field the mapping produces a value for, against the customer's field; the e-mail
+  case-insensitively, the rest exactly (both as the transform would write them, already cut to the
+  store's limits). A field GHL leaves empty is not compared: the sync never clears a store field.
+  Passwords and fields the mapping does not write are never compared. ``Comments`` is built from
+  tasks, notes and appointments: its tasks part is compared through the task sweep
+  (``tasks_changed``); notes and appointments would cost a call per contact and are not swept.
+  The customer group (from tags) is not compared.
+* only customers carrying a GHL id are ever disabled or deleted; a customer a merchant made by
+  hand is never touched.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import re
+from collections import Counter, defaultdict
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, TypedDict
+
+from ghl_shift4shop.batches import read_jsonl, stage_path, write_jsonl
+from ghl_shift4shop.settings import Settings, load_settings
+from ghl_shift4shop.sync import fail_without_retry
+from ghl_shift4shop.transport import mask_email
+
+if TYPE_CHECKING:
+    from ghl_shift4shop.crm_config import CrmConfig
+    from ghl_shift4shop.ghl.hook import GhlHook
+    from ghl_shift4shop.mapping import Mapping
+    from ghl_shift4shop.reconcile_policy import ReconcilePolicy
+    from ghl_shift4shop.shift4shop.hook import Shift4ShopHook
+    from ghl_shift4shop.state import StateStore
+
+log = logging.getLogger(__name__)
+
+STREAM = "contacts"
+EPOCH = "1970-01-01T00:00:00.000Z"
+PUT_CHUNK = 100  # the store's bulk PUT takes at most 100 items
+_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
+
+# What a planned action becomes once done (``report`` is never "done": it is listed).
+DONE = {"repair": "repaired", "disable": "disabled", "enable": "enabled", "delete": "deleted", "forget": "forgotten"}
+REMOVING = ("disable", "delete")  # the actions the brake guards
+
+
+# -- XCom payloads ---------------------------------------------------------------------------------
+class ReadCounts(TypedDict):
+    ghl_contacts: int  # distinct contacts the search walk delivered
+    ghl_rows: int  # search items delivered (a contact changed during the walk comes twice)
+    ghl_total: int | None  # what the search said matched
+    store_customers: int
+    store_count: int  # GET /Customers?countonly=1
+    tasks: int
+
+
+class ScanResult(TypedDict):
+    """What ``compare`` hands to ``repair``: the findings and the GHL contacts to re-sync are files."""
+
+    run_id: str
+    started_at: str
+    dry_run: bool
+    report_dir: str
+    findings_path: str
+    read: ReadCounts
+    truncated: list[str]  # sides whose answer held fewer records than their count: "ghl", "store"
+    calls_ghl: int
+    calls_shift4shop: int
+
+
+class RepairResult(TypedDict):
+    run_id: str
+    findings_path: str
+    braked: list[str]  # kinds whose removals the brake stopped
+    brake_reason: str | None
+    load: dict  # the sync's load summary for the re-synced contacts ({} when none)
+    calls_ghl: int
+    calls_shift4shop: int
+
+
+class ReconcileSummary(TypedDict):
+    run_id: str
+    status: str  # ok | braked | failed
+    dry_run: bool
+    report_dir: str
+    findings: int
+    kinds: dict[str, int]
+    actions: dict[str, int]
+    read: ReadCounts
+    brake_reason: str | None
+    calls_ghl: int
+    calls_shift4shop: int
+
+
+def report_dir(data_dir: Path, run_id: str) -> Path:
+    return Path(data_dir) / "reconcile" / _UNSAFE.sub("_", run_id)
+
+
+def finding(kind: str, planned: str, **values) -> dict:
+    """One finding; ``planned`` is the policy's action, ``action`` what became of it."""
+    return {
+        "kind": kind,
+        "source_id": values.get("source_id"),
+        "target_id": values.get("target_id"),
+        "field": values.get("field"),
+        "ghl_value": values.get("ghl_value"),
+        "store_value": values.get("store_value"),
+        "planned": planned,
+        "action": "reported" if planned == "report" else f"would_{planned}",
+        "detail": values.get("detail"),
+    }
+
+
+# -- reading both sides ----------------------------------------------------------------------------
+def read_ghl(hook: GhlHook, *, page_limit: int, workers: int) -> tuple[dict[str, dict], int, int | None]:
+    """Every contact, through the search cursor (sorted by ``dateUpdated``, ``searchAfter``).
+
+    Items in the search-doc shape (no names) are replaced by the full contact, as the extract does.
+    Returns (contacts by id, items delivered, the search's ``total``).
+    """
+    from ghl_shift4shop.extract import _full_contacts
+    from ghl_shift4shop.ghl.hook import normalize_search_item
+
+    contacts: dict[str, dict] = {}
+    rows, total = 0, None
+    for page in hook.iter_contacts_updated(since=EPOCH, page_limit=page_limit, inclusive=True):
+        if total is None:
+            total = page.total
+        rows += len(page.contacts)
+        items, _, _ = _full_contacts(hook, [normalize_search_item(c) for c in page.contacts], workers)
+        for contact in items:
+            if contact.get("id"):
+                contacts[contact["id"]] = contact  # changed during the walk: the later copy wins
+    return contacts, rows, total
+
+
+def read_store(hook: Shift4ShopHook, *, page_limit: int) -> tuple[list[dict], int]:
+    """Every customer (pages of ``page_limit``) and the store's own count, read first."""
+    count = hook.count_customers()
+    customers = [c for page in hook.iter_customer_pages(page_limit=page_limit) for c in page]
+    return customers, count
+
+
+def sweep_tasks(hook: GhlHook, contact_ids: Iterable[str], expectations_dir: Path) -> tuple[dict[str, list], int]:
+    """Every task of the location, per contact, kept only where the sync would keep it (valid)."""
+    from ghl_shift4shop.children import _by_contact, validate_items
+
+    tasks = hook.search_tasks(None)
+    grouped = _by_contact(tasks, list(contact_ids))
+    valid, _bad = validate_items("tasks", grouped, expectations_dir)
+    return valid, len(tasks)
+
+
+# -- comparing -------------------------------------------------------------------------------------
+def _text(value) -> str:
+    return "" if value is None else str(value).strip()
+
+
+def _enabled(value) -> bool:
+    if isinstance(value, str):
+        return value.strip().lower() in ("true", "1")
+    return bool(value)
+
+
+def compare(
+    *,
+    ghl: dict[str, dict],
+    customers: list[dict],
+    mapping: Mapping,
+    policy: ReconcilePolicy,
+    mapped: dict,
+    disabled: dict[str, str],
+    quarantined: dict[str, str],
+    expected: dict[str, dict],
+    tasks_expected: dict[str, tuple[str, str]] | None,
+    tasks_stored: dict[str, tuple[str, str]],
+) -> list[dict]:
+    """The findings of one pass (a repair re-syncs the contacts of the ``repair`` ones).
+
+    ``mapped``: contact id → ``CustomerLink`` (the id map); ``disabled``: contacts this job
+    disabled; ``quarantined``: contact id → reason; ``expected``: contact id → the transform's
+    payload; ``tasks_expected`` (None: no task sweep) / ``tasks_stored``: the tasks part of
+    ``Comments`` from the sweep / as the sync last wrote it.
+    """
+    src = mapping.source_id_field
+    targets = [r.target for r in mapping.rules]
+    by_id = {str(c.get("CustomerID")): c for c in customers}
+    carrying: dict[str, list[dict]] = defaultdict(list)
+    for c in customers:
+        if gid := _text(c.get(src)):
+            carrying[gid].append(c)
+    findings: list[dict] = []
+
+    def add(kind: str, **values) -> dict:
+        f = finding(kind, policy.action(kind), **values)
+        findings.append(f)
+        return f
+
+    for cid in ghl:
+        link = mapped.get(cid)
+        customer = by_id.get(link.customer_id) if link else None
+        if customer is None and carrying.get(cid):
+            customer = min(carrying[cid], key=lambda c: int(c["CustomerID"]))
+        if customer is None:
+            why = (
+                f"the id map names customer {link.customer_id}, which the store does not have"
+                if link
+                else "never reached the store"
+            )
+            f = add("missing_in_store", source_id=cid, target_id=link.customer_id if link else None, detail=why)
+            if cid in quarantined:  # the sync's quarantine holds it: fixing the data is a person's job
+                f.update(planned="report", action="reported", detail=f"{why}; quarantined: {quarantined[cid]}")
+            continue
+        target = str(customer["CustomerID"])
+        if not _enabled(customer.get("Enabled")) and cid in disabled:
+            add("reappeared", source_id=cid, target_id=target, field="Enabled", ghl_value=True, store_value=False)
+        payload = expected.get(cid) or {}
+        for name in targets:
+            want = payload.get(name)
+            if want is None:
+                continue  # GHL says nothing: the sync never clears a store field
+            have = customer.get(name)
+            same = (
+                _text(want).lower() == _text(have).lower()
+                if name == mapping.match_field
+                else _text(want) == _text(have)
+            )
+            if not same:
+                add("drift", source_id=cid, target_id=target, field=name, ghl_value=want, store_value=have)
+        if tasks_expected is not None and link is not None:
+            want_part = tasks_expected.get(cid, ("", ""))
+            have_part = tasks_stored.get(cid, ("", ""))
+            if tuple(want_part) != tuple(have_part):
+                add(
+                    "tasks_changed",
+                    source_id=cid,
+                    target_id=target,
+                    field="Comments (tasks)",
+                    ghl_value=" ".join(p for p in want_part if p),
+                    store_value=" ".join(p for p in have_part if p),
+                    detail="a task changed without touching its contact",
+                )
+
+    # Customers whose contact is gone: through the id map, then by the GHL id they carry.
+    seen: set[str] = set()
+    for cid, link in mapped.items():
+        if cid in ghl:
+            continue
+        customer = by_id.get(link.customer_id)
+        if customer is None:
+            add(
+                "dangling_id_map",
+                source_id=cid,
+                target_id=link.customer_id,
+                detail="neither the GHL contact nor the store customer exists",
+            )
+        elif _text(customer.get(src)) != cid:
+            add(
+                "dangling_id_map",
+                source_id=cid,
+                target_id=link.customer_id,
+                store_value=customer.get(src),
+                detail="the GHL contact is gone and the customer carries another GHL id (not ours to change)",
+            )
+        else:
+            seen.add(link.customer_id)
+            _deleted(add, cid, customer)
+    for gid, held in carrying.items():
+        if gid in ghl:
+            continue
+        for customer in held:
+            if str(customer["CustomerID"]) not in seen:
+                _deleted(add, gid, customer)
+
+    by_email: dict[str, list[dict]] = defaultdict(list)
+    for c in customers:
+        if email := _text(c.get("Email")).lower():
+            by_email[email].append(c)
+    for held in by_email.values():
+        if len(held) < 2:
+            continue
+        ids = sorted(int(c["CustomerID"]) for c in held)
+        for c in sorted(held, key=lambda c: int(c["CustomerID"])):
+            others = ", ".join(str(i) for i in ids if i != int(c["CustomerID"]))
+            add(
+                "duplicate_email",
+                source_id=_text(c.get(src)) or None,
+                target_id=str(c["CustomerID"]),
+                field="Email",
+                store_value=c.get("Email"),
+                detail=f"the same e-mail is also on customer(s) {others}",
+            )
+    return findings
+
+
+def _deleted(add, contact_id: str, customer: dict) -> None:
+    target = str(customer["CustomerID"])
+    f = add(
+        "deleted_in_ghl", source_id=contact_id, target_id=target, field="Enabled", store_value=customer.get("Enabled")
+    )
+    if f["planned"] == "disable" and not _enabled(customer.get("Enabled")):
+        f.update(planned="report", action="already_disabled", detail="the customer is disabled already")
+
+
+def count_findings(read: ReadCounts, policy: ReconcilePolicy) -> tuple[list[dict], list[str]]:
+    """A finding per side whose answer held fewer records than its own count (a truncated answer)."""
+    out, truncated = [], []
+    total = read["ghl_total"]
+    if total is not None and read["ghl_rows"] < total:
+        truncated.append("ghl")
+        out.append(
+            finding(
+                "count_mismatch",
+                "report",
+                field="ghl search total",
+                ghl_value=total,
+                store_value=read["ghl_rows"],
+                detail=f"GHL's search said {total} contacts match; the walk delivered {read['ghl_rows']}",
+            )
+        )
+    if read["store_customers"] < read["store_count"]:
+        truncated.append("store")
+        out.append(
+            finding(
+                "count_mismatch",
+                "report",
+                field="store countonly",
+                ghl_value=read["store_count"],
+                store_value=read["store_customers"],
+                detail=f"the store counts {read['store_count']} customers; its pages held {read['store_customers']}",
+            )
+        )
+    return out, truncated
+
+
+# -- the task bodies -------------------------------------------------------------------------------
+@fail_without_retry
+def scan(run_id: str, dry_run: bool) -> ScanResult:
+    """Read both sides, compare, and write the findings (and the contacts to re-sync) to files."""
+    from ghl_shift4shop import sync
+    from ghl_shift4shop.crm_summary import tasks_part
+    from ghl_shift4shop.idmaps import CustomerMap, DisabledMap
+    from ghl_shift4shop.reconcile_policy import load_policy
+    from ghl_shift4shop.transform import transform_records
+
+    settings = load_settings()
+    started = datetime.now(UTC)
+    policy = load_policy(settings.mappings_dir)  # a bad policy fails before any call
+    mapping = sync.contacts_mapping(settings)
+    crm = sync.crm_config(settings)
+    state = sync.state_store(settings)
+    ghl_hook, store_hook = sync.ghl_hook(settings), sync.shift4shop_hook(settings)
+
+    ghl, rows, total = read_ghl(ghl_hook, page_limit=settings.ghl_page_limit, workers=settings.ghl_workers)
+    customers, count = read_store(store_hook, page_limit=settings.shift4shop_page_limit)
+    tasks_expected, tasks_stored, n_tasks = _tasks(crm, ghl_hook, ghl, state, settings, tasks_part)
+    read: ReadCounts = {
+        "ghl_contacts": len(ghl),
+        "ghl_rows": rows,
+        "ghl_total": total,
+        "store_customers": len(customers),
+        "store_count": count,
+        "tasks": n_tasks,
+    }
+    expected = {row["source_id"]: row["payload"] for row in transform_records(list(ghl.values()), mapping)}
+    quarantined = {q["source_id"]: q["reason"] for q in state.open_quarantine(STREAM)}
+    findings = compare(
+        ghl=ghl,
+        customers=customers,
+        mapping=mapping,
+        policy=policy,
+        mapped=CustomerMap(state, mapping.stream).all(),
+        disabled=DisabledMap(state).all(),
+        quarantined=quarantined,
+        expected=expected,
+        tasks_expected=tasks_expected,
+        tasks_stored=tasks_stored,
+    )
+    counted, truncated = count_findings(read, policy)
+    findings = counted + findings
+    out = report_dir(settings.data_dir, run_id)
+    findings_path = out / "findings.jsonl"
+    write_jsonl(findings_path, findings)
+    kinds = Counter(f["kind"] for f in findings)
+    log.info(
+        "reconcile %s read %d GHL contacts (search total %s), %d store customers (count %d), %d tasks: %s",
+        run_id,
+        len(ghl),
+        total,
+        len(customers),
+        count,
+        n_tasks,
+        dict(kinds) or "no findings",
+    )
+    return {
+        "run_id": run_id,
+        "started_at": started.isoformat(),
+        "dry_run": bool(dry_run),
+        "report_dir": str(out),
+        "findings_path": str(findings_path),
+        "read": read,
+        "truncated": truncated,
+        "calls_ghl": ghl_hook.calls["ghl"],
+        "calls_shift4shop": store_hook.calls["shift4shop"],
+    }
+
+
+def _tasks(crm: CrmConfig, hook: GhlHook, ghl: dict, state: StateStore, settings: Settings, tasks_part):
+    """(tasks part per contact from the sweep, as last stored, number of tasks); (None, {}, 0) when
+    the tasks part of Comments is off."""
+    if not (crm.comments_enabled and crm.enabled("tasks")):
+        return None, {}, 0
+    valid, n_tasks = sweep_tasks(hook, ghl, settings.expectations_dir)
+    now = datetime.now(UTC)
+    expected = {cid: tasks_part(items, now) for cid, items in valid.items()}
+    stored = {cid: parts["tasks"] for cid, parts in state.get_parts(ghl).items() if "tasks" in parts}
+    return expected, stored, n_tasks
+
+
+@fail_without_retry
+def repair(scan_result: ScanResult) -> RepairResult:
+    """Apply the policy to the findings (nothing in a dry run); the brake first."""
+    from ghl_shift4shop import sync
+    from ghl_shift4shop.idmaps import CustomerMap, DisabledMap
+
+    settings = load_settings()
+    run_id = scan_result["run_id"]
+    findings = list(read_jsonl(scan_result["findings_path"]))
+    braked, reason = _brake(findings, scan_result, settings.reconcile_max_delete_share)
+    for f in findings:
+        if f["planned"] != "report" and (f["kind"] in braked or "*" in braked):
+            f["action"] = "braked"
+    ghl_calls = store_calls = 0
+    load_summary: dict = {}
+    if not scan_result["dry_run"]:
+        state = sync.state_store(settings)
+        customers = CustomerMap(state)
+        todo = [f for f in findings if f["planned"] != "report" and f["action"] != "braked"]
+        load_summary, ghl_calls, store_calls = _resync(todo, scan_result, settings, customers)
+        store_hook = sync.shift4shop_hook(settings)
+        _switch(todo, store_hook, customers, DisabledMap(state))
+        store_calls += store_hook.calls["shift4shop"]
+        forget = [f for f in todo if f["planned"] == "forget"]
+        if forget:
+            customers.forget(f["source_id"] for f in forget)
+            for f in forget:
+                f["action"] = "forgotten"
+    write_jsonl(Path(scan_result["findings_path"]), findings)
+    return {
+        "run_id": run_id,
+        "findings_path": scan_result["findings_path"],
+        "braked": sorted(braked),
+        "brake_reason": reason,
+        "load": load_summary,
+        "calls_ghl": ghl_calls,
+        "calls_shift4shop": store_calls,
+    }
+
+
+def _brake(findings: list[dict], scan_result: ScanResult, max_share: float) -> tuple[set[str], str | None]:
+    """Which kinds repair nothing this run, and why.
+
+    A short store answer stops every repair (anything "missing" may just not have been listed). A
+    short GHL answer, or removals above ``max_share`` of the store's customers, stop the removals
+    (disable/delete): the share is the real guard, since GHL's ``total`` may agree with a short list.
+    """
+    truncated = scan_result["truncated"]
+    if "store" in truncated:
+        return {"*"}, "the store's pages held fewer customers than its count: nothing is repaired"
+    removing = [f for f in findings if f["planned"] in REMOVING]
+    if not removing and "ghl" not in truncated:
+        return set(), None
+    base = max(scan_result["read"]["store_count"], scan_result["read"]["store_customers"])
+    share = len(removing) / base if base else 1.0
+    kinds = {f["kind"] for f in removing}
+    if "ghl" in truncated:
+        # An id-map row looks dangling when its contact was merely left out: keep those too.
+        kinds |= {f["kind"] for f in findings if f["planned"] == "forget"} | {"count_mismatch"}
+        return kinds, f"GHL's search answer was short: {len(removing)} customers are not disabled or deleted"
+    if share > max_share:
+        return kinds, (
+            f"{len(removing)} of {base} customers ({share:.1%}) would be disabled or deleted, more than "
+            f"GHL_S4S_RECONCILE_MAX_DELETE_SHARE ({max_share:.1%}): none are"
+        )
+    return set(), None
+
+
+def _resync(todo: list[dict], scan_result: ScanResult, settings: Settings, customers) -> tuple[dict, int, int]:
+    """Re-sync the contacts of repair findings through the sync's own stages (GHL wins)."""
+    from ghl_shift4shop import sync
+
+    repairs = [f for f in todo if f["planned"] == "repair"]
+    ids = {f["source_id"] for f in repairs}
+    if not ids:
+        return {}, 0, 0
+    run_id = scan_result["run_id"]
+    # A mapping to a customer the (complete) store read did not hold is stale: the loader looks the
+    # contact up by e-mail and creates it. A drifted customer's stored digest still matches what the
+    # sync last sent, so it is forgotten: the loader then writes the customer whatever the digest.
+    gone = {f["source_id"] for f in repairs if f["kind"] == "missing_in_store" and f["target_id"]}
+    if gone:
+        customers.forget(gone)
+    customers.forget_digests(ids - gone)
+    # Read afresh, not the copies from the comparison: the sync may have loaded a newer version
+    # since, and a repair must never write an older one over it. One call per repaired contact.
+    ghl_hook = sync.ghl_hook(settings)
+    current = fresh_contacts(ghl_hook, sorted(ids), settings.ghl_workers)
+    contacts = [c for c in current.values() if c is not None]
+    for f in repairs:
+        if current.get(f["source_id"]) is None:
+            f.update(action="failed", detail="the contact was deleted in GHL after the comparison")
+    size = max(1, settings.batch_size)
+    refs = []
+    for i in range(0, len(contacts), size):
+        path = stage_path(settings.data_dir, run_id, STREAM, "extract", i // size + 1)
+        refs.append({"batch": i // size + 1, "path": str(path), "rows": write_jsonl(path, contacts[i : i + size])})
+    crm = sync.crm_config(settings)
+    # Every child stream is fetched for these contacts, whatever its watermark.
+    window = {"run_id": run_id, "mode": "window", "since": EPOCH, "until": None, "stream": STREAM}
+    window["streams"] = dict.fromkeys(crm.enabled_children, "")
+    fetched = [sync.fetch_children(sync.validate(ref, run_id), window) for ref in refs]
+    loaded = sync.load([sync.transform(ref, run_id) for ref in fetched], run_id)
+    if crm.ticket_streams:
+        sync.load_crm(fetched, run_id)
+    state = sync.state_store(settings)
+    after = customers.get(ids)
+    quarantined = {q["source_id"]: q["reason"] for q in state.open_quarantine(STREAM) if q["source_id"] in ids}
+    for f in repairs:
+        sid = f["source_id"]
+        link = after.get(sid)
+        if f["action"] == "failed":
+            continue
+        if sid in quarantined:
+            f.update(action="failed", detail=f"quarantined: {quarantined[sid]}")
+        elif link is None or link.digest is None:
+            f.update(action="failed", detail="not loaded (see the dead-letter table)")
+        else:
+            f["action"] = "repaired"
+            if f["kind"] == "missing_in_store":
+                f["target_id"] = link.customer_id
+    calls_ghl = state.run_totals(run_id).get("calls_ghl", 0) + ghl_hook.calls["ghl"]
+    return loaded, calls_ghl, loaded.get("calls_shift4shop", 0)
+
+
+def fresh_contacts(hook: GhlHook, contact_ids: list[str], workers: int) -> dict[str, dict | None]:
+    """Each contact as GHL has it now (``GET /contacts/{id}``); None for one deleted meanwhile."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from ghl_shift4shop.ghl.hook import normalize_search_item
+    from ghl_shift4shop.transport import ApiError
+
+    def one(contact_id: str) -> dict | None:
+        try:
+            return normalize_search_item(hook.get_contact(contact_id))
+        except ApiError as exc:
+            if exc.status in (400, 404):  # GHL answers a deleted contact with 400 or 404
+                return None
+            raise
+
+    if not contact_ids:
+        return {}
+    _ = hook.session  # set up once, before the threads share it
+    with ThreadPoolExecutor(max_workers=max(1, min(workers, len(contact_ids)))) as pool:
+        return dict(zip(contact_ids, pool.map(one, contact_ids), strict=True))
+
+
+def _switch(todo: list[dict], hook: Shift4ShopHook, customers, disabled) -> None:
+    """Disable, enable and delete customers: the reconciliation's only own store writes."""
+    for enabled, planned in ((False, "disable"), (True, "enable")):
+        items = [f for f in todo if f["planned"] == planned]
+        if not items:
+            continue
+        results = set_enabled(hook, [f["target_id"] for f in items], enabled)
+        done = {}
+        for f in items:
+            res = results[f["target_id"]]
+            if res.ok:
+                f["action"] = DONE[planned]
+                done[f["source_id"]] = f["target_id"]
+            else:
+                f.update(action="failed", detail=mask_email(f"{res.status} {res.message}"))
+        if enabled:
+            disabled.forget(done)
+        else:
+            disabled.record(done)
+    deleted = []
+    for f in (f for f in todo if f["planned"] == "delete"):
+        res = hook.delete_one(f"/Customers/{f['target_id']}")
+        if res.ok:
+            f["action"] = "deleted"
+            deleted.append(f["source_id"])
+        else:
+            f.update(action="failed", detail=mask_email(f"{res.status} {res.message}"))
+    if deleted:
+        customers.forget(deleted)
+        disabled.forget(deleted)
+
+
+def set_enabled(hook: Shift4ShopHook, customer_ids: list[str], enabled: bool) -> dict:
+    """``Enabled`` for these customers through bulk ``PUT /Customers``; CustomerID → its result.
+
+    Results are matched by the id they name; an item the store answered only as part of the whole
+    request is sent again on its own, so every customer gets its own answer.
+    """
+    results = {}
+    for i in range(0, len(customer_ids), PUT_CHUNK):
+        chunk = customer_ids[i : i + PUT_CHUNK]
+        answer = hook.update_customers([{"CustomerID": int(cid), "Enabled": enabled} for cid in chunk])
+        for cid in chunk:
+            res = answer.by_id.get(str(cid))
+            if res is None:
+                res = hook.update_customers([{"CustomerID": int(cid), "Enabled": enabled}]).by_id[str(cid)]
+            results[cid] = res
+    return results
+
+
+# -- the report ------------------------------------------------------------------------------------
+CSV_FIELDS = ("kind", "source_id", "target_id", "field", "ghl_value", "store_value", "action", "detail")
+
+HTML = """<!doctype html>
+<html><head><meta charset="utf-8"><title>Reconciliation {{ run_id }}</title>
+<style>body{font-family:sans-serif;margin:1.5em}table{border-collapse:collapse;margin-bottom:1.5em}
+td,th{border:1px solid #ccc;padding:.2em .5em;text-align:left;font-size:90%}</style></head><body>
+<h1>Reconciliation {{ run_id }}</h1>
+<p>Status: <b>{{ status }}</b>{% if dry_run %} (dry run: nothing was written){% endif %}.
+{% if brake_reason %}Brake: {{ brake_reason }}.{% endif %}</p>
+<p>Read {{ read.ghl_contacts }} GHL contacts (search total {{ read.ghl_total }}), {{ read.store_customers }}
+store customers (count {{ read.store_count }}), {{ read.tasks }} tasks.</p>
+<table><tr><th>kind</th><th>findings</th></tr>
+{% for kind, n in kinds.items() %}<tr><td>{{ kind }}</td><td>{{ n }}</td></tr>{% endfor %}</table>
+<table><tr><th>action</th><th>findings</th></tr>
+{% for action, n in actions.items() %}<tr><td>{{ action }}</td><td>{{ n }}</td></tr>{% endfor %}</table>
+{% for kind, rows in by_kind.items() %}<h2>{{ kind }} ({{ rows|length }})</h2>
+<table><tr>{% for c in columns %}<th>{{ c }}</th>{% endfor %}</tr>
+{% for f in rows[:limit] %}<tr>{% for c in columns %}<td>{{ f[c] if f[c] is not none else "" }}</td>{% endfor %}</tr>
+{% endfor %}</table>{% if rows|length > limit %}<p>… {{ rows|length - limit }} more in findings.csv</p>{% endif %}
+{% endfor %}</body></html>
+"""
+HTML_ROWS_PER_KIND = 200
+
+
+def write_report(out: Path, summary: ReconcileSummary, findings: list[dict]) -> None:
+    """``findings.csv`` (every finding) and ``summary.html`` (counts, and a table per kind)."""
+    import jinja2
+
+    out.mkdir(parents=True, exist_ok=True)
+    with (out / "findings.csv").open("w", encoding="utf-8", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=CSV_FIELDS, extrasaction="ignore")
+        writer.writeheader()
+        for f in findings:
+            writer.writerow({k: _cell(f.get(k)) for k in CSV_FIELDS})
+    by_kind: dict[str, list[dict]] = defaultdict(list)
+    for f in findings:
+        by_kind[f["kind"]].append({k: _cell(f.get(k)) for k in CSV_FIELDS})
+    env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
+    html = env.from_string(HTML).render(
+        **summary, by_kind=by_kind, columns=[c for c in CSV_FIELDS if c != "kind"], limit=HTML_ROWS_PER_KIND
+    )
+    (out / "summary.html").write_text(html, encoding="utf-8")
+
+
+def _cell(value):
+    if value is None or isinstance(value, str):
+        return value
+    return json.dumps(value, default=str)
+
+
+def finish(scan_result: ScanResult | None, repaired: RepairResult | None) -> ReconcileSummary:
+    """Write the report, store the run, log the summary; fail the task when braked or failed."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from ghl_shift4shop import sync
+
+    if scan_result is None:
+        raise AirflowFailException("the comparison did not finish: nothing to report")
+    settings = load_settings()
+    run_id = scan_result["run_id"]
+    findings = list(read_jsonl((repaired or scan_result)["findings_path"]))
+    if repaired is None:  # the repair task failed after its retries: what it did is unknown
+        for f in findings:
+            if f["planned"] != "report":
+                f.update(action="failed", detail="the repair task failed; see its log")
+    kinds = dict(Counter(f["kind"] for f in findings))
+    actions = dict(Counter(f["action"] for f in findings))
+    brake_reason = repaired["brake_reason"] if repaired else None
+    if repaired is None or actions.get("failed"):
+        status = "failed"
+    elif repaired["braked"]:
+        status = "braked"
+    else:
+        status = "ok"
+    summary: ReconcileSummary = {
+        "run_id": run_id,
+        "status": status,
+        "dry_run": scan_result["dry_run"],
+        "report_dir": scan_result["report_dir"],
+        "findings": len(findings),
+        "kinds": kinds,
+        "actions": actions,
+        "read": scan_result["read"],
+        "brake_reason": brake_reason,
+        "calls_ghl": scan_result["calls_ghl"] + (repaired["calls_ghl"] if repaired else 0),
+        "calls_shift4shop": scan_result["calls_shift4shop"] + (repaired["calls_shift4shop"] if repaired else 0),
+    }
+    out = Path(scan_result["report_dir"])
+    write_report(out, summary, findings)
+    sync.state_store(settings).save_reconcile(
+        run_id,
+        started_at=datetime.fromisoformat(scan_result["started_at"]),
+        dry_run=scan_result["dry_run"],
+        status=status,
+        summary={"kinds": kinds, "actions": actions, "read": scan_result["read"], "brake_reason": brake_reason},
+        findings=[{k: f.get(k) for k in CSV_FIELDS} for f in findings],
+        report_dir=str(out),
+    )
+    lines = [f"reconcile summary for {run_id}: {status}{' (dry run)' if scan_result['dry_run'] else ''}"]
+    lines += [f"  {k:<20}{v}" for k, v in sorted(kinds.items())] or ["  no findings"]
+    lines += [f"  -> {k:<17}{v}" for k, v in sorted(actions.items())]
+    lines.append(f"  report            {out}")
+    log.info("\n".join(lines))  # ids and counts only: e-mails stay in the report files
+    if status == "braked":
+        raise AirflowFailException(f"reconcile braked: {brake_reason} (report: {out})")
+    if status == "failed":
+        raise AirflowFailException(
+            f"reconcile could not repair {actions.get('failed', 'all')} findings (report: {out})"
+        )
+    return summary

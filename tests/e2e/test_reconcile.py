@@ -1,0 +1,301 @@
+"""End to end: ``dag.test()`` of ghl_shift4shop_reconcile against both simulators over real HTTP.
+
+Each test first runs a real sync so the store is in step, then drifts the two sides behind the
+sync's back (straight on the simulators' state, as a merchant or a GHL user would), and checks
+what the reconciliation finds, what it writes (from the store simulator's request log) and what
+the store holds afterwards.
+"""
+
+from __future__ import annotations
+
+import csv
+import shutil
+from pathlib import Path
+
+import pytest
+from ghl_shift4shop.state import MappedId
+
+from sandbox.seed import generate_contacts
+from tests.builders import seed_ghl
+from tests.conftest import LOCATION_ID, ROOT, SECRETS, SECURE_URL
+
+pytestmark = pytest.mark.usefixtures("airflow_db")
+
+N = 20
+GHOST = "ghostContact00000001"  # an id-map row whose contact and customer never existed
+
+
+@pytest.fixture(scope="module")
+def reconcile_dag():
+    from airflow.dag_processing.dagbag import DagBag
+
+    bag = DagBag(dag_folder=str(ROOT / "dags"))
+    assert not bag.import_errors, bag.import_errors
+    return bag.dags["ghl_shift4shop_reconcile"]
+
+
+def reconcile(dag, *, dry_run: bool = False):
+    """One reconcile run; returns (dag run, the stored run row, its findings)."""
+    from ghl_shift4shop.sync import state_store
+
+    dr = dag.test(run_conf={"dry_run": dry_run})
+    state = state_store()
+    run = state.recent_reconciles(1)[0]
+    assert run["run_id"] == dr.run_id
+    return dr, run, state.reconcile_findings(dr.run_id)
+
+
+def synced(sims, sync_dag, n: int = N) -> list[dict]:
+    contacts, _ = seed_ghl(sims, n, location_id=LOCATION_ID)
+    assert sync_dag.test().state == "success"
+    assert len(sims.customers()) == n
+    sims.clear_logs()
+    return contacts
+
+
+def by_ghl_id(sims) -> dict[str, dict]:
+    out: dict[str, dict] = {}
+    for c in sims.customers():
+        if c.get("AdditionalField1"):
+            assert c["AdditionalField1"] not in out, f"two customers for {c['AdditionalField1']}"
+            out[c["AdditionalField1"]] = c
+    return out
+
+
+def writes(sims) -> list[dict]:
+    return [r for r in sims.s4s_requests() if r["method"] in ("POST", "PUT", "DELETE")]
+
+
+def store_key(sims) -> str:
+    return sims.s4s_state.resolve_store(SECURE_URL)
+
+
+def of_kind(findings: list[dict], kind: str) -> list[dict]:
+    return [f for f in findings if f["kind"] == kind]
+
+
+def test_every_class_found_in_dry_run_then_repaired_by_policy_then_nothing_left(
+    sims, sync_dag, reconcile_dag, state, monkeypatch
+):
+    # 1 of 20 customers switched off is 5%: above the 2% default, so this deployment allows 10%.
+    monkeypatch.setenv("GHL_S4S_RECONCILE_MAX_DELETE_SHARE", "0.1")
+    contacts = synced(sims, sync_dag)
+    edited, deleted, removed, shared, tasked = contacts[:5]
+    customers = by_ghl_id(sims)
+    key = store_key(sims)
+    # Drift: a field edited by hand in the store (the sync's stored digest still matches).
+    city = customers[edited["id"]]["BillingCity"]
+    assert city and sims.s4s_state.update_customer(key, customers[edited["id"]]["CustomerID"], {"BillingCity": "X"})
+    # Deleted in GHL: the customer stays, carrying the contact's GHL id.
+    sims.ghl_state.delete_contact(deleted["id"])
+    # Missing in the store: a contact that never reached it, and a customer removed from the store.
+    new = generate_contacts(1, seed=777, dirty_share=0.0, location_id=LOCATION_ID)[0]
+    new["email"] = "brand.new.contact@example.org"
+    sims.ghl_state.load_contacts([new])
+    sims.s4s_state.delete_customer(key, customers[removed["id"]]["CustomerID"])
+    # The same e-mail on a second, hand-made customer (no GHL id: never ours to change).
+    walk_in = sims.s4s_state.load_customers(
+        SECURE_URL, [{"Email": shared["email"].upper(), "Password": "x", "BillingFirstName": "Walk-in"}]
+    )[0]
+    # An id-map row pointing at nothing.
+    state.record_mapped("contacts", [MappedId(GHOST, "987654", "ghost@example.com", "digest")])
+    # A task added without touching its contact: only the task sweep can see it.
+    stamp = sims.ghl_state.get_contact(tasked["id"])["dateUpdated"]
+    sims.ghl_state.create_task(
+        tasked["id"], {"title": "Call back about the order", "dueDate": "2031-01-01T00:00:00.000Z", "completed": False}
+    )
+    assert sims.ghl_state.get_contact(tasked["id"])["dateUpdated"] == stamp
+    open_tasks = sum(not t.get("completed") for t in sims.ghl_state.list_tasks(tasked["id"]))
+    before = sims.customers()
+
+    # Dry run: every class listed with its ids, nothing written.
+    dr, run, findings = reconcile(reconcile_dag, dry_run=True)
+    assert dr.state == "success" and run["status"] == "ok" and run["dry_run"]
+    assert [(f["source_id"], f["field"], f["ghl_value"], f["store_value"]) for f in of_kind(findings, "drift")] == [
+        (edited["id"], "BillingCity", city, "X")
+    ]  # and no false drift anywhere else, under either profile
+    assert [(f["source_id"], f["action"]) for f in of_kind(findings, "deleted_in_ghl")] == [
+        (deleted["id"], "would_disable")
+    ]
+    assert {f["source_id"]: f["action"] for f in of_kind(findings, "missing_in_store")} == {
+        new["id"]: "would_repair",
+        removed["id"]: "would_repair",
+    }
+    assert sorted(int(f["target_id"]) for f in of_kind(findings, "duplicate_email")) == sorted(
+        [int(customers[shared["id"]]["CustomerID"]), walk_in]
+    )
+    assert [(f["source_id"], f["action"]) for f in of_kind(findings, "dangling_id_map")] == [(GHOST, "reported")]
+    assert [f["source_id"] for f in of_kind(findings, "tasks_changed")] == [tasked["id"]]
+    assert not of_kind(findings, "count_mismatch") and not of_kind(findings, "reappeared")
+    assert writes(sims) == []
+    assert sims.customers() == before
+    report = Path(run["report_dir"])
+    with (report / "findings.csv").open(encoding="utf-8") as fh:
+        assert len(list(csv.DictReader(fh))) == len(findings)
+    assert "tasks_changed" in (report / "summary.html").read_text(encoding="utf-8")
+
+    # Repair: GHL wins, through the sync's load path.
+    sims.clear_logs()
+    dr, run, findings = reconcile(reconcile_dag)
+    assert dr.state == "success" and run["status"] == "ok" and not run["dry_run"]
+    actions = {(f["kind"], f["source_id"]): f["action"] for f in findings}
+    assert actions == {
+        ("drift", edited["id"]): "repaired",
+        ("deleted_in_ghl", deleted["id"]): "disabled",
+        ("missing_in_store", new["id"]): "repaired",
+        ("missing_in_store", removed["id"]): "repaired",
+        ("duplicate_email", shared["id"]): "reported",
+        ("duplicate_email", None): "reported",
+        ("dangling_id_map", GHOST): "reported",
+        ("tasks_changed", tasked["id"]): "repaired",
+    }
+    after = by_ghl_id(sims)  # also: still one customer per GHL id
+    assert after[edited["id"]]["BillingCity"] == city
+    assert after[deleted["id"]]["Enabled"] is False
+    assert after[new["id"]]["Email"] == new["email"] and after[new["id"]]["Enabled"] is True
+    assert after[removed["id"]]["Email"].lower() == removed["email"].lower()
+    assert after[tasked["id"]]["Comments"].startswith(f"Tasks: {open_tasks} open")
+    assert sum(c["Email"].lower() == shared["email"].lower() for c in sims.customers()) == 2
+    assert next(c for c in sims.customers() if c["CustomerID"] == walk_in)["BillingFirstName"] == "Walk-in"
+    assert state.get_mapped("contacts", [GHOST])  # reported, not forgotten
+    assert {f["source_id"] for f in findings if f["action"] == "repaired"} == {
+        edited["id"],
+        new["id"],
+        removed["id"],
+        tasked["id"],
+    }
+
+    # Converged: what is left is what the policy only reports; nothing is written.
+    sims.clear_logs()
+    dr, run, findings = reconcile(reconcile_dag)
+    assert dr.state == "success" and run["status"] == "ok"
+    assert {(f["kind"], f["action"]) for f in findings} == {
+        ("duplicate_email", "reported"),
+        ("dangling_id_map", "reported"),
+        ("deleted_in_ghl", "already_disabled"),
+    }
+    assert writes(sims) == []
+
+
+@pytest.mark.parametrize("keeps_total", [False, True])
+def test_a_search_answer_missing_30_percent_disables_nothing_and_fails_the_run(
+    sims, sync_dag, reconcile_dag, keeps_total
+):
+    synced(sims, sync_dag)
+    # The strict reading: `total` agrees with the short list, so only the share gives it away.
+    sims.ghl_state.configure(search_hide_share=0.3, search_hide_keeps_total=keeps_total)
+    dr, run, findings = reconcile(reconcile_dag)
+    assert dr.state == "failed"
+    assert run["status"] == "braked" and run["summary"]["brake_reason"]
+    hidden = of_kind(findings, "deleted_in_ghl")
+    assert len(hidden) == 6 and {f["action"] for f in hidden} == {"braked"}
+    counted = of_kind(findings, "count_mismatch")
+    if keeps_total:
+        assert [(f["ghl_value"], f["store_value"]) for f in counted] == [("20", "14")]
+    else:
+        assert counted == []
+    assert writes(sims) == []
+    assert all(c["Enabled"] is True for c in sims.customers())
+    assert (Path(run["report_dir"]) / "findings.csv").exists()
+
+
+def test_deleted_contact_is_disabled_then_enabled_when_it_reappears(sims, sync_dag, reconcile_dag, monkeypatch):
+    monkeypatch.setenv("GHL_S4S_RECONCILE_MAX_DELETE_SHARE", "0.1")
+    contacts = synced(sims, sync_dag)
+    gone, switched_off = contacts[0], contacts[1]
+    raw = sims.ghl_state.raw_contact(gone["id"])
+    tasks = sims.ghl_state.list_tasks(gone["id"])  # GHL drops a deleted contact's tasks
+    sims.ghl_state.delete_contact(gone["id"])
+    dr, run, findings = reconcile(reconcile_dag)
+    assert dr.state == "success" and run["status"] == "ok"
+    assert [(f["kind"], f["source_id"], f["action"]) for f in findings] == [("deleted_in_ghl", gone["id"], "disabled")]
+    customer = by_ghl_id(sims)[gone["id"]]
+    assert customer["Enabled"] is False
+    puts = [r for r in writes(sims) if r["method"] == "PUT"]
+    assert len(puts) == 1 and not [r for r in writes(sims) if r["method"] != "PUT"]
+
+    # The contact comes back (restored in GHL); a merchant meanwhile switched another customer off
+    # by hand: only the one this job disabled is switched on again.
+    sims.ghl_state.load_contacts([raw])
+    sims.ghl_state.load_tasks(tasks)
+    other = by_ghl_id(sims)[switched_off["id"]]
+    sims.s4s_state.update_customer(store_key(sims), other["CustomerID"], {"Enabled": False})
+    sims.clear_logs()
+    dr, run, findings = reconcile(reconcile_dag)
+    assert dr.state == "success" and run["status"] == "ok"
+    assert [(f["kind"], f["source_id"], f["action"]) for f in findings] == [("reappeared", gone["id"], "enabled")]
+    after = by_ghl_id(sims)
+    assert after[gone["id"]]["Enabled"] is True
+    assert after[switched_off["id"]]["Enabled"] is False
+    sims.clear_logs()
+    dr, run, findings = reconcile(reconcile_dag)
+    assert findings == [] and writes(sims) == []
+
+
+def test_delete_policy_deletes_the_customer_and_forgets_its_mapping(
+    sims, sync_dag, reconcile_dag, state, tmp_path, monkeypatch
+):
+    include = tmp_path / "include"
+    shutil.copytree(ROOT / "include", include)
+    (include / "mappings" / "reconcile.yaml").write_text("deleted_in_ghl: delete\n", encoding="utf-8")
+    monkeypatch.setenv("GHL_S4S_INCLUDE_DIR", str(include))
+    monkeypatch.setenv("GHL_S4S_RECONCILE_MAX_DELETE_SHARE", "0.1")
+    contacts = synced(sims, sync_dag)
+    gone = contacts[0]
+    target = by_ghl_id(sims)[gone["id"]]["CustomerID"]
+    sims.ghl_state.delete_contact(gone["id"])
+    dr, run, findings = reconcile(reconcile_dag)
+    assert dr.state == "success" and run["status"] == "ok"
+    assert [(f["kind"], f["source_id"], f["target_id"], f["action"]) for f in findings] == [
+        ("deleted_in_ghl", gone["id"], str(target), "deleted")
+    ]
+    assert [(r["method"], r["path"].rsplit("/", 1)[-1]) for r in writes(sims)] == [("DELETE", str(target))]
+    assert gone["id"] not in by_ghl_id(sims) and len(sims.customers()) == N - 1
+    assert state.get_mapped("contacts", [gone["id"]]) == {}
+    sims.clear_logs()
+    dr, run, findings = reconcile(reconcile_dag)
+    assert findings == [] and writes(sims) == []
+
+
+def test_no_secret_or_email_in_logs_or_xcom(sims, sync_dag, reconcile_dag, capfd, caplog, monkeypatch):
+    from tests.robustness.test_secrets import xcom_values
+
+    monkeypatch.setenv("GHL_S4S_RECONCILE_MAX_DELETE_SHARE", "0.1")
+    contacts = synced(sims, sync_dag)
+    customers = by_ghl_id(sims)
+    # Findings that carry e-mails as values: an e-mail edited in the store, a duplicate, a deletion.
+    edited = customers[contacts[0]["id"]]
+    sims.s4s_state.update_customer(store_key(sims), edited["CustomerID"], {"Email": "edited.by.hand@example.net"})
+    sims.s4s_state.load_customers(SECURE_URL, [{"Email": contacts[1]["email"], "Password": "x"}])
+    sims.ghl_state.delete_contact(contacts[2]["id"])
+    capfd.readouterr()
+    caplog.clear()
+    caplog.set_level("INFO")
+    dr, run, findings = reconcile(reconcile_dag)
+    assert dr.state == "success"
+    assert {f["kind"] for f in findings} == {"drift", "duplicate_email", "deleted_in_ghl"}
+    assert by_ghl_id(sims)[contacts[0]["id"]]["Email"] == contacts[0]["email"]  # put back
+    out = capfd.readouterr()
+    logs = out.out + out.err + caplog.text  # the task logs, wherever pytest routed them
+    assert "reconcile summary for" in logs  # the logs were captured
+    emails = [c["email"] for c in contacts] + ["edited.by.hand@example.net"]
+    assert not [e for e in emails if e in logs]
+    assert not [s for s in SECRETS if s in logs]
+    values = xcom_values([dr.run_id])
+    assert values and not [v for v in values if any(e in v for e in emails) or any(s in v for s in SECRETS)]
+
+
+def test_a_repair_that_fails_still_reports_and_stores_the_run_as_failed(sims, sync_dag, reconcile_dag, monkeypatch):
+    monkeypatch.setenv("GHL_S4S_RECONCILE_MAX_DELETE_SHARE", "0.1")
+    contacts = synced(sims, sync_dag)
+    sims.ghl_state.delete_contact(contacts[0]["id"])
+    # The store refuses the disable (401: the app lost its write privilege): no retry can help.
+    sims.s4s_state.faults.set([{"action": "status", "status": 401, "method": "PUT", "path": "/Customers"}])
+    dr, run, findings = reconcile(reconcile_dag)
+    assert dr.state == "failed"
+    tis = {ti.task_id: ti.state for ti in dr.get_task_instances()}
+    assert tis == {"compare": "success", "repair": "failed", "report": "failed"}
+    assert run["status"] == "failed"
+    assert [(f["kind"], f["action"]) for f in findings] == [("deleted_in_ghl", "failed")]
+    assert (Path(run["report_dir"]) / "findings.csv").exists()
+    assert all(c["Enabled"] is True for c in sims.customers())
