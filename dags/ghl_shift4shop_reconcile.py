@@ -16,6 +16,9 @@ kept on the customer (`AdditionalField1`).
 * `dry_run` param: compare and report, write nothing to the store.
 * Report: `<data dir>/reconcile/<run id>/findings.csv` and `summary.html`, the `reconcile_runs` /
   `reconcile_findings` state tables, and the `report` task's log and return value (XCom).
+* `repair` emits an event on the store's customers asset with what it changed (Assets view).
+* A failed run is notified through `GHL_S4S_NOTIFY`; so is a run not finished by
+  `GHL_S4S_RECONCILE_FINISH_BY` (deadline alert).
 * Connections: `ghl_default`, `shift4shop_default` (see docs/connections.md).
 """
 
@@ -25,15 +28,16 @@ from datetime import datetime, timedelta
 
 from airflow.sdk import Param, dag, get_current_context, task
 from airflow.timetables.trigger import CronTriggerTimetable
-from ghl_shift4shop import reconcile
+from ghl_shift4shop import observability, reconcile
 
 GHL_POOL = "ghl_api"
 STORE_POOL = "shift4shop_api"  # the repair writes the store: it queues behind the sync's loads
+NIGHTLY = "0 2 * * *"  # UTC
 
 
 @dag(
     dag_id="ghl_shift4shop_reconcile",
-    schedule=CronTriggerTimetable("0 2 * * *", timezone="UTC"),
+    schedule=CronTriggerTimetable(NIGHTLY, timezone="UTC"),
     start_date=datetime(2026, 1, 1),
     catchup=False,
     max_active_runs=1,
@@ -41,6 +45,8 @@ STORE_POOL = "shift4shop_api"  # the repair writes the store: it queues behind t
     tags=["ghl", "shift4shop", "reconcile"],
     params={"dry_run": Param(False, type="boolean", description="compare and report only; write nothing")},
     doc_md=__doc__,
+    on_failure_callback=observability.failure_notifier(),  # GHL_S4S_NOTIFY
+    deadline=observability.reconcile_deadline(NIGHTLY),  # GHL_S4S_RECONCILE_FINISH_BY
 )
 def ghl_shift4shop_reconcile():
     @task(pool=GHL_POOL)
@@ -48,9 +54,11 @@ def ghl_shift4shop_reconcile():
         ctx = get_current_context()
         return reconcile.scan(ctx["run_id"], bool(ctx["params"].get("dry_run")))
 
-    @task(pool=STORE_POOL)
+    @task(pool=STORE_POOL, outlets=[observability.customers_asset()])
     def repair(scanned: reconcile.ScanResult) -> reconcile.RepairResult:
-        return reconcile.repair(scanned)
+        repaired = reconcile.repair(scanned)
+        observability.record_reconcile_repair(get_current_context()["outlet_events"], repaired)
+        return repaired
 
     @task(trigger_rule="all_done")
     def report(scanned: reconcile.ScanResult | None, repaired: reconcile.RepairResult | None):

@@ -50,3 +50,19 @@ def include_with_crm(tmp_path: Path, monkeypatch, *, tickets=(), **streams: dict
     path.write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
     monkeypatch.setenv("GHL_S4S_INCLUDE_DIR", str(include))
     return include
+
+
+ASSET_URI = "shift4shop://shift4shop_default/customers"
+
+
+def customers_events() -> list:
+    """Every event on the store's customers asset, oldest first, from Airflow's own tables."""
+    from airflow.models.asset import AssetEvent, AssetModel
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        rows = session.scalars(
+            select(AssetEvent).join(AssetModel, AssetEvent.asset_id == AssetModel.id).where(AssetModel.uri == ASSET_URI)
+        ).all()
+        return [(e.source_dag_id, e.source_task_id, e.source_run_id, dict(e.extra or {})) for e in rows]

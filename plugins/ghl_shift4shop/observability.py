@@ -25,6 +25,7 @@ from __future__ import annotations
 import html
 import logging
 import re
+from collections import Counter
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
@@ -74,6 +75,20 @@ def record_sync_load(outlet_events: Any, loaded: Mapping[str, Any], run_id: str)
     """The sync's load task: its customers event, with :func:`sync_load_counts`."""
     return emit_customers_event(outlet_events, sync_load_counts(loaded, run_id))
 
+
+# What a reconciliation's repair did to customers, beyond the load's own counts.
+RECONCILE_ACTIONS = ("repaired", "disabled", "enabled", "deleted", "braked")
+
+
+def record_reconcile_repair(outlet_events: Any, repaired: Mapping[str, Any]) -> dict:
+    """The reconciliation's repair task: its customers event, the re-sync's load counts plus its actions."""
+    from ghl_shift4shop.batches import read_jsonl
+
+    actions = Counter(f["action"] for f in read_jsonl(repaired["findings_path"]))
+    counts = {**(repaired.get("load") or {}), "run_id": repaired["run_id"]}
+    extra = emit_customers_event(outlet_events, counts)
+    extra.update({name: actions.get(name, 0) for name in RECONCILE_ACTIONS})
+    return extra
 
 def sync_load_counts(loaded: Mapping[str, Any], run_id: str) -> dict:
     """The sync's counts for the customers event: the load's own, plus the run's quarantine so far.

@@ -16,7 +16,7 @@ import pytest
 from ghl_shift4shop.state import MappedId
 
 from sandbox.seed import generate_contacts
-from tests.builders import seed_ghl
+from tests.builders import customers_events, seed_ghl
 from tests.conftest import LOCATION_ID, ROOT, SECRETS, SECURE_URL
 
 pytestmark = pytest.mark.usefixtures("airflow_db")
@@ -213,6 +213,9 @@ def test_deleted_contact_is_disabled_then_enabled_when_it_reappears(sims, sync_d
     assert customer["Enabled"] is False
     puts = [r for r in writes(sims) if r["method"] == "PUT"]
     assert len(puts) == 1 and not [r for r in writes(sims) if r["method"] != "PUT"]
+    # The store's customers asset tells the story: the repair's event says what it switched off.
+    dag_id, task_id, _, extra = customers_events()[-1]
+    assert (dag_id, task_id, extra["disabled"], extra["enabled"]) == ("ghl_shift4shop_reconcile", "repair", 1, 0)
 
     # The contact comes back (restored in GHL); a merchant meanwhile switched another customer off
     # by hand: only the one this job disabled is switched on again.
@@ -226,6 +229,7 @@ def test_deleted_contact_is_disabled_then_enabled_when_it_reappears(sims, sync_d
     assert [(f["kind"], f["source_id"], f["action"]) for f in findings] == [("reappeared", gone["id"], "enabled")]
     after = by_ghl_id(sims)
     assert after[gone["id"]]["Enabled"] is True
+    assert customers_events()[-1][3]["enabled"] == 1
     assert after[switched_off["id"]]["Enabled"] is False
     sims.clear_logs()
     dr, run, findings = reconcile(reconcile_dag)

@@ -24,26 +24,10 @@ import pytest
 import requests
 
 from sandbox.seed import generate_contacts
-from tests.builders import seed_ghl
+from tests.builders import ASSET_URI, customers_events, seed_ghl
 from tests.conftest import GHL_TOKEN, LOCATION_ID, ROOT, SECRETS
 
 pytestmark = pytest.mark.usefixtures("airflow_db")
-
-ASSET_URI = "shift4shop://shift4shop_default/customers"
-
-
-def customers_events() -> list:
-    """Every event on the store's customers asset, oldest first, from Airflow's own tables."""
-    from airflow.models.asset import AssetEvent, AssetModel
-    from airflow.utils.session import create_session
-    from sqlalchemy import select
-
-    with create_session() as session:
-        rows = session.scalars(
-            select(AssetEvent).join(AssetModel, AssetEvent.asset_id == AssetModel.id).where(AssetModel.uri == ASSET_URI)
-        ).all()
-        return [(e.source_dag_id, e.source_task_id, e.source_run_id, dict(e.extra or {})) for e in rows]
-
 
 def test_each_sync_run_emits_a_customers_asset_event_with_its_counts(sims, sync_dag):
     from ghl_shift4shop.sync import state_store
