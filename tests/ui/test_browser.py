@@ -31,6 +31,7 @@ from tests.ui.conftest import ROOT, script_env, start_ui
 
 CHROMIUM = Path("/usr/bin/chromium")
 DAG_ID = "ghl_shift4shop_sync"
+RECONCILE_ID = "ghl_shift4shop_reconcile"
 CONTACTS = 300
 DIRTY_SHARE = 0.05  # about 15 dirty contacts: some are cleaned, the rest quarantined with a reason
 ARTIFACTS = ROOT / "test-artifacts" / "screenshots"
@@ -70,7 +71,8 @@ def synced_ui(_sims, tmp_path_factory):
     sims.ghl_state.load_events(crm["events"])
 
     local = tmp_path_factory.mktemp("ui-browser")
-    state_url = f"sqlite:///{local / 'state.db'}"
+    # scripts/env.sh's default state database: the one the UI's API server reads too.
+    state_url = f"sqlite:///{local / 'data' / 'state.db'}"
     # Only the API server: the run is made by `airflow dags test`, and the UI reads the metadata DB.
     ui = start_ui(local, UI_SANDBOX="0", UI_LOGIN="1", UI_PARTS="api-server")
     try:
@@ -86,23 +88,30 @@ def synced_ui(_sims, tmp_path_factory):
                 for n in ("GHL_BURST", "GHL_RATE_PER_S", "SHIFT4SHOP_BURST", "SHIFT4SHOP_RATE_PER_S")
             },
         )
-        run = subprocess.run(
-            ["bash", "-c", 'source scripts/env.sh && exec "$AIRFLOW" dags test ' + DAG_ID],
-            env=env,
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
-        log = run.stdout + run.stderr
-        (local / "dags-test.log").write_text(log)
-        assert run.returncode == 0, log[-4000:]
+        log = ""
+        # The sync, then the nightly reconciliation with its default policy: the dirty contacts the
+        # sync quarantined are in GHL but not in the store, so the reconciliation has findings.
+        for dag_id in (DAG_ID, RECONCILE_ID):
+            run = subprocess.run(
+                ["bash", "-c", 'source scripts/env.sh && exec "$AIRFLOW" dags test ' + dag_id],
+                env=env,
+                cwd=ROOT,
+                capture_output=True,
+                text=True,
+                timeout=300,
+            )
+            log += run.stdout + run.stderr
+            (local / f"dags-test-{dag_id}.log").write_text(run.stdout + run.stderr)
+            assert run.returncode == 0, (run.stdout + run.stderr)[-4000:]
 
         from ghl_shift4shop.state import StateStore
 
         store = StateStore(state_url)
         summary = store.recent_summaries(1)[0]
         quarantine = store.open_quarantine()
+        reconciled = store.recent_reconciles(1)[0]
+        findings = [f for f in store.reconcile_findings(reconciled["run_id"]) if f["source_id"]]
+        assert findings, reconciled
         password = json.loads((local / "airflow" / "simple_auth_manager_passwords.json.generated").read_text())["admin"]
         # The run as Airflow's REST API reports it (a token from the same login), to hold the UI to.
         token = requests.post(
@@ -119,6 +128,9 @@ def synced_ui(_sims, tmp_path_factory):
             task_ids=sorted(t["task_id"] for t in tasks),
             summary=summary,
             quarantine=quarantine,
+            watermarks=store.list_watermarks(),
+            reconcile=reconciled,
+            findings=findings,
             ui=ui,
             local=local,
             log=log,
@@ -224,10 +236,32 @@ def test_no_secret_reaches_the_ui_or_run_output(synced_ui):
         assert secret not in logs
 
 
-# TODO(plugin page): the "GHL → Shift4Shop" plugin page (FastAPI app + external view, built by
-# another helper) gets one more function here, e.g.
-#     def test_the_plugin_page_shows_watermarks_runs_and_quarantine(page, synced_ui):
-#         page.goto(synced_ui.url + "/<the plugin's external view path>")
-#         ... assert the watermark, the run count, synced_ui.quarantine's entries, the dead letters
-#         and the latest reconciliation findings are shown; screenshot(page, "plugin")
-# The shared ``page`` is already logged in and ``synced_ui`` holds the run's summary and quarantine.
+def test_the_plugin_page_shows_watermarks_runs_quarantine_and_reconcile_findings(page, synced_ui):
+    """The "GHL → Shift4Shop" entry of the Browse menu, as an operator opens it (inside Airflow's frame)."""
+    page.goto(synced_ui.url + "/dags")
+    page.get_by_role("button", name="Browse").click()
+    page.get_by_role("menuitem", name="GHL → Shift4Shop").click()
+    page.wait_for_url(re.compile(r"/plugin/ghl-shift4shop"))
+    frame = page.frame_locator("iframe").first
+    frame.get_by_role("heading", name="GHL → Shift4Shop").wait_for()
+    # Watermarks: each one the state database holds is shown with the run that set it.
+    marks = frame.locator("#watermarks + table")
+    for mark in synced_ui.watermarks:
+        row = marks.get_by_role("row").filter(has_text=mark["stream"]).first
+        expect(row).to_contain_text(mark["value"])
+    # The last run's counts, as the run recorded them.
+    run_row = frame.locator("#runs ~ table").first.get_by_role("row").filter(has_text=synced_ui.run_id).first
+    expect(run_row).to_contain_text(str(synced_ui.summary["extracted"]))
+    expect(run_row).to_contain_text(str(synced_ui.summary["created"]))
+    # One open quarantine entry with its reason (reasons are shown with e-mails masked).
+    entry = synced_ui.quarantine[0]
+    q_row = frame.locator("#quarantine + table").get_by_role("row").filter(has_text=entry["source_id"]).first
+    expect(q_row).to_contain_text(entry["stage"])
+    # The reconciliation that ran after the sync, and one of its findings.
+    finding = synced_ui.findings[0]
+    expect(frame.locator("#reconcile + p")).to_contain_text(synced_ui.reconcile["status"])
+    f_row = frame.locator("#reconcile ~ table").first.get_by_role("row").filter(has_text=finding["source_id"]).first
+    expect(f_row).to_contain_text(finding["kind"])
+    expect(f_row).to_contain_text(finding["action"])
+    page.wait_for_timeout(500)
+    screenshot(page, "plugin")
