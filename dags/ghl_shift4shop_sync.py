@@ -12,9 +12,13 @@ customer group, CRM tickets and messages), bulk-upserts it, then advances each s
 * A stream that fails keeps its watermark; the others advance, and the run ends failed.
 
 * Connections: `ghl_default`, `shift4shop_default` (see docs/connections.md).
-* Manual run over a window: trigger with `window_start` (and optionally `window_end`), ISO-8601;
-  it does not move the watermark. A backfill run takes its data interval as the window the same
-  way (not yet tested with the real `airflow backfill create` command).
+* Manual run over a window: trigger with `window_start` (and optionally `window_end`, excluded),
+  ISO-8601; it moves no watermark. A backfill run (`airflow backfill create --dag-id
+  ghl_shift4shop_sync --from-date … --to-date …`) takes its data interval `[start, end)` as the
+  window the same way: it re-syncs the contacts changed in it, writes only what differs and moves
+  no watermark (tested with the real command and scheduler; README "Backfill").
+* A new tenant's full history: `airflow dags trigger ghl_shift4shop_sync` (the first run starts
+  from no watermark), not a backfill.
 * CRM tickets and messages are off by default: the store e-mails customers for them
   (include/mappings/crm_to_store.yaml).
 * The run summary is the `report` task's return value (XCom tab) and its log.
