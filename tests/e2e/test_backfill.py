@@ -1,6 +1,6 @@
 """Full loads and backfills through the real commands, run by a real scheduler.
 
-A throw-away Airflow home (SQLite metadata database, LocalExecutor, parallelism 4) with its own
+A throw-away Airflow home (a fresh Postgres metadata database, LocalExecutor, parallelism 4) with its own
 ``airflow scheduler``, ``airflow dag-processor`` (serializes the DAG) and ``airflow api-server
 --apps execution`` (Airflow 3's task runners report to the Execution API) runs the DAG from dags/
 against the simulators this test process serves. The scheduler creates no scheduled runs
@@ -10,6 +10,7 @@ trigger`` and ``airflow backfill create``. Run states are read from the metadata
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
@@ -29,7 +30,7 @@ from tests.conftest import LOCATION_ID, ROOT
 
 AIRFLOW = str(Path(sys.executable).with_name("airflow"))
 DAG_ID = "ghl_shift4shop_sync"
-STARTUP_TIMEOUT_S = 60
+STARTUP_TIMEOUT_S = 120
 RUNS_TIMEOUT_S = 300  # generous: on a busy 2-core machine one task instance can take 20 s
 
 
@@ -39,12 +40,40 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+# Airflow's metadata database. SQLite works with the LocalExecutor, but with a scheduler, a
+# dag-processor, an API server and the CLI writing at once, `backfill create` failed with "database
+# is locked" (twice in a row, a busy timeout of 60 s notwithstanding): a fresh Postgres database per
+# module instead, created and dropped here.
+PG_SERVER = os.environ.get("GHL_S4S_TEST_AIRFLOW_PG", "postgresql+psycopg://postgres@127.0.0.1:5432")
+
+
+def _postgres(statement: str, database: str) -> None:
+    import sqlalchemy as sa
+
+    try:
+        engine = sa.create_engine(f"{PG_SERVER}/postgres", isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool)
+        with engine.connect() as conn:
+            conn.execute(sa.text(statement.format(database)))
+        engine.dispose()
+    except sa.exc.OperationalError as exc:
+        if os.environ.get("CI"):
+            pytest.fail(f"Postgres is not reachable in CI (.ci/run starts it): {exc}")
+        pytest.skip(f"Postgres not reachable at {PG_SERVER} (make test starts it): {exc}")
+
+
+def _signal_group(pgid: int, sig: int) -> None:
+    with contextlib.suppress(ProcessLookupError):  # the whole group has exited
+        os.killpg(pgid, sig)
+
+
 class AirflowStack:
     """The scheduler, dag-processor and execution API of one throw-away Airflow home."""
 
     def __init__(self, home: Path, env: dict[str, str]):
         self.home, self.env = home, env
         self.procs: dict[str, subprocess.Popen] = {}
+        self.outputs: list = []
+        self.engine = None
 
     def cli(self, *args: str, timeout: float = 60, check: bool = True) -> subprocess.CompletedProcess:
         done = subprocess.run(
@@ -55,7 +84,8 @@ class AirflowStack:
         return done
 
     def start(self, name: str, *args: str) -> None:
-        out = open(self.home / f"{name}.log", "w")  # noqa: SIM115 - closed with the process
+        out = open(self.home / f"{name}.log", "w")  # noqa: SIM115 - closed in stop()
+        self.outputs.append(out)
         # Own session: stopping it signals its workers too, and nothing else.
         self.procs[name] = subprocess.Popen(
             [AIRFLOW, *args], env=self.env, stdout=out, stderr=subprocess.STDOUT, cwd=self.home, start_new_session=True
@@ -69,27 +99,28 @@ class AirflowStack:
         return "\n".join(parts)
 
     def stop(self) -> None:
+        """SIGTERM each process group (the scheduler stops its workers), then SIGKILL what is left."""
         for proc in self.procs.values():
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGTERM)
+            _signal_group(proc.pid, signal.SIGTERM)
         deadline = time.time() + 20
         for proc in self.procs.values():
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.wait(timeout=max(0.1, deadline - time.time()))
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(timeout=10)
+            _signal_group(proc.pid, signal.SIGKILL)  # stragglers of an exited leader too
+            proc.wait(timeout=10)
+        for out in self.outputs:
+            out.close()
+        if self.engine is not None:
+            self.engine.dispose()
 
     def query(self, sql: str) -> list[dict]:
-        """Read Airflow's metadata database (read-only; the CLI costs seconds per call, this milliseconds)."""
+        """Read Airflow's metadata database (the CLI costs seconds per call, this milliseconds)."""
         import sqlalchemy as sa
 
-        engine = sa.create_engine(f"sqlite:///file:{self.home / 'airflow.db'}?mode=ro&uri=true")
-        try:
-            with engine.connect() as conn:
-                return [dict(row._mapping) for row in conn.execute(sa.text(sql))]
-        finally:
-            engine.dispose()
+        if self.engine is None:
+            self.engine = sa.create_engine(self.env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"], poolclass=sa.pool.NullPool)
+        with self.engine.connect() as conn:
+            return [dict(row._mapping) for row in conn.execute(sa.text(sql))]
 
     def task_logs(self, run_ids: list[str], tail: int = 40) -> str:
         parts = []
@@ -110,6 +141,8 @@ class AirflowStack:
 def stack(_sims, tmp_path_factory):
     """A running scheduler with the sync DAG serialized and unpaused; stopped after the module."""
     home = tmp_path_factory.mktemp("backfill-airflow-home")
+    database = f"airflow_backfill_{secrets.token_hex(4)}"
+    _postgres("CREATE DATABASE {}", database)
     api_port = _free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "GHL_S4S_"))}
     env.update(_sims.connections_env())
@@ -119,13 +152,15 @@ def stack(_sims, tmp_path_factory):
             "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
             "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",  # Airflow runs tasks of unpaused DAGs only
             "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
             "AIRFLOW__CORE__PARALLELISM": "4",
             "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{api_port}/execution/",
             "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_hex(40),
             "AIRFLOW__API__SECRET_KEY": secrets.token_hex(16),
             "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(_free_port()),
-            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"{PG_SERVER}/{database}",
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN_ASYNC": f"{PG_SERVER}/{database}",  # psycopg 3 does both
             # Only the backfill's runs: no scheduled run may touch the incremental watermarks.
             "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False",
             "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "1",
@@ -141,23 +176,29 @@ def stack(_sims, tmp_path_factory):
         }
     )
     s = AirflowStack(home, env)
-    s.cli("db", "migrate", timeout=120)
+    t0 = time.time()
+    s.cli("db", "migrate", timeout=180)
+    migrated = time.time()
     pools = {"ghl_api": (2, "HighLevel API"), "shift4shop_api": (1, "Shift4Shop API")}
     (home / "pools.json").write_text(json.dumps({k: {"slots": n, "description": d} for k, (n, d) in pools.items()}))
-    s.cli("pools", "import", str(home / "pools.json"))  # one CLI start instead of one per pool
-    s.start("api-server", "api-server", "--apps", "execution", "--port", str(api_port), "--host", "127.0.0.1")
-    s.start("dag-processor", "dag-processor")
-    s.start("scheduler", "scheduler")
     try:
+        # The pools are created while the processes start (each airflow command takes seconds to start).
+        s.start("pools", "pools", "import", str(home / "pools.json"))
+        s.start("api-server", "api-server", "--apps", "execution", "--port", str(api_port), "--host", "127.0.0.1")
+        s.start("dag-processor", "dag-processor")
+        s.start("scheduler", "scheduler")
         deadline = time.time() + STARTUP_TIMEOUT_S
         while not s.query(f"SELECT dag_id FROM serialized_dag WHERE dag_id = '{DAG_ID}'"):
             if time.time() > deadline:
                 raise AssertionError(f"the DAG was not serialized within {STARTUP_TIMEOUT_S} s\n{s.logs()}")
             time.sleep(1)
-        s.cli("dags", "unpause", DAG_ID)
+        if s.procs["pools"].wait(timeout=max(1, deadline - time.time())) != 0:
+            raise AssertionError(f"airflow pools import failed\n{s.logs()}")
+        print(f"airflow stack: db migrate {migrated - t0:.0f} s, up and DAG serialized {time.time() - migrated:.0f} s")
         yield s
     finally:
         s.stop()
+        _postgres("DROP DATABASE IF EXISTS {} WITH (FORCE)", database)
 
 
 def _ts(dt: datetime) -> str:
@@ -219,8 +260,10 @@ def test_full_load_is_one_trigger_and_a_backfill_resyncs_each_interval_without_m
     existing, new = contacts[:30], contacts[30:]
     sims.ghl_state.load_contacts(existing)
     known = {r["run_id"] for r in stack.runs()}
+    started = time.time()
     stack.cli("dags", "trigger", DAG_ID)
     _assert_succeeded(stack, _wait_for_new_runs(stack, known, 1))
+    print(f"full load (one triggered run) finished in {time.time() - started:.1f} s")
     newest = max(c["dateUpdated"] for c in existing)
     watermarks = sync.state_store().list_watermarks()
     assert {w["stream"]: w["value"] for w in watermarks} == dict.fromkeys(
