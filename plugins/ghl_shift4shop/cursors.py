@@ -74,6 +74,7 @@ class Advance:
     marks: dict[str, str] = field(default_factory=dict)
     advanced: list[str] = field(default_factory=list)
     held: list[str] = field(default_factory=list)
+    reason: str | None = None  # why nothing moved, when that is the rule rather than the data
 
 
 @dataclass(frozen=True)
@@ -156,7 +157,7 @@ class Cursor:
     ) -> Advance:
         """Which streams' watermarks move, and to where. A window moves none."""
         if self.mode != "incremental":
-            return Advance()
+            return Advance(reason="explicit window")
         newest = newest_loaded
         clip = extracted.get("complete_through")
         if clip and newest:

@@ -273,8 +273,6 @@ def commit_watermark(
     settings = load_settings()
     state = state_store(settings)
     cursor = Cursor.from_payload(window)
-    if cursor.mode != "incremental":
-        return {"watermark": state.get_watermark(window["stream"]), "advanced": [], "reason": "explicit window"}
     stored = {stream: state.get_watermark(stream) for stream in cursor.marks}
     ok = {window["stream"]: True, **{s: bool(v.get("ok")) for s, v in (crm or {}).items()}}
     step = cursor.advance(
@@ -290,7 +288,14 @@ def commit_watermark(
         log.info("watermark %s: %s → %s", stream, stored[stream], step.marks.get(stream, stored[stream]))
     if step.held:
         log.warning("watermarks held back for failed streams: %s", ", ".join(step.held))
-    return {"watermark": state.get_watermark(window["stream"]), "advanced": step.advanced, "held": step.held}
+    result: WatermarkResult = {
+        "watermark": state.get_watermark(window["stream"]),
+        "advanced": step.advanced,
+        "held": step.held,
+    }
+    if step.reason:
+        result["reason"] = step.reason
+    return result
 
 
 SUMMARY_FIELDS = (

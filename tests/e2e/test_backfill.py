@@ -338,3 +338,10 @@ def test_full_load_is_one_trigger_and_a_backfill_resyncs_each_interval_without_m
     assert all(by_id[c["id"]]["BillingCity"] == f"Moved {c['id'][:6]}" for c in changed)
     writes = [r for r in sims.s4s_requests() if r["method"] in ("POST", "PUT", "DELETE")]
     assert writes and all("/Customers" in r["path"] for r in writes), writes
+
+    # Airflow allows one unfinished backfill per DAG; the scheduler marks it complete (every 30 s)
+    # once its runs are done. Until then `backfill create` refuses another (the next test makes one).
+    deadline = time.time() + 90
+    while stack.query(f"SELECT id FROM backfill WHERE dag_id = '{DAG_ID}' AND completed_at IS NULL"):
+        assert time.time() < deadline, f"the backfill was not marked complete within 90 s\n{stack.logs()}"
+        time.sleep(1)

@@ -87,7 +87,7 @@ def test_a_window_moves_no_watermark():
         stream_ok=dict.fromkeys(STREAMS, True),
         lag_s=0,
     )
-    assert step.marks == {} and step.advanced == [] and step.held == []
+    assert step.marks == {} and step.advanced == [] and step.held == [] and step.reason == "explicit window"
 
 
 def test_failed_streams_are_held_and_an_early_stop_clips_the_others():
