@@ -12,9 +12,13 @@ customer group, CRM tickets and messages), bulk-upserts it, then advances each s
 * A stream that fails keeps its watermark; the others advance, and the run ends failed.
 
 * Connections: `ghl_default`, `shift4shop_default` (see docs/connections.md).
-* Manual run over a window: trigger with `window_start` (and optionally `window_end`), ISO-8601;
-  it does not move the watermark. A backfill run takes its data interval as the window the same
-  way (not yet tested with the real `airflow backfill create` command).
+* Manual run over a window: trigger with `window_start` (and optionally `window_end`, excluded),
+  ISO-8601; it moves no watermark. A backfill run (`airflow backfill create --dag-id
+  ghl_shift4shop_sync --from-date … --to-date …`) takes its data interval `[start, end)` as the
+  window the same way: it re-syncs the contacts changed in it, writes only what differs and moves
+  no watermark (tested with the real command and scheduler; README "Backfill").
+* A new tenant's full history: `airflow dags trigger ghl_shift4shop_sync` (the first run starts
+  from no watermark), not a backfill.
 * CRM tickets and messages are off by default: the store e-mails customers for them
   (include/mappings/crm_to_store.yaml).
 * The run summary is the `report` task's return value (XCom tab) and its log.
@@ -30,6 +34,18 @@ from datetime import datetime, timedelta
 from airflow.sdk import Param, dag, get_current_context, task
 from airflow.timetables.interval import CronDataIntervalTimetable
 from ghl_shift4shop import observability, sync
+from ghl_shift4shop.payloads import (
+    BatchRef,
+    ExtractSummary,
+    FetchedRef,
+    GateResult,
+    LoadResult,
+    RunSummary,
+    StreamStatus,
+    ValidatedRef,
+    WatermarkResult,
+    Window,
+)
 
 GHL_POOL = "ghl_api"
 STORE_POOL = "shift4shop_api"  # the store's 2 requests/s are shared with every other DAG that writes it
@@ -49,7 +65,7 @@ def _run_id() -> str:
     tags=["ghl", "shift4shop", "sync"],
     params={
         "window_start": Param(None, type=["null", "string"], description="ISO-8601; sync exactly this window"),
-        "window_end": Param(None, type=["null", "string"], description="ISO-8601; end of the window"),
+        "window_end": Param(None, type=["null", "string"], description="ISO-8601; end of the window (exclusive)"),
         "max_bad_share": Param(None, type=["null", "number"], description="override GHL_S4S_MAX_BAD_SHARE"),
     },
     doc_md=__doc__,
@@ -58,7 +74,7 @@ def _run_id() -> str:
 )
 def ghl_shift4shop_sync():
     @task
-    def plan_window() -> dict:
+    def plan_window() -> Window:
         ctx = get_current_context()
         dr = ctx["dag_run"]
         interval = (ctx.get("data_interval_start"), ctx.get("data_interval_end"))
@@ -66,43 +82,45 @@ def ghl_shift4shop_sync():
         return sync.plan_window(ctx["run_id"], str(run_type), interval, dict(ctx["params"]))
 
     @task(pool=GHL_POOL)
-    def extract(window: dict) -> list[dict]:
-        summary = sync.extract(window)
+    def extract(window: Window) -> list[BatchRef]:
+        summary: ExtractSummary = sync.extract(window)
         get_current_context()["ti"].xcom_push(key="summary", value=summary)
         return summary["batches"]  # mapped over: one validate/transform per batch file
 
     @task(max_active_tis_per_dagrun=2)
-    def validate(ref: dict) -> dict:
+    def validate(ref: BatchRef) -> ValidatedRef:
         return sync.validate(ref, _run_id())
 
     @task(trigger_rule="none_failed")
-    def quality_gate(results: list[dict]) -> dict:
+    def quality_gate(results: list[ValidatedRef]) -> GateResult:
         return sync.quality_gate(results, get_current_context()["params"].get("max_bad_share"))
 
     @task(pool=GHL_POOL, max_active_tis_per_dagrun=2)
-    def fetch_children(ref: dict, window: dict) -> dict:
+    def fetch_children(ref: ValidatedRef, window: Window) -> FetchedRef:
         return sync.fetch_children(ref, window)
 
     @task(max_active_tis_per_dagrun=2)
-    def transform(ref: dict) -> dict:
+    def transform(ref: FetchedRef) -> BatchRef:
         return sync.transform(ref, _run_id())
 
     @task(trigger_rule="none_failed", pool=STORE_POOL, outlets=[observability.customers_asset()])
-    def load(refs: list[dict]) -> dict:
+    def load(refs: list[BatchRef]) -> LoadResult:
         loaded = sync.load(refs, _run_id())
         observability.record_sync_load(get_current_context()["outlet_events"], loaded, _run_id())
         return loaded
 
     @task(trigger_rule="none_failed", pool=STORE_POOL)
-    def load_crm(fetched: list[dict]) -> dict:
+    def load_crm(fetched: list[FetchedRef]) -> dict[str, StreamStatus]:
         return sync.load_crm(fetched, _run_id())
 
     @task(trigger_rule="none_failed")
-    def commit_watermark(window: dict, extracted: dict, loaded: dict, crm: dict) -> dict:
+    def commit_watermark(
+        window: Window, extracted: ExtractSummary, loaded: LoadResult, crm: dict[str, StreamStatus]
+    ) -> WatermarkResult:
         return sync.commit_watermark(window, extracted, loaded, crm)
 
     @task(trigger_rule="none_failed")
-    def report(watermark: dict) -> dict:
+    def report(watermark: WatermarkResult) -> RunSummary:
         return sync.report(_run_id(), watermark)
 
     window = plan_window()

@@ -29,6 +29,7 @@ import requests
 from ghl_shift4shop.batches import read_jsonl, stage_path, write_jsonl
 from ghl_shift4shop.crm_config import CrmConfig
 from ghl_shift4shop.crm_summary import parse_when
+from ghl_shift4shop.cursors import Cursor
 from ghl_shift4shop.ghl.hook import GhlHook
 from ghl_shift4shop.state import StateStore
 from ghl_shift4shop.timeutil import format_ts
@@ -147,22 +148,19 @@ def fetch_children(
     data_dir: Path,
     expectations_dir: Path,
     run_id: str,
-    since_by_stream: dict[str, str],
+    cursor: Cursor,
     workers: int = 8,
-    inclusive: bool = False,
 ) -> dict:
-    """Fetch, validate and write every enabled child stream for one validated contact batch."""
+    """Fetch, validate and write every enabled child stream for one validated contact batch.
+
+    Per stream, only the batch's contacts in that stream's part of the run (``cursor.covers``):
+    a stream whose watermark is ahead of the others skips contacts it already has.
+    """
     contacts = list(read_jsonl(ref["path"]))
     _ = hook.session  # set up once, before the thread pools share it
     result: dict = {"batch": ref["batch"], "streams": {}}
     for stream in cfg.enabled_children:
-        since = since_by_stream.get(stream) or ""
-        # Only contacts changed since this stream's own watermark (strictly after it, as the extract).
-        ids = [
-            c["id"]
-            for c in contacts
-            if (stamp := str(c.get("dateUpdated") or "")) > since or (inclusive and stamp == since)
-        ]
+        ids = [c["id"] for c in contacts if cursor.covers(stream, c.get("dateUpdated"))]
         calls_before = hook.calls["ghl"]
         try:
             fetched = FETCHERS[stream](hook, ids, cfg, workers) if ids else {}

@@ -10,19 +10,17 @@ from __future__ import annotations
 
 import logging
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 from ghl_shift4shop.batches import stage_path, write_jsonl
+from ghl_shift4shop.cursors import complete_through
 from ghl_shift4shop.ghl.hook import GhlHook, lacks_detail, normalize_search_item
-from ghl_shift4shop.timeutil import format_ts, parse_ts
+from ghl_shift4shop.payloads import BatchRef, ExtractSummary
+from ghl_shift4shop.timeutil import format_ts
 from ghl_shift4shop.transport import ApiError, DailyBudgetLow
 
 log = logging.getLogger(__name__)
-
-
-def _just_before(stamp: str) -> str:
-    return format_ts(parse_ts(stamp) - timedelta(milliseconds=1))
 
 
 def _full_contacts(hook: GhlHook, items: list[dict], workers: int) -> tuple[list[dict], int, int]:
@@ -53,7 +51,7 @@ def _full_contacts(hook: GhlHook, items: list[dict], workers: int) -> tuple[list
     return out, len(partial), vanished
 
 
-def _flush(buffer: dict[str, dict], data_dir: Path, run_id: str, stream: str, batch_no: int) -> dict:
+def _flush(buffer: dict[str, dict], data_dir: Path, run_id: str, stream: str, batch_no: int) -> BatchRef:
     path = stage_path(data_dir, run_id, stream, "extract", batch_no)
     n = write_jsonl(path, buffer.values())
     return {"batch": batch_no, "path": str(path), "rows": n}
@@ -71,14 +69,15 @@ def extract_contacts(
     stream: str = "contacts",
     inclusive: bool = True,
     workers: int = 8,
-) -> dict:
-    """Walk the search from ``since`` and write batches of at most ``batch_size`` contacts.
+) -> ExtractSummary:
+    """Walk the search from ``since`` (through ``until``, inclusive) and write batches of at most
+    ``batch_size`` contacts.
 
     Returns a JSON-safe summary: the batch refs, counts, when the extract started (the watermark
     may never pass it) and the newest ``dateUpdated`` seen.
     """
     started_at = format_ts(datetime.now(UTC))
-    batches: list[dict] = []
+    batches: list[BatchRef] = []
     buffer: dict[str, dict] = {}
     rows = 0
     total_reported = None
@@ -119,7 +118,7 @@ def extract_contacts(
     if stopped is None and total_reported is not None and rows < total_reported:
         # Search said more matched than the cursor walk delivered: pages were skipped.
         raise ApiError("ghl", 200, f"extract incomplete: search reported {total_reported} matches, walk gave {rows}")
-    summary = {
+    summary: ExtractSummary = {
         "stream": stream,
         "since": since,
         "until": until,
@@ -130,9 +129,7 @@ def extract_contacts(
         "vanished": vanished,
         "newest_date_updated": newest,
         "stopped": stopped,
-        # Complete through this instant: on an early stop, contacts sharing the last timestamp
-        # may lie beyond the stop, so the watermark must stay a millisecond short of it.
-        "complete_through": _just_before(newest) if stopped and newest else None,
+        "complete_through": complete_through(newest, stopped_early=bool(stopped)),
         "batches": batches,
         "calls_ghl": hook.calls["ghl"],
     }

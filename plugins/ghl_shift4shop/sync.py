@@ -1,7 +1,8 @@
 """The sync's task bodies: each builds what it needs from settings and calls one stage.
 
 DAG files call these and nothing else, so the flow reads in one screen there and every step is
-testable here without Airflow. Arguments and return values are small JSON-safe dicts (XCom).
+testable here without Airflow. Arguments and return values are small JSON-safe dicts (XCom),
+named in ``payloads.py``; which changes a run covers and how far watermarks move is ``cursors.py``.
 """
 
 from __future__ import annotations
@@ -11,11 +12,23 @@ import logging
 from functools import cache
 from typing import TYPE_CHECKING
 
+from ghl_shift4shop.cursors import Cursor
 from ghl_shift4shop.errors import PermanentError
 from ghl_shift4shop.faultpoints import checkpoint
+from ghl_shift4shop.payloads import (
+    BatchRef,
+    ExtractSummary,
+    FetchedRef,
+    GateResult,
+    LoadResult,
+    RunSummary,
+    StreamStatus,
+    ValidatedRef,
+    WatermarkResult,
+    Window,
+)
 from ghl_shift4shop.settings import Settings, load_settings
 from ghl_shift4shop.state import StateStore
-from ghl_shift4shop.timeutil import format_ts, next_watermark, parse_ts
 
 if TYPE_CHECKING:
     from ghl_shift4shop.ghl.hook import GhlHook
@@ -81,51 +94,47 @@ def shift4shop_hook(settings: Settings) -> Shift4ShopHook:
     return Shift4ShopHook(settings=settings)
 
 
-def plan_window(run_id: str, run_type: str, data_interval: tuple | None, params: dict) -> dict:
-    """Which changes this run covers.
+@fail_without_retry
+def plan_window(run_id: str, run_type: str, data_interval: tuple | None, params: dict) -> Window:
+    """Which changes this run covers (``cursors.Cursor.plan``).
 
     * ``window_start``/``window_end`` params, or a backfill run's data interval: exactly that
-      window, and the watermark is left alone (a backfill must not move incremental progress).
-    * otherwise: everything changed since the stored watermark (incremental).
+      half-open window, and no watermark moves (a backfill must not move incremental progress).
+    * otherwise: everything changed since each stream's stored watermark (incremental).
     """
     settings = load_settings()
     streams = [STREAM, *crm_config(settings).enabled_children]
-    start, end = params.get("window_start"), params.get("window_end")
-    if not start and run_type == "backfill" and data_interval and data_interval[0]:
-        start, end = format_ts(data_interval[0]), format_ts(data_interval[1])
-    if start:
-        since = format_ts(parse_ts(start))
-        window = {"mode": "window", "since": since, "until": end and format_ts(parse_ts(end))}
-        window["streams"] = dict.fromkeys(streams, since)
-    else:
-        # Each stream keeps its own watermark, so one failing stream never holds back the others.
-        # The extract starts at the oldest; each child stream only fetches for contacts at or past
-        # its own watermark.
-        state = state_store(settings)
-        marks = {s: state.get_watermark(s) or settings.initial_watermark for s in streams}
-        window = {"mode": "incremental", "since": min(marks.values()), "until": None, "streams": marks}
+    state = state_store(settings)
+    cursor = Cursor.plan(
+        streams=streams,
+        stored={s: state.get_watermark(s) for s in streams},
+        initial=settings.initial_watermark,
+        run_type=run_type,
+        data_interval=data_interval,
+        params=params,
+    )
+    window = cursor.to_payload(run_id, STREAM)
     log.info("run %s covers %s", run_id, window)
-    return {**window, "run_id": run_id, "stream": STREAM}
+    return window
 
 
 @fail_without_retry
-def extract(window: dict) -> dict:
+def extract(window: Window) -> ExtractSummary:
     from ghl_shift4shop import extract as extract_stage
 
     settings = load_settings()
     hook = ghl_hook(settings)
+    since, last, inclusive = Cursor.from_payload(window).search_range()
     summary = extract_stage.extract_contacts(
         hook,
         data_dir=settings.data_dir,
         run_id=window["run_id"],
-        since=window["since"],
-        until=window["until"],
+        since=since,
+        until=last,
         batch_size=settings.batch_size,
         page_limit=settings.ghl_page_limit,
         stream=window["stream"],
-        # Incremental runs start just after the watermark: every contact stamped exactly at it
-        # was loaded by the run that set it (it was older than that run's start − lag, so indexed).
-        inclusive=window["mode"] != "incremental",
+        inclusive=inclusive,
         workers=settings.ghl_workers,
     )
     state_store(settings).add_stats(
@@ -143,7 +152,7 @@ def extract(window: dict) -> dict:
 
 
 @fail_without_retry
-def validate(ref: dict, run_id: str) -> dict:
+def validate(ref: BatchRef, run_id: str) -> ValidatedRef:
     from ghl_shift4shop import validate as validate_stage
 
     settings = load_settings()
@@ -160,7 +169,7 @@ def validate(ref: dict, run_id: str) -> dict:
 
 
 @fail_without_retry
-def quality_gate(results: list[dict], max_bad_share: float | None = None) -> dict:
+def quality_gate(results: list[ValidatedRef], max_bad_share: float | None = None) -> GateResult:
     from ghl_shift4shop import validate as validate_stage
 
     settings = load_settings()
@@ -169,7 +178,7 @@ def quality_gate(results: list[dict], max_bad_share: float | None = None) -> dic
 
 
 @fail_without_retry
-def fetch_children(ref: dict, window: dict) -> dict:
+def fetch_children(ref: ValidatedRef, window: Window) -> FetchedRef:
     """Tasks, notes and appointments of the batch's changed contacts; returns the ref plus them."""
     from ghl_shift4shop.children import fetch_children as fetch_stage
 
@@ -182,15 +191,14 @@ def fetch_children(ref: dict, window: dict) -> dict:
         data_dir=settings.data_dir,
         expectations_dir=settings.expectations_dir,
         run_id=window["run_id"],
-        since_by_stream=window.get("streams") or {},
+        cursor=Cursor.from_payload(window),
         workers=settings.ghl_workers,
-        inclusive=window["mode"] != "incremental",
     )
     return {**ref, "children": result["streams"]}
 
 
 @fail_without_retry
-def transform(ref: dict, run_id: str) -> dict:
+def transform(ref: FetchedRef, run_id: str) -> BatchRef:
     from ghl_shift4shop import transform as transform_stage
 
     settings = load_settings()
@@ -205,7 +213,7 @@ def transform(ref: dict, run_id: str) -> dict:
 
 
 @fail_without_retry
-def load(refs: list[dict], run_id: str) -> dict:
+def load(refs: list[BatchRef], run_id: str) -> LoadResult:
     from ghl_shift4shop import load as load_stage
 
     settings = load_settings()
@@ -224,7 +232,7 @@ def load(refs: list[dict], run_id: str) -> dict:
 
 
 @fail_without_retry
-def load_crm(fetched: list[dict], run_id: str) -> dict:
+def load_crm(fetched: list[FetchedRef], run_id: str) -> dict[str, StreamStatus]:
     """Load each CRM child stream; a failing stream is recorded and the others carry on."""
     from ghl_shift4shop.tickets import load_crm_stream
     from ghl_shift4shop.transport import ApiError, AuthError
@@ -233,7 +241,7 @@ def load_crm(fetched: list[dict], run_id: str) -> dict:
     cfg = crm_config(settings)
     state = state_store(settings)
     hook = shift4shop_hook(settings)
-    status: dict[str, dict] = {}
+    status: dict[str, StreamStatus] = {}
     for stream in cfg.enabled_children:
         infos = [(ref.get("children") or {}).get(stream) or {"ok": False, "error": "not fetched"} for ref in fetched]
         refs = [{"path": i["path"]} for i in infos if i.get("ok")]
@@ -258,32 +266,36 @@ def load_crm(fetched: list[dict], run_id: str) -> dict:
     return status
 
 
-def commit_watermark(window: dict, extracted: dict, loaded: dict, crm: dict | None = None) -> dict:
+def commit_watermark(
+    window: Window, extracted: ExtractSummary, loaded: LoadResult, crm: dict[str, StreamStatus] | None = None
+) -> WatermarkResult:
     """Advance each stream's watermark after its successful load (incremental runs only)."""
     settings = load_settings()
     state = state_store(settings)
-    marks = window.get("streams") or {window["stream"]: window["since"]}
-    if window["mode"] != "incremental":
-        return {"watermark": state.get_watermark(window["stream"]), "advanced": [], "reason": "explicit window"}
+    cursor = Cursor.from_payload(window)
+    stored = {stream: state.get_watermark(stream) for stream in cursor.marks}
     ok = {window["stream"]: True, **{s: bool(v.get("ok")) for s, v in (crm or {}).items()}}
-    newest = loaded.get("newest_date_updated")
-    if extracted.get("complete_through") and newest:
-        # The extract stopped early (daily budget): never past the last instant it covered fully.
-        newest = min(newest, extracted["complete_through"])
-    advanced, held = [], []
-    for stream in marks:
-        if not ok.get(stream, False):
-            held.append(stream)
-            continue
-        current = state.get_watermark(stream)
-        new = next_watermark(current, extracted["started_at"], newest, settings.watermark_lag_seconds)
-        if new is not None and new != current:
-            state.set_watermark(stream, new, window["run_id"])
-            advanced.append(stream)
-        log.info("watermark %s: %s → %s", stream, current, new)
-    if held:
-        log.warning("watermarks held back for failed streams: %s", ", ".join(held))
-    return {"watermark": state.get_watermark(window["stream"]), "advanced": advanced, "held": held}
+    step = cursor.advance(
+        stored=stored,
+        extracted=extracted,
+        newest_loaded=loaded.get("newest_date_updated"),
+        stream_ok=ok,
+        lag_s=settings.watermark_lag_seconds,
+    )
+    for stream, mark in step.marks.items():
+        state.set_watermark(stream, mark, window["run_id"])
+    for stream in cursor.marks:
+        log.info("watermark %s: %s → %s", stream, stored[stream], step.marks.get(stream, stored[stream]))
+    if step.held:
+        log.warning("watermarks held back for failed streams: %s", ", ".join(step.held))
+    result: WatermarkResult = {
+        "watermark": state.get_watermark(window["stream"]),
+        "advanced": step.advanced,
+        "held": step.held,
+    }
+    if step.reason:
+        result["reason"] = step.reason
+    return result
 
 
 SUMMARY_FIELDS = (
@@ -314,7 +326,7 @@ CRM_FIELDS = (
 )
 
 
-def report(run_id: str, watermark: dict) -> dict:
+def report(run_id: str, watermark: WatermarkResult) -> RunSummary:
     """The run's summary: logged as a table, stored, and returned (visible in the UI's XCom tab)."""
     from ghl_shift4shop.batches import prune_runs
 
@@ -324,7 +336,7 @@ def report(run_id: str, watermark: dict) -> dict:
         log.info("removed %d run folders older than %s days", pruned, settings.keep_run_days)
     totals = state_store(settings).run_totals(run_id)
     totals["quarantined"] = totals.get("quarantined", 0) + totals.pop("load_quarantined", 0)
-    summary = {name: totals.get(name, 0) for name in SUMMARY_FIELDS}
+    summary: RunSummary = {name: totals.get(name, 0) for name in SUMMARY_FIELDS}
     summary["adopted"] = totals.get("adopted", 0)
     for name in ("dead_lettered", "dead_letters_retried", "stopped_early"):
         if totals.get(name):

@@ -8,8 +8,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
+from ghl_shift4shop.cursors import next_watermark
 from ghl_shift4shop.state import MappedId, StateStore
-from ghl_shift4shop.timeutil import format_ts, next_watermark, parse_ts
+from ghl_shift4shop.timeutil import format_ts, parse_ts
 
 
 def at(hh_mm: str, day: str = "2026-11-27") -> str:
