@@ -125,13 +125,15 @@ PROFILED_FOLDERS = ("e2e", "robustness")
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "both_profiles: run under the lenient and the strict simulator profile")
+    config.addinivalue_line("markers", "profiles(*names): run only under these simulator profiles")
 
 
 def pytest_generate_tests(metafunc):
     folder = Path(str(metafunc.definition.fspath)).parent.name
     marked = metafunc.definition.get_closest_marker("both_profiles") is not None
-    if "profile" in metafunc.fixturenames and (folder in PROFILED_FOLDERS or marked):
-        metafunc.parametrize("profile", list(PROFILES), indirect=True)
+    only = metafunc.definition.get_closest_marker("profiles")
+    if "profile" in metafunc.fixturenames and (folder in PROFILED_FOLDERS or marked or only):
+        metafunc.parametrize("profile", list(only.args) if only else list(PROFILES), indirect=True)
 
 
 @pytest.fixture

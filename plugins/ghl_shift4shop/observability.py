@@ -90,6 +90,7 @@ def record_reconcile_repair(outlet_events: Any, repaired: Mapping[str, Any]) -> 
     extra.update({name: actions.get(name, 0) for name in RECONCILE_ACTIONS})
     return extra
 
+
 def sync_load_counts(loaded: Mapping[str, Any], run_id: str) -> dict:
     """The sync's counts for the customers event: the load's own, plus the run's quarantine so far.
 

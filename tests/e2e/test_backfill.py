@@ -33,6 +33,14 @@ DAG_ID = "ghl_shift4shop_sync"
 STARTUP_TIMEOUT_S = 120
 RUNS_TIMEOUT_S = 300  # generous: on a busy 2-core machine one task instance can take 20 s
 
+pytestmark = [
+    # One worker runs the whole module, and builds its scheduler and metadata database once.
+    pytest.mark.xdist_group("backfill"),
+    # The harsher reading only: windows and watermarks do not depend on the reading, and one run
+    # of the real scheduler costs about 90 s.
+    pytest.mark.profiles("strict"),
+]
+
 
 def _free_port() -> int:
     with socket.socket() as s:
@@ -137,9 +145,9 @@ class AirflowStack:
         )
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def stack(_sims, tmp_path_factory):
-    """A running scheduler with the sync DAG serialized and unpaused; stopped after the module."""
+    """A running scheduler with the sync DAG serialized and unpaused; stopped at the end of the session."""
     home = tmp_path_factory.mktemp("backfill-airflow-home")
     database = f"airflow_backfill_{secrets.token_hex(4)}"
     _postgres("CREATE DATABASE {}", database)

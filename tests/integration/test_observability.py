@@ -29,6 +29,7 @@ from tests.conftest import GHL_TOKEN, LOCATION_ID, ROOT, SECRETS
 
 pytestmark = pytest.mark.usefixtures("airflow_db")
 
+
 def test_each_sync_run_emits_a_customers_asset_event_with_its_counts(sims, sync_dag):
     from ghl_shift4shop.sync import state_store
 

@@ -36,10 +36,15 @@ CONTACTS = 300
 DIRTY_SHARE = 0.05  # about 15 dirty contacts: some are cleaned, the rest quarantined with a reason
 ARTIFACTS = ROOT / "test-artifacts" / "screenshots"
 
-pytestmark = pytest.mark.skipif(
-    not CHROMIUM.exists(),
-    reason=f"no {CHROMIUM}: `make test` installs Debian's chromium with apt-get when it can (scripts/browser.sh)",
-)
+pytestmark = [
+    # One worker runs the whole module, and builds its set-up (a sync, a reconciliation, the UI) once:
+    # session-scoped, so a test of another module run in between on that worker does not tear it down.
+    pytest.mark.xdist_group("browser"),
+    pytest.mark.skipif(
+        not CHROMIUM.exists(),
+        reason=f"no {CHROMIUM}: `make test` installs Debian's chromium with apt-get when it can (scripts/browser.sh)",
+    ),
+]
 
 
 def screenshot(page, name: str) -> None:
@@ -53,7 +58,7 @@ def screenshot(page, name: str) -> None:
         page.screenshot(path=str(target / f"{name}.png"))
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def synced_ui(_sims, tmp_path_factory):
     """A finished sync run in a throw-away Airflow home, and the UI serving that home behind a login."""
     sims = _sims
@@ -141,7 +146,7 @@ def synced_ui(_sims, tmp_path_factory):
     assert left == [], f"scripts/ui.sh left processes behind ({took:.0f} s after SIGINT): {left}"
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def browser():
     from playwright.sync_api import sync_playwright
 
@@ -152,7 +157,7 @@ def browser():
         b.close()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def page(browser, synced_ui):
     """One browser page, logged in through the login page; the test functions below share it."""
     context = browser.new_context(viewport={"width": 1400, "height": 900})
@@ -265,3 +270,6 @@ def test_the_plugin_page_shows_watermarks_runs_quarantine_and_reconcile_findings
     expect(f_row).to_contain_text(finding["action"])
     page.wait_for_timeout(500)
     screenshot(page, "plugin")
+    frame.locator("#reconcile").scroll_into_view_if_needed()
+    page.wait_for_timeout(300)
+    screenshot(page, "plugin-reconcile")
