@@ -24,6 +24,9 @@ os.environ.update(
         "AIRFLOW__CORE__PARALLELISM": "4",
         "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
         "GHL_S4S_DATA_DIR": str(_HOME / "data"),
+        # GX Data Docs cost about 0.7 s per validated batch and stream: built only by the tests that
+        # look at them (they set GHL_S4S_DATA_DOCS=1; the browser test's runs keep the default, on).
+        "GHL_S4S_DATA_DOCS": "0",
     }
 )
 for _name in ("AIRFLOW_CONN_GHL_DEFAULT", "AIRFLOW_CONN_SHIFT4SHOP_DEFAULT"):

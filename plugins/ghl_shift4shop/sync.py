@@ -161,6 +161,7 @@ def validate(ref: BatchRef, run_id: str) -> ValidatedRef:
         state=state_store(settings),
         data_dir=settings.data_dir,
         expectations_dir=settings.expectations_dir,
+        data_docs=settings.data_docs,
         run_id=run_id,
         stream=STREAM,
     )
@@ -190,6 +191,7 @@ def fetch_children(ref: ValidatedRef, window: Window) -> FetchedRef:
         cfg=crm_config(settings),
         data_dir=settings.data_dir,
         expectations_dir=settings.expectations_dir,
+        data_docs=settings.data_docs,
         run_id=window["run_id"],
         cursor=Cursor.from_payload(window),
         workers=settings.ghl_workers,

@@ -20,7 +20,10 @@ pytestmark = pytest.mark.usefixtures("airflow_db")
 BAD_EMAIL = "jane.doe@example"  # no top-level domain: quarantined as invalid_email
 
 
-def test_sync_leaves_data_docs_and_the_api_server_serves_the_page_without_a_scheduler(sims, sync_dag, tmp_path):
+def test_sync_leaves_data_docs_and_the_api_server_serves_the_page_without_a_scheduler(
+    sims, sync_dag, tmp_path, monkeypatch
+):
+    monkeypatch.setenv("GHL_S4S_DATA_DOCS", "1")  # the tests default is off (tests/conftest.py)
     from ghl_shift4shop.monitor import data_docs_root
     from ghl_shift4shop.settings import load_settings
     from ghl_shift4shop.sync import state_store

@@ -149,11 +149,21 @@ def test_every_setting_is_read_from_its_environment_variable(monkeypatch):
     tunable = [f for f in fields(Settings) if f.name not in NOT_FROM_ENV | special]
     assert tunable
     for f in tunable:
-        changed = {int: lambda v: v + 1, float: lambda v: v + 0.5, str: lambda v: v + "x"}[type(f.default)](f.default)
+        current = getattr(defaults, f.name)
+        changed = {int: lambda v: v + 1, float: lambda v: v + 0.5, str: lambda v: v + "x", bool: lambda v: not v}[
+            type(f.default)
+        ](current)
         monkeypatch.setenv(f"GHL_S4S_{f.name.upper()}", str(changed))
-        assert getattr(load_settings(), f.name) == changed != getattr(defaults, f.name), f.name
+        assert getattr(load_settings(), f.name) == changed != current, f.name
     monkeypatch.setenv("GHL_S4S_BATCH_SIZE", "many")
     with pytest.raises(ValueError, match="GHL_S4S_BATCH_SIZE"):
+        load_settings()
+    monkeypatch.setenv("GHL_S4S_BATCH_SIZE", "7")
+    for word, value in (("0", False), ("off", False), ("yes", True), ("1", True)):
+        monkeypatch.setenv("GHL_S4S_DATA_DOCS", word)
+        assert load_settings().data_docs is value, word
+    monkeypatch.setenv("GHL_S4S_DATA_DOCS", "maybe")
+    with pytest.raises(ValueError, match="GHL_S4S_DATA_DOCS"):
         load_settings()
 
 
