@@ -12,7 +12,8 @@ kept on the customer (`AdditionalField1`).
   customers and changed tasks through the sync's own load path, GHL wins; disable customers whose
   contact is gone, enable them again when it comes back; report duplicates and dangling id-map rows).
 * Brake: a run that would disable or delete more than `GHL_S4S_RECONCILE_MAX_DELETE_SHARE` (2%) of
-  the store's customers, or whose GHL answer came back short, does none of it and fails.
+  the store's customers, or whose GHL search delivered fewer contacts than its own `total`, does
+  none of it and fails (a short answer whose `total` agrees is caught only by the share).
 * `dry_run` param: compare and report, write nothing to the store.
 * Report: `<data dir>/reconcile/<run id>/findings.csv` and `summary.html`, the `reconcile_runs` /
   `reconcile_findings` state tables, and the `report` task's log and return value (XCom).
