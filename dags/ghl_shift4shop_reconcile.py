@@ -11,6 +11,11 @@ kept on the customer (`AdditionalField1`).
 * What happens to each kind is `include/mappings/reconcile.yaml` (defaults: repair drift, missing
   customers and changed tasks through the sync's own load path, GHL wins; disable customers whose
   contact is gone, enable them again when it comes back; report duplicates and dangling id-map rows).
+* Tasks: `compare` (reads the store and the id map, then GHL) → `recheck` (asks GHL again for every
+  contact about to be treated as gone; re-reads the contacts to repair) → `repair` (re-reads each
+  customer about to be switched off, then writes the store) → `report`. Only customers the id map
+  links to this job are switched off; a contact made again with a gone one's e-mail takes its
+  customer over.
 * Brake: a run that would disable or delete more than `GHL_S4S_RECONCILE_MAX_DELETE_SHARE` (2%) of
   the store's customers, or whose GHL search delivered fewer contacts than its own `total`, does
   none of it and fails (a short answer whose `total` agrees is caught only by the share).
@@ -33,6 +38,8 @@ from ghl_shift4shop import observability, reconcile
 
 GHL_POOL = "ghl_api"
 STORE_POOL = "shift4shop_api"  # the repair writes the store: it queues behind the sync's loads
+# compare and recheck read GHL (ghl_api pool); repair only talks to the store, so it never holds
+# the store's single slot while waiting on GHL.
 NIGHTLY = "0 2 * * *"  # UTC
 
 
@@ -55,9 +62,13 @@ def ghl_shift4shop_reconcile():
         ctx = get_current_context()
         return reconcile.scan(ctx["run_id"], bool(ctx["params"].get("dry_run")))
 
+    @task(pool=GHL_POOL)
+    def recheck(scanned: reconcile.ScanResult) -> reconcile.RecheckResult:
+        return reconcile.recheck(scanned)
+
     @task(pool=STORE_POOL, outlets=[observability.customers_asset()])
-    def repair(scanned: reconcile.ScanResult) -> reconcile.RepairResult:
-        repaired = reconcile.repair(scanned)
+    def repair(scanned: reconcile.ScanResult, rechecked: reconcile.RecheckResult) -> reconcile.RepairResult:
+        repaired = reconcile.repair(scanned, rechecked)
         observability.record_reconcile_repair(get_current_context()["outlet_events"], repaired)
         return repaired
 
@@ -66,7 +77,7 @@ def ghl_shift4shop_reconcile():
         return reconcile.finish(scanned, repaired)
 
     scanned = compare()
-    report(scanned, repair(scanned))
+    report(scanned, repair(scanned, recheck(scanned)))
 
 
 ghl_shift4shop_reconcile()

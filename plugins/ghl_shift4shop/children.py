@@ -41,7 +41,7 @@ log = logging.getLogger(__name__)
 TASK_IDS_PER_SEARCH = 100
 
 
-def _by_contact(items: list[dict], contact_ids: list[str]) -> dict[str, list[dict]]:
+def by_contact(items: list[dict], contact_ids: list[str]) -> dict[str, list[dict]]:
     grouped: dict[str, list[dict]] = {cid: [] for cid in contact_ids}
     for item in items:
         cid = item.get("contactId")
@@ -81,7 +81,7 @@ def fetch_tasks(hook: GhlHook, contact_ids: list[str], cfg: CrmConfig, workers: 
     chunks = [contact_ids[i : i + TASK_IDS_PER_SEARCH] for i in range(0, len(contact_ids), TASK_IDS_PER_SEARCH)]
     with ThreadPoolExecutor(max_workers=max(1, min(workers, len(chunks) or 1))) as pool:
         pages = list(pool.map(hook.search_tasks, chunks))
-    return _by_contact([t for page in pages for t in page], contact_ids)
+    return by_contact([t for page in pages for t in page], contact_ids)
 
 
 def fetch_notes(hook: GhlHook, contact_ids: list[str], cfg: CrmConfig, workers: int) -> dict[str, list[dict]]:
@@ -101,7 +101,7 @@ def fetch_appointments(hook: GhlHook, contact_ids: list[str], cfg: CrmConfig, wo
             events: list[dict] = []
             for cal in calendars:
                 events.extend(hook.calendar_events(cal["id"], start_ms, end_ms))
-            fetched = _by_contact(events, contact_ids)
+            fetched = by_contact(events, contact_ids)
     if fetched is None:
         with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
             fetched = dict(zip(contact_ids, pool.map(hook.contact_appointments, contact_ids), strict=True))

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from ghl_shift4shop.batches import stage_path, write_jsonl
 from ghl_shift4shop.cursors import complete_through
-from ghl_shift4shop.ghl.hook import GhlHook, lacks_detail, normalize_search_item
+from ghl_shift4shop.ghl.hook import GhlHook, contact_not_found, lacks_detail, normalize_search_item
 from ghl_shift4shop.payloads import BatchRef, ExtractSummary
 from ghl_shift4shop.timeutil import format_ts
 from ghl_shift4shop.transport import ApiError, DailyBudgetLow
@@ -23,7 +23,7 @@ from ghl_shift4shop.transport import ApiError, DailyBudgetLow
 log = logging.getLogger(__name__)
 
 
-def _full_contacts(hook: GhlHook, items: list[dict], workers: int) -> tuple[list[dict], int, int]:
+def full_contacts(hook: GhlHook, items: list[dict], workers: int) -> tuple[list[dict], int, int]:
     """Replace items that lack detail by the full contact; returns (items, fetched, vanished)."""
     partial = [c["id"] for c in items if c.get("id") and lacks_detail(c)]
     if not partial:
@@ -33,7 +33,7 @@ def _full_contacts(hook: GhlHook, items: list[dict], workers: int) -> tuple[list
         try:
             return hook.get_contact(contact_id)
         except ApiError as exc:
-            if exc.status in (400, 404):  # deleted since the search listed it
+            if contact_not_found(exc):  # deleted since the search listed it
                 return None
             raise
 
@@ -88,7 +88,7 @@ def extract_contacts(
     while True:
         try:
             page = next(pages)
-            items, n_full, n_gone = _full_contacts(hook, [normalize_search_item(c) for c in page.contacts], workers)
+            items, n_full, n_gone = full_contacts(hook, [normalize_search_item(c) for c in page.contacts], workers)
         except StopIteration:
             break
         except DailyBudgetLow as exc:

@@ -77,7 +77,7 @@ def record_sync_load(outlet_events: Any, loaded: Mapping[str, Any], run_id: str)
 
 
 # What a reconciliation's repair did to customers, beyond the load's own counts.
-RECONCILE_ACTIONS = ("repaired", "disabled", "enabled", "deleted", "braked")
+RECONCILE_ACTIONS = ("repaired", "disabled", "enabled", "deleted", "handed_over", "skipped", "braked")
 
 
 def record_reconcile_repair(outlet_events: Any, repaired: Mapping[str, Any]) -> dict:

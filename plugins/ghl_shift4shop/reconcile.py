@@ -64,8 +64,17 @@ PUT_CHUNK = 100  # the store's bulk PUT takes at most 100 items
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
 
 # What a planned action becomes once done (``report`` is never "done": it is listed).
-DONE = {"repair": "repaired", "disable": "disabled", "enable": "enabled", "delete": "deleted", "forget": "forgotten"}
+DONE = {
+    "repair": "repaired",
+    "disable": "disabled",
+    "enable": "enabled",
+    "delete": "deleted",
+    "forget": "forgotten",
+    "handover": "handed_over",
+}
 REMOVING = ("disable", "delete")  # the actions the brake guards
+# Actions that act on "this contact is gone": each is checked again, on both sides, just before.
+GONE_ACTIONS = ("disable", "delete", "forget", "handover")
 
 
 # -- XCom payloads ---------------------------------------------------------------------------------
@@ -90,6 +99,18 @@ class ScanResult(TypedDict):
     truncated: list[str]  # sides whose answer held fewer records than their count: "ghl", "store"
     calls_ghl: int
     calls_shift4shop: int
+
+
+class RecheckResult(TypedDict):
+    """What ``recheck`` hands to ``repair``: the brake's verdict and the re-read contacts' batches."""
+
+    run_id: str
+    findings_path: str
+    braked: list[str]  # kinds whose removals the brake stopped
+    brake_reason: str | None
+    fetched: list[dict]  # FetchedRef per batch (the CRM streams' load reads them)
+    transformed: list[dict]  # BatchRef per batch, ready for the sync's load
+    calls_ghl: int
 
 
 class RepairResult(TypedDict):
@@ -142,7 +163,7 @@ def read_ghl(hook: GhlHook, *, page_limit: int, workers: int) -> tuple[dict[str,
     Items in the search-doc shape (no names) are replaced by the full contact, as the extract does.
     Returns (contacts by id, items delivered, the search's ``total``).
     """
-    from ghl_shift4shop.extract import _full_contacts
+    from ghl_shift4shop.extract import full_contacts
     from ghl_shift4shop.ghl.hook import normalize_search_item
 
     contacts: dict[str, dict] = {}
@@ -151,7 +172,7 @@ def read_ghl(hook: GhlHook, *, page_limit: int, workers: int) -> tuple[dict[str,
         if total is None:
             total = page.total
         rows += len(page.contacts)
-        items, _, _ = _full_contacts(hook, [normalize_search_item(c) for c in page.contacts], workers)
+        items, _, _ = full_contacts(hook, [normalize_search_item(c) for c in page.contacts], workers)
         for contact in items:
             if contact.get("id"):
                 contacts[contact["id"]] = contact  # changed during the walk: the later copy wins
@@ -167,10 +188,10 @@ def read_store(hook: Shift4ShopHook, *, page_limit: int) -> tuple[list[dict], in
 
 def sweep_tasks(hook: GhlHook, contact_ids: Iterable[str], expectations_dir: Path) -> tuple[dict[str, list], int]:
     """Every task of the location, per contact, kept only where the sync would keep it (valid)."""
-    from ghl_shift4shop.children import _by_contact, validate_items
+    from ghl_shift4shop.children import by_contact, validate_items
 
     tasks = hook.search_tasks(None)
-    grouped = _by_contact(tasks, list(contact_ids))
+    grouped = by_contact(tasks, list(contact_ids))
     valid, _bad = validate_items("tasks", grouped, expectations_dir)
     return valid, len(tasks)
 
@@ -214,6 +235,8 @@ def compare(
         if gid := _text(c.get(src)):
             carrying[gid].append(c)
     findings: list[dict] = []
+    missing: dict[str, dict] = {}  # contact id → its missing_in_store finding
+    gone_ours: dict[str, tuple[dict, dict]] = {}  # e-mail → (deleted_in_ghl finding, customer), id-mapped only
 
     def add(kind: str, **values) -> dict:
         f = finding(kind, policy.action(kind), **values)
@@ -232,6 +255,7 @@ def compare(
                 else "never reached the store"
             )
             f = add("missing_in_store", source_id=cid, target_id=link.customer_id if link else None, detail=why)
+            missing[cid] = f
             if cid in quarantined:  # the sync's quarantine holds it: fixing the data is a person's job
                 f.update(planned="report", action="reported", detail=f"{why}; quarantined: {quarantined[cid]}")
             continue
@@ -288,13 +312,19 @@ def compare(
             )
         else:
             seen.add(link.customer_id)
-            _deleted(add, cid, customer)
+            f = _deleted(add, cid, customer, ours=True)
+            if email := _text(customer.get("Email")).lower():
+                gone_ours.setdefault(email, (f, customer))
     for gid, held in carrying.items():
         if gid in ghl:
             continue
         for customer in held:
             if str(customer["CustomerID"]) not in seen:
-                _deleted(add, gid, customer)
+                # Not linked to this job by the id map: the value may be a merchant's own label in
+                # that field, or a customer another tool made. Listed, never switched off.
+                _deleted(add, gid, customer, ours=False)
+    if policy.action("missing_in_store") == "repair":
+        _handovers(missing, gone_ours, expected, mapping.match_field, disabled)
 
     by_email: dict[str, list[dict]] = defaultdict(list)
     for c in customers:
@@ -317,20 +347,62 @@ def compare(
     return findings
 
 
-def _deleted(add, contact_id: str, customer: dict) -> None:
+def _deleted(add, contact_id: str, customer: dict, *, ours: bool) -> dict:
     target = str(customer["CustomerID"])
     f = add(
         "deleted_in_ghl", source_id=contact_id, target_id=target, field="Enabled", store_value=customer.get("Enabled")
     )
-    if f["planned"] == "disable" and not _enabled(customer.get("Enabled")):
+    if not ours:
+        f.update(
+            planned="report",
+            action="reported",
+            detail="the customer carries this value as its GHL id, but the id map does not link it to this job: "
+            "only reported",
+        )
+    elif f["planned"] == "disable" and not _enabled(customer.get("Enabled")):
         f.update(planned="report", action="already_disabled", detail="the customer is disabled already")
+    return f
+
+
+def _handovers(missing: dict, gone_ours: dict, expected: dict, match_field: str, disabled: dict) -> None:
+    """A contact deleted and made again in GHL with the same e-mail: the new one takes the customer.
+
+    The old contact's id-map row still holds the e-mail, so the sync quarantines the new contact
+    (``duplicate_email``) and, left alone, the old customer would be switched off: the person
+    would lose their customer. Instead the id-map row moves to the new contact, the sync's load
+    writes the customer from it, and a customer this job disabled is enabled again.
+    """
+    for cid, f in missing.items():
+        email = _text((expected.get(cid) or {}).get(match_field)).lower()
+        if not email or email not in gone_ours:
+            continue
+        dead, customer = gone_ours.pop(email)
+        target = dead["target_id"]
+        dead.update(
+            planned="handover",
+            action="would_handover",
+            detail=f"contact {cid} has this customer's e-mail now and takes the customer over",
+        )
+        f.update(
+            planned="repair",
+            action="would_repair",
+            detail=f"takes customer {target} over from deleted contact {dead['source_id']} (same e-mail)",
+            handover={
+                "from": dead["source_id"],
+                "customer_id": target,
+                "email": email,
+                "enable": not _enabled(customer.get("Enabled")) and disabled.get(dead["source_id"]) == target,
+            },
+        )
 
 
 def count_findings(read: ReadCounts, policy: ReconcilePolicy) -> tuple[list[dict], list[str]]:
     """A finding per side whose answer held fewer records than its own count (a truncated answer)."""
     out, truncated = [], []
     total = read["ghl_total"]
-    if total is not None and read["ghl_rows"] < total:
+    # Distinct contacts, not rows: a contact changed during the walk comes twice, and counting
+    # it twice could make a short answer look complete.
+    if total is not None and read["ghl_contacts"] < total:
         truncated.append("ghl")
         out.append(
             finding(
@@ -338,8 +410,8 @@ def count_findings(read: ReadCounts, policy: ReconcilePolicy) -> tuple[list[dict
                 "report",
                 field="ghl search total",
                 ghl_value=total,
-                store_value=read["ghl_rows"],
-                detail=f"GHL's search said {total} contacts match; the walk delivered {read['ghl_rows']}",
+                store_value=read["ghl_contacts"],
+                detail=f"GHL's search said {total} contacts match; the walk delivered {read['ghl_contacts']}",
             )
         )
     if read["store_customers"] < read["store_count"]:
@@ -375,8 +447,14 @@ def scan(run_id: str, dry_run: bool) -> ScanResult:
     state = sync.state_store(settings)
     ghl_hook, store_hook = sync.ghl_hook(settings), sync.shift4shop_hook(settings)
 
-    ghl, rows, total = read_ghl(ghl_hook, page_limit=settings.ghl_page_limit, workers=settings.ghl_workers)
+    # The store and the id map first, GHL last: a contact made while this runs and loaded by a
+    # concurrent sync then shows as "missing" (harmless: its repair finds it loaded), never as a
+    # customer whose contact is gone (which would switch it off).
     customers, count = read_store(store_hook, page_limit=settings.shift4shop_page_limit)
+    mapped = CustomerMap(state, mapping.stream).all()
+    disabled = DisabledMap(state).all()
+    quarantined = {q["source_id"]: q["reason"] for q in state.open_quarantine(STREAM)}
+    ghl, rows, total = read_ghl(ghl_hook, page_limit=settings.ghl_page_limit, workers=settings.ghl_workers)
     tasks_expected, tasks_stored, n_tasks = _tasks(crm, ghl_hook, ghl, state, settings, tasks_part)
     read: ReadCounts = {
         "ghl_contacts": len(ghl),
@@ -387,14 +465,13 @@ def scan(run_id: str, dry_run: bool) -> ScanResult:
         "tasks": n_tasks,
     }
     expected = {row["source_id"]: row["payload"] for row in transform_records(list(ghl.values()), mapping)}
-    quarantined = {q["source_id"]: q["reason"] for q in state.open_quarantine(STREAM)}
     findings = compare(
         ghl=ghl,
         customers=customers,
         mapping=mapping,
         policy=policy,
-        mapped=CustomerMap(state, mapping.stream).all(),
-        disabled=DisabledMap(state).all(),
+        mapped=mapped,
+        disabled=disabled,
         quarantined=quarantined,
         expected=expected,
         tasks_expected=tasks_expected,
@@ -442,10 +519,13 @@ def _tasks(crm: CrmConfig, hook: GhlHook, ghl: dict, state: StateStore, settings
 
 
 @fail_without_retry
-def repair(scan_result: ScanResult) -> RepairResult:
-    """Apply the policy to the findings (nothing in a dry run); the brake first."""
+def recheck(scan_result: ScanResult) -> RecheckResult:
+    """The GHL side of the repair (``ghl_api`` pool): the brake, every "gone" contact asked for
+    again, and the contacts to repair read afresh through the sync's GHL stages.
+
+    Nothing is written to the store here; ``repair`` does that in the store's pool.
+    """
     from ghl_shift4shop import sync
-    from ghl_shift4shop.idmaps import CustomerMap, DisabledMap
 
     settings = load_settings()
     run_id = scan_result["run_id"]
@@ -454,31 +534,41 @@ def repair(scan_result: ScanResult) -> RepairResult:
     for f in findings:
         if f["planned"] != "report" and (f["kind"] in braked or "*" in braked):
             f["action"] = "braked"
-    ghl_calls = store_calls = 0
-    load_summary: dict = {}
-    if not scan_result["dry_run"]:
-        state = sync.state_store(settings)
-        customers = CustomerMap(state)
-        todo = [f for f in findings if f["planned"] != "report" and f["action"] != "braked"]
-        load_summary, ghl_calls, store_calls = _resync(todo, scan_result, settings, customers)
-        store_hook = sync.shift4shop_hook(settings)
-        _switch(todo, store_hook, customers, DisabledMap(state))
-        store_calls += store_hook.calls["shift4shop"]
-        forget = [f for f in todo if f["planned"] == "forget"]
-        if forget:
-            customers.forget(f["source_id"] for f in forget)
-            for f in forget:
-                f["action"] = "forgotten"
-    write_jsonl(Path(scan_result["findings_path"]), findings)
-    return {
+    held = {f["source_id"] for f in findings if f["planned"] == "handover" and f["action"] == "braked"}
+    for f in findings:  # a successor cannot be loaded while the gone contact keeps its e-mail
+        if (f.get("handover") or {}).get("from") in held:
+            f["action"] = "braked"
+    result: RecheckResult = {
         "run_id": run_id,
         "findings_path": scan_result["findings_path"],
         "braked": sorted(braked),
         "brake_reason": reason,
-        "load": load_summary,
-        "calls_ghl": ghl_calls,
-        "calls_shift4shop": store_calls,
+        "fetched": [],
+        "transformed": [],
+        "calls_ghl": 0,
     }
+    if scan_result["dry_run"]:
+        write_jsonl(Path(scan_result["findings_path"]), findings)
+        return result
+    todo = [f for f in findings if f["planned"] != "report" and f["action"] != "braked"]
+    ghl_hook = sync.ghl_hook(settings)
+    # Asked again just before acting: a contact seen as gone may have been missed by the walk or
+    # restored since. Only a "not found" answer counts as gone (contact_not_found).
+    gone = [f for f in todo if f["planned"] in GONE_ACTIONS]
+    now = fresh_contacts(ghl_hook, sorted({f["source_id"] for f in gone}), settings.ghl_workers)
+    back = {cid for cid, contact in now.items() if contact is not None}
+    for f in gone:
+        if f["source_id"] in back:
+            f.update(action="skipped", detail="the contact exists in GHL (asked again after the comparison)")
+    for f in todo:
+        took = f.get("handover")
+        if took and took["from"] in back:
+            f.update(action="skipped", detail=f"contact {took['from']} exists in GHL and keeps its e-mail")
+    repairs = [f for f in todo if f["planned"] == "repair" and f["action"] != "skipped"]
+    result["fetched"], result["transformed"] = _refetch(repairs, run_id, settings, ghl_hook)
+    result["calls_ghl"] = sync.state_store(settings).run_totals(run_id).get("calls_ghl", 0) + ghl_hook.calls["ghl"]
+    write_jsonl(Path(scan_result["findings_path"]), findings)
+    return result
 
 
 def _brake(findings: list[dict], scan_result: ScanResult, max_share: float) -> tuple[set[str], str | None]:
@@ -499,7 +589,7 @@ def _brake(findings: list[dict], scan_result: ScanResult, max_share: float) -> t
     kinds = {f["kind"] for f in removing}
     if "ghl" in truncated:
         # An id-map row looks dangling when its contact was merely left out: keep those too.
-        kinds |= {f["kind"] for f in findings if f["planned"] == "forget"} | {"count_mismatch"}
+        kinds |= {f["kind"] for f in findings if f["planned"] in GONE_ACTIONS} | {"count_mismatch"}
         return kinds, f"GHL's search answer was short: {len(removing)} customers are not disabled or deleted"
     if share > max_share:
         return kinds, (
@@ -509,30 +599,20 @@ def _brake(findings: list[dict], scan_result: ScanResult, max_share: float) -> t
     return set(), None
 
 
-def _resync(todo: list[dict], scan_result: ScanResult, settings: Settings, customers) -> tuple[dict, int, int]:
-    """Re-sync the contacts of repair findings through the sync's own stages (GHL wins)."""
+def _refetch(repairs: list[dict], run_id: str, settings: Settings, ghl_hook: GhlHook) -> tuple[list, list]:
+    """The repaired contacts read afresh and run through validate → fetch_children → transform."""
     from ghl_shift4shop import sync
 
-    repairs = [f for f in todo if f["planned"] == "repair"]
-    ids = {f["source_id"] for f in repairs}
+    ids = sorted({f["source_id"] for f in repairs})
     if not ids:
-        return {}, 0, 0
-    run_id = scan_result["run_id"]
-    # A mapping to a customer the (complete) store read did not hold is stale: the loader looks the
-    # contact up by e-mail and creates it. A drifted customer's stored digest still matches what the
-    # sync last sent, so it is forgotten: the loader then writes the customer whatever the digest.
-    gone = {f["source_id"] for f in repairs if f["kind"] == "missing_in_store" and f["target_id"]}
-    if gone:
-        customers.forget(gone)
-    customers.forget_digests(ids - gone)
+        return [], []
     # Read afresh, not the copies from the comparison: the sync may have loaded a newer version
     # since, and a repair must never write an older one over it. One call per repaired contact.
-    ghl_hook = sync.ghl_hook(settings)
-    current = fresh_contacts(ghl_hook, sorted(ids), settings.ghl_workers)
+    current = fresh_contacts(ghl_hook, ids, settings.ghl_workers)
     contacts = [c for c in current.values() if c is not None]
     for f in repairs:
         if current.get(f["source_id"]) is None:
-            f.update(action="failed", detail="the contact was deleted in GHL after the comparison")
+            f.update(action="skipped", detail="the contact was deleted in GHL after the comparison")
     size = max(1, settings.batch_size)
     refs = []
     for i in range(0, len(contacts), size):
@@ -543,17 +623,109 @@ def _resync(todo: list[dict], scan_result: ScanResult, settings: Settings, custo
     window = {"run_id": run_id, "mode": "window", "since": EPOCH, "until": None, "stream": STREAM}
     window["streams"] = dict.fromkeys(crm.enabled_children, "")
     fetched = [sync.fetch_children(sync.validate(ref, run_id), window) for ref in refs]
-    loaded = sync.load([sync.transform(ref, run_id) for ref in fetched], run_id)
-    if crm.ticket_streams:
-        sync.load_crm(fetched, run_id)
-    state = sync.state_store(settings)
+    return fetched, [sync.transform(ref, run_id) for ref in fetched]
+
+
+@fail_without_retry
+def repair(scan_result: ScanResult, rechecked: RecheckResult) -> RepairResult:
+    """The store side (``shift4shop_api`` pool): removals checked against the customer as it is now,
+    then the policy applied (nothing in a dry run)."""
+    from ghl_shift4shop import sync
+    from ghl_shift4shop.idmaps import CustomerMap, DisabledMap
+
+    settings = load_settings()
+    findings = list(read_jsonl(rechecked["findings_path"]))
+    load_summary: dict = {}
+    store_calls = 0
+    if not scan_result["dry_run"]:
+        state = sync.state_store(settings)
+        customers, disabled = CustomerMap(state), DisabledMap(state)
+        store_hook = sync.shift4shop_hook(settings)
+        todo = [f for f in findings if f["planned"] != "report" and f["action"] not in ("braked", "skipped")]
+        _still_theirs(todo, store_hook, sync.contacts_mapping(settings).source_id_field)
+        todo = [f for f in todo if f["action"] != "skipped"]
+        _hand_over(todo, customers, disabled)
+        load_summary = _reload(todo, rechecked, customers, state)
+        _switch(todo, store_hook, customers, disabled)
+        store_calls = store_hook.calls["shift4shop"] + load_summary.get("calls_shift4shop", 0)
+        forget = [f for f in todo if f["planned"] == "forget"]
+        if forget:
+            customers.forget(f["source_id"] for f in forget)
+            for f in forget:
+                f["action"] = "forgotten"
+    write_jsonl(Path(rechecked["findings_path"]), findings)
+    return {
+        "run_id": scan_result["run_id"],
+        "findings_path": rechecked["findings_path"],
+        "braked": rechecked["braked"],
+        "brake_reason": rechecked["brake_reason"],
+        "load": load_summary,
+        "calls_ghl": rechecked["calls_ghl"],
+        "calls_shift4shop": store_calls,
+    }
+
+
+def _still_theirs(todo: list[dict], hook: Shift4ShopHook, source_field: str) -> None:
+    """Each customer about to be switched off, deleted or handed over must still carry the gone
+    contact's GHL id (``GET /Customers/{id}``): a sync or a merchant may have changed it since."""
+    for f in todo:
+        if f["planned"] not in GONE_ACTIONS or not f.get("target_id"):
+            continue
+        customer = hook.get_customer(f["target_id"])
+        if customer is None:
+            f.update(action="skipped", detail="the customer is no longer in the store")
+        elif _text(customer.get(source_field)) != f["source_id"]:
+            f.update(action="skipped", detail="the customer carries another GHL id now (changed after the comparison)")
+    left = {f["source_id"] for f in todo if f["planned"] == "handover" and f["action"] != "skipped"}
+    for f in todo:
+        took = f.get("handover")
+        if took and took["from"] not in left and f["action"] != "skipped":
+            f.update(action="skipped", detail=f"customer {took['customer_id']} changed after the comparison")
+
+
+def _hand_over(todo: list[dict], customers, disabled) -> None:
+    """Move the id-map row of a deleted contact to the new contact with its e-mail (see _handovers)."""
+    from ghl_shift4shop.idmaps import CustomerLink
+
+    moves = [f for f in todo if f.get("handover")]
+    if not moves:
+        return
+    # No digest: the load writes the customer from the new contact whatever it last sent.
+    customers.record(
+        CustomerLink(f["source_id"], f["handover"]["customer_id"], f["handover"]["email"], None) for f in moves
+    )
+    gone = [f["handover"]["from"] for f in moves]
+    customers.forget(gone)
+    disabled.forget(gone)  # the customer is the new contact's now; _switch enables it if it was off
+    for f in todo:
+        if f["planned"] == "handover" and f["source_id"] in gone:
+            f["action"] = "handed_over"
+
+
+def _reload(todo: list[dict], rechecked: RecheckResult, customers, state: StateStore) -> dict:
+    """Load what ``recheck`` read afresh through the sync's own load (GHL wins)."""
+    from ghl_shift4shop import sync
+
+    repairs = [f for f in todo if f["planned"] == "repair"]
+    ids = {f["source_id"] for f in repairs}
+    if not ids or not rechecked["transformed"]:
+        return {}
+    run_id = rechecked["run_id"]
+    # A mapping to a customer the (complete) store read did not hold is stale: the loader looks the
+    # contact up by e-mail and creates it. A drifted customer's stored digest still matches what the
+    # sync last sent, so it is forgotten: the loader then writes the customer whatever the digest.
+    stale = {f["source_id"] for f in repairs if f["kind"] == "missing_in_store" and f["target_id"]}
+    if stale:
+        customers.forget(stale)
+    customers.forget_digests(ids - stale)
+    loaded = sync.load(rechecked["transformed"], run_id)
+    if sync.crm_config(load_settings()).ticket_streams:
+        sync.load_crm(rechecked["fetched"], run_id)
     after = customers.get(ids)
     quarantined = {q["source_id"]: q["reason"] for q in state.open_quarantine(STREAM) if q["source_id"] in ids}
     for f in repairs:
         sid = f["source_id"]
         link = after.get(sid)
-        if f["action"] == "failed":
-            continue
         if sid in quarantined:
             f.update(action="failed", detail=f"quarantined: {quarantined[sid]}")
         elif link is None or link.digest is None:
@@ -562,22 +734,21 @@ def _resync(todo: list[dict], scan_result: ScanResult, settings: Settings, custo
             f["action"] = "repaired"
             if f["kind"] == "missing_in_store":
                 f["target_id"] = link.customer_id
-    calls_ghl = state.run_totals(run_id).get("calls_ghl", 0) + ghl_hook.calls["ghl"]
-    return loaded, calls_ghl, loaded.get("calls_shift4shop", 0)
+    return loaded
 
 
 def fresh_contacts(hook: GhlHook, contact_ids: list[str], workers: int) -> dict[str, dict | None]:
     """Each contact as GHL has it now (``GET /contacts/{id}``); None for one deleted meanwhile."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from ghl_shift4shop.ghl.hook import normalize_search_item
+    from ghl_shift4shop.ghl.hook import contact_not_found, normalize_search_item
     from ghl_shift4shop.transport import ApiError
 
     def one(contact_id: str) -> dict | None:
         try:
             return normalize_search_item(hook.get_contact(contact_id))
         except ApiError as exc:
-            if exc.status in (400, 404):  # GHL answers a deleted contact with 400 or 404
+            if contact_not_found(exc):
                 return None
             raise
 
@@ -590,6 +761,13 @@ def fresh_contacts(hook: GhlHook, contact_ids: list[str], workers: int) -> dict[
 
 def _switch(todo: list[dict], hook: Shift4ShopHook, customers, disabled) -> None:
     """Disable, enable and delete customers: the reconciliation's only own store writes."""
+    back_on = [f for f in todo if (f.get("handover") or {}).get("enable") and f["action"] == "repaired"]
+    if back_on:  # a customer this job disabled, handed over to its contact's successor
+        results = set_enabled(hook, [f["target_id"] for f in back_on], True)
+        for f in back_on:
+            res = results[f["target_id"]]
+            if not res.ok:
+                f.update(action="failed", detail=mask_email(f"loaded, not enabled again: {res.status} {res.message}"))
     for enabled, planned in ((False, "disable"), (True, "enable")):
         items = [f for f in todo if f["planned"] == planned]
         if not items:
@@ -700,9 +878,9 @@ def finish(scan_result: ScanResult | None, repaired: RepairResult | None) -> Rec
     settings = load_settings()
     run_id = scan_result["run_id"]
     findings = list(read_jsonl((repaired or scan_result)["findings_path"]))
-    if repaired is None:  # the repair task failed after its retries: what it did is unknown
+    if repaired is None:  # recheck or repair failed after their retries: what was done is unknown
         for f in findings:
-            if f["planned"] != "report":
+            if f["planned"] != "report" and f["action"] not in ("braked", "skipped"):
                 f.update(action="failed", detail="the repair task failed; see its log")
     kinds = dict(Counter(f["kind"] for f in findings))
     actions = dict(Counter(f["action"] for f in findings))

@@ -60,11 +60,13 @@ def test_sync_shape(dagbag):
 def test_reconcile_shape(dagbag):
     dag = dagbag.dags["ghl_shift4shop_reconcile"]
     assert dag.max_active_runs == 1
-    assert {t.task_id for t in dag.tasks} == {"compare", "repair", "report"}
-    assert dag.get_task("repair").upstream_task_ids == {"compare"}
+    assert {t.task_id for t in dag.tasks} == {"compare", "recheck", "repair", "report"}
+    assert dag.get_task("recheck").upstream_task_ids == {"compare"}
+    assert dag.get_task("repair").upstream_task_ids == {"compare", "recheck"}
     assert dag.get_task("report").upstream_task_ids == {"compare", "repair"}
     assert dag.get_task("report").trigger_rule == "all_done"  # the report is written even when repair fails
-    assert dag.get_task("compare").pool == "ghl_api"
+    # GHL is read in its own pool; the store's single slot is never held while waiting on GHL.
+    assert dag.get_task("compare").pool == dag.get_task("recheck").pool == "ghl_api"
     assert dag.get_task("repair").pool == "shift4shop_api"  # queues behind the sync's store writes
     assert dag.params["dry_run"] is False
 

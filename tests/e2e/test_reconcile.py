@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import csv
 import shutil
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from ghl_shift4shop.state import MappedId
+from ghl_shift4shop.timeutil import format_ts
 
 from sandbox.seed import generate_contacts
 from tests.builders import customers_events, seed_ghl
@@ -298,8 +300,138 @@ def test_a_repair_that_fails_still_reports_and_stores_the_run_as_failed(sims, sy
     dr, run, findings = reconcile(reconcile_dag)
     assert dr.state == "failed"
     tis = {ti.task_id: ti.state for ti in dr.get_task_instances()}
-    assert tis == {"compare": "success", "repair": "failed", "report": "failed"}
+    assert tis == {"compare": "success", "recheck": "success", "repair": "failed", "report": "failed"}
     assert run["status"] == "failed"
     assert [(f["kind"], f["action"]) for f in findings] == [("deleted_in_ghl", "failed")]
     assert (Path(run["report_dir"]) / "findings.csv").exists()
     assert all(c["Enabled"] is True for c in sims.customers())
+
+
+def test_a_customer_that_only_carries_a_value_in_the_ghl_id_field_is_reported_never_switched_off(
+    sims, sync_dag, reconcile_dag, monkeypatch
+):
+    # The share would allow switching both off: only the id map decides what is ours.
+    monkeypatch.setenv("GHL_S4S_RECONCILE_MAX_DELETE_SHARE", "0.5")
+    synced(sims, sync_dag)
+    labelled = sims.s4s_state.load_customers(
+        SECURE_URL,
+        [
+            # A merchant's own label in the field this job keeps GHL ids in.
+            {"Email": "wholesale.buyer@example.org", "Password": "x", "AdditionalField1": "wholesale", "Enabled": True},
+            # An id of GHL's shape, written by some other tool: no id-map row links it to this job.
+            {
+                "Email": "other.tool@example.org",
+                "Password": "x",
+                "AdditionalField1": "Zx9aQ8bR7cS6dT5eU4fV",
+                "Enabled": True,
+            },
+        ],
+    )
+    dr, run, findings = reconcile(reconcile_dag)
+    assert dr.state == "success" and run["status"] == "ok"
+    assert sorted((f["source_id"], f["action"]) for f in of_kind(findings, "deleted_in_ghl")) == [
+        ("Zx9aQ8bR7cS6dT5eU4fV", "reported"),
+        ("wholesale", "reported"),
+    ]
+    assert writes(sims) == []
+    held = {c["CustomerID"]: c for c in sims.customers()}
+    assert all(held[cid]["Enabled"] is True for cid in labelled)
+
+
+def test_a_contact_deleted_and_made_again_with_the_same_email_takes_its_customer_over(
+    sims, sync_dag, reconcile_dag, state, monkeypatch
+):
+    monkeypatch.setenv("GHL_S4S_RECONCILE_MAX_DELETE_SHARE", "0.1")
+    contacts = synced(sims, sync_dag)
+    old = contacts[0]
+    customer_id = by_ghl_id(sims)[old["id"]]["CustomerID"]
+    sims.ghl_state.delete_contact(old["id"])
+    dr, run, findings = reconcile(reconcile_dag)
+    assert [(f["kind"], f["action"]) for f in findings] == [("deleted_in_ghl", "disabled")]
+
+    # The person is made again in GHL: a new contact id, the same e-mail.
+    again = generate_contacts(1, seed=4242, dirty_share=0.0, location_id=LOCATION_ID)[0]
+    again["email"] = old["email"]
+    again["dateAdded"] = again["dateUpdated"] = format_ts(datetime.now(UTC))
+    sims.ghl_state.load_contacts([again])
+    assert sync_dag.test().state == "success"
+    held = {q["source_id"]: q["reason"] for q in state.open_quarantine("contacts")}
+    assert held.get(again["id"], "").startswith("duplicate_email")  # the old contact's id-map row holds it
+
+    sims.clear_logs()
+    dr, run, findings = reconcile(reconcile_dag)
+    assert dr.state == "success" and run["status"] == "ok"
+    assert sorted((f["kind"], f["source_id"], f["action"]) for f in findings) == [
+        ("deleted_in_ghl", old["id"], "handed_over"),
+        ("missing_in_store", again["id"], "repaired"),
+    ]
+    customers = sims.customers()
+    assert len(customers) == N  # taken over, not made again
+    now = by_ghl_id(sims)[again["id"]]
+    assert now["CustomerID"] == customer_id and now["Enabled"] is True
+    assert now["BillingFirstName"] == again["firstName"]
+    assert old["id"] not in by_ghl_id(sims)
+    assert state.get_mapped("contacts", [old["id"]]) == {}
+    assert state.get_mapped("contacts", [again["id"]])[again["id"]].target_id == str(customer_id)
+    assert again["id"] not in {q["source_id"] for q in state.open_quarantine("contacts")}
+
+    # Converged: the sync and the next reconciliation have nothing to do.
+    sims.clear_logs()
+    assert sync_dag.test().state == "success"
+    dr, run, findings = reconcile(reconcile_dag)
+    assert findings == [] and writes(sims) == []
+
+
+def test_a_contact_gone_only_for_a_moment_is_never_switched_off(sims, sync_dag, reconcile_dag, state, monkeypatch):
+    """The reconciliation reads the two sides one after the other while the sync keeps running."""
+    from ghl_shift4shop import reconcile as module
+
+    monkeypatch.setenv("GHL_S4S_RECONCILE_MAX_DELETE_SHARE", "0.5")
+    contacts = synced(sims, sync_dag)
+    restored, repointed, gone = contacts[:3]
+    customers = by_ghl_id(sims)
+    raw = sims.ghl_state.raw_contact(restored["id"])
+    for c in (restored, repointed, gone):
+        sims.ghl_state.delete_contact(c["id"])
+    key = store_key(sims)
+
+    # A contact made while the GHL walk runs, and loaded by a concurrent sync run once the walk has
+    # passed: it is in the store and the id map, not in what the walk saw.
+    late = generate_contacts(1, seed=9191, dirty_share=0.0, location_id=LOCATION_ID)[0]
+    read_ghl = module.read_ghl
+
+    def walk_then_a_sync_loads_a_new_contact(*args, **kwargs):
+        seen = read_ghl(*args, **kwargs)
+        sims.ghl_state.load_contacts([late])
+        cid = sims.s4s_state.load_customers(
+            SECURE_URL, [{"Email": late["email"], "Password": "x", "AdditionalField1": late["id"], "Enabled": True}]
+        )[0]
+        state.record_mapped("contacts", [MappedId(late["id"], str(cid), late["email"], "digest")])
+        return seen
+
+    # After the comparison, before the repair: one contact is restored in GHL, and another
+    # customer is pointed at a different contact (by a sync, or by hand).
+    recheck = module.recheck
+
+    def things_change_before_the_recheck(scanned):
+        sims.ghl_state.load_contacts([raw])
+        sims.s4s_state.update_customer(
+            key, customers[repointed["id"]]["CustomerID"], {"AdditionalField1": "someoneElse"}
+        )
+        return recheck(scanned)
+
+    monkeypatch.setattr(module, "read_ghl", walk_then_a_sync_loads_a_new_contact)
+    monkeypatch.setattr(module, "recheck", things_change_before_the_recheck)
+    dr, run, findings = reconcile(reconcile_dag)
+    assert dr.state == "success" and run["status"] == "ok"
+    assert not [f for f in findings if late["id"] in (f["source_id"], f["target_id"])]
+    assert {f["source_id"]: f["action"] for f in of_kind(findings, "deleted_in_ghl")} == {
+        restored["id"]: "skipped",
+        repointed["id"]: "skipped",
+        gone["id"]: "disabled",
+    }
+    enabled = {c["CustomerID"]: c["Enabled"] for c in sims.customers()}
+    assert enabled[customers[gone["id"]]["CustomerID"]] is False
+    assert enabled[customers[restored["id"]]["CustomerID"]] is True
+    assert enabled[customers[repointed["id"]]["CustomerID"]] is True
+    assert all(v for cid, v in enabled.items() if cid != customers[gone["id"]]["CustomerID"])

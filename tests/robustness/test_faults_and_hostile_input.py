@@ -538,3 +538,39 @@ def test_ghl_budget_is_spent_but_never_tripped_by_concurrent_calls(sims):
         "60 calls from 8 threads against 10 per window (scaled to 1 s)",
         f"0 × 429; {60 / elapsed:.1f} calls/s of the 10/s allowed",
     )
+
+
+@pytest.mark.parametrize(
+    ("status", "message", "gone"),
+    [
+        (None, None, True),  # the simulator's own answer for a deleted contact
+        (404, "Contact with id {id} not found", True),  # the v3 reading of "not found"
+        (400, "Bad Request", False),  # a refusal that says nothing about the contact
+        (404, "Cannot GET /contacts/{id}", False),  # an unknown route, not an unknown contact
+    ],
+)
+def test_only_a_not_found_answer_counts_as_a_deleted_contact(sims, status, message, gone):
+    from ghl_shift4shop.extract import full_contacts
+
+    contact = generate_contacts(2, seed=31, dirty_share=0.0, location_id=LOCATION_ID)
+    sims.ghl_state.load_contacts(contact)
+    target, kept = contact[0]["id"], contact[1]["id"]
+    if status is None:
+        sims.ghl_state.delete_contact(target)
+    else:
+        path = f"/contacts/{target}$"
+        sims.ghl_state.faults.set(
+            [{"action": "status", "status": status, "message": message.format(id=target), "path": path}]
+        )
+    items = [{"id": target}, {"id": kept}]  # search items without names: each is read in full
+    if gone:
+        out, fetched, vanished = full_contacts(ghl_hook(), items, 2)
+        assert [c["id"] for c in out] == [kept] and (fetched, vanished) == (2, 1)
+        observed = "counted as deleted since the search: skipped, the rest read"
+    else:
+        with pytest.raises(ApiError) as caught:
+            full_contacts(ghl_hook(), items, 2)
+        assert caught.value.status == status
+        observed = "an error (the task fails and retries): the contact is never taken for deleted"
+    tried = f"GET /contacts/{{id}} answers {status or 400} {message or 'Contact with id … not found'}"
+    record("hostile", "full-contact read refused", tried, observed)

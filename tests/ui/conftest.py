@@ -22,6 +22,7 @@ import requests
 ROOT = Path(__file__).resolve().parents[2]
 HEALTH_PATH = "/api/v2/monitor/health"
 STOP_BOUND_S = 30.0
+READY_LINE = "[ui] Ctrl-C stops everything"  # scripts/airflow_ui.py prints it last, once healthy
 
 
 def free_port() -> int:
@@ -67,7 +68,9 @@ class UiScript:
             if self.proc.poll() is not None:
                 raise AssertionError(f"ui.sh exited ({self.proc.returncode}) before the UI was up:\n{self.output()}")
             try:
-                if requests.get(self.url + HEALTH_PATH, timeout=2).status_code == 200:
+                # Healthy means both: the API server answers, and the script has noticed and said so
+                # (it polls on its own, so its "ready" lines can come a moment after our first 200).
+                if READY_LINE in self.output() and requests.get(self.url + HEALTH_PATH, timeout=2).status_code == 200:
                     self.note_descendants()
                     return
             except requests.RequestException:

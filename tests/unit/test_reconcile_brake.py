@@ -32,3 +32,16 @@ def test_a_short_ghl_answer_stops_removals_and_forgets_and_fails_even_with_nothi
 def test_a_short_store_answer_stops_every_repair():
     braked, why = _brake([finding("drift", "repair", source_id="x")], scan(["store"]), 0.5)
     assert braked == {"*"} and "nothing is repaired" in why
+
+
+def test_a_short_answer_is_counted_in_distinct_contacts_not_rows():
+    from ghl_shift4shop.reconcile import count_findings
+    from ghl_shift4shop.reconcile_policy import ReconcilePolicy
+
+    # 100 match; the walk delivered 100 items, but one contact twice (changed during the walk).
+    read = {"ghl_contacts": 99, "ghl_rows": 100, "ghl_total": 100, "store_customers": 5, "store_count": 5, "tasks": 0}
+    found, truncated = count_findings(read, ReconcilePolicy.defaults())
+    assert truncated == ["ghl"]
+    assert [(f["ghl_value"], f["store_value"]) for f in found] == [(100, 99)]
+    read.update(ghl_contacts=100, ghl_rows=101)
+    assert count_findings(read, ReconcilePolicy.defaults()) == ([], [])

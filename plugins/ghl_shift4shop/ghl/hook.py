@@ -85,6 +85,17 @@ def lacks_detail(item: dict) -> bool:
     return any(shadow in item and field_name not in item for field_name, shadow in SEARCH_SHADOWS.items())
 
 
+def contact_not_found(exc: ApiError) -> bool:
+    """True when GHL's answer says the contact does not exist (deleted), and nothing else.
+
+    v2 documents no 404 for contacts; third parties saw ``400 "Contact with id … not found"`` and
+    v3 documents 404. A 400 or 404 that does not say "not found" (a bad request, an unknown route
+    ``404 "Cannot GET /…"``) is an error, never a deletion: taking it for one would drop the contact.
+    """
+    text = str(exc.message or "").lower()
+    return exc.status in (400, 404) and "not found" in text and not text.startswith("cannot ")
+
+
 def _int_header(resp, name: str) -> int | None:
     try:
         return int(resp.headers[name])
