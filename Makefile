@@ -6,12 +6,15 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 # Test processes (pytest-xdist). 2 on the 2-core machines here: 3 was slower (14.3 min against 13.1) and flaky.
 TEST_WORKERS ?= 2
+UV := uv==0.13.9
 
 .PHONY: venv demo test lint format sandbox-start sandbox-stop ui watermark quarantine clean lock robustness-report
 
 $(STAMP): requirements.txt requirements-dev.txt requirements.lock
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 $(PY) -m pip install --quiet -r requirements-dev.txt -c requirements.lock
+	# uv installs the same pinned set as pip would, in about 25 s instead of about 2 min.
+	$(PY) -m pip install --quiet $(UV)
+	PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 $(PY) -m uv pip install --quiet --python $(PY) -r requirements-dev.txt -c requirements.lock
 	touch $(STAMP)
 
 venv: $(STAMP)
@@ -25,7 +28,7 @@ test: venv
 	./scripts/services.sh
 	./scripts/browser.sh
 	$(PY) -m ruff check .
-	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadgroup
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadgroup --durations=30
 
 lint: venv
 	$(PY) -m ruff check .

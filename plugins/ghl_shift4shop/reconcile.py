@@ -27,8 +27,9 @@ Rules for what is compared (the README says the same):
   tasks, notes and appointments: its tasks part is compared through the task sweep
   (``tasks_changed``); notes and appointments would cost a call per contact and are not swept.
   The customer group (from tags) is not compared.
-* only customers carrying a GHL id are ever disabled or deleted; a customer a merchant made by
-  hand is never touched.
+* only customers the id map links to this job are ever disabled or deleted: ones it made, and
+  ones the sync adopted by e-mail (the same person); a customer that merely carries a value in
+  the GHL id field is only reported. Each removal is asked again on both sides first.
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ from typing import TYPE_CHECKING, TypedDict
 from ghl_shift4shop.batches import read_jsonl, stage_path, write_jsonl
 from ghl_shift4shop.settings import Settings, load_settings
 from ghl_shift4shop.sync import fail_without_retry
-from ghl_shift4shop.transport import mask_email
+from ghl_shift4shop.transport import ApiError, mask_email
 
 if TYPE_CHECKING:
     from ghl_shift4shop.crm_config import CrmConfig
@@ -236,7 +237,9 @@ def compare(
             carrying[gid].append(c)
     findings: list[dict] = []
     missing: dict[str, dict] = {}  # contact id → its missing_in_store finding
-    gone_ours: dict[str, tuple[dict, dict]] = {}  # e-mail → (deleted_in_ghl finding, customer), id-mapped only
+    # e-mail → (finding, customer or None) of id-map rows whose contact is gone (deleted_in_ghl, or
+    # dangling_id_map when the customer is gone too)
+    gone_ours: dict[str, tuple[dict, dict | None]] = {}
 
     def add(kind: str, **values) -> dict:
         f = finding(kind, policy.action(kind), **values)
@@ -296,12 +299,14 @@ def compare(
             continue
         customer = by_id.get(link.customer_id)
         if customer is None:
-            add(
+            f = add(
                 "dangling_id_map",
                 source_id=cid,
                 target_id=link.customer_id,
                 detail="neither the GHL contact nor the store customer exists",
             )
+            if link.email:  # its e-mail may be a new contact's now (see _handovers)
+                gone_ours.setdefault(link.email.lower(), (f, None))
         elif _text(customer.get(src)) != cid:
             add(
                 "dangling_id_map",
@@ -315,6 +320,9 @@ def compare(
             f = _deleted(add, cid, customer, ours=True)
             if email := _text(customer.get("Email")).lower():
                 gone_ours.setdefault(email, (f, customer))
+    # A customer the id map links to a live contact is that contact's, whatever stale id it still
+    # carries (its drift finding rewrites the field).
+    seen.update(link.customer_id for cid, link in mapped.items() if cid in ghl)
     for gid, held in carrying.items():
         if gid in ghl:
             continue
@@ -365,33 +373,39 @@ def _deleted(add, contact_id: str, customer: dict, *, ours: bool) -> dict:
 
 
 def _handovers(missing: dict, gone_ours: dict, expected: dict, match_field: str, disabled: dict) -> None:
-    """A contact deleted and made again in GHL with the same e-mail: the new one takes the customer.
+    """A contact deleted and made again in GHL with the same e-mail: the new one takes its place.
 
     The old contact's id-map row still holds the e-mail, so the sync quarantines the new contact
-    (``duplicate_email``) and, left alone, the old customer would be switched off: the person
-    would lose their customer. Instead the id-map row moves to the new contact, the sync's load
-    writes the customer from it, and a customer this job disabled is enabled again.
+    (``duplicate_email``) for good and, left alone, the old customer would be switched off: the
+    person would lose their customer. Instead the id-map row moves to the new contact and the
+    sync's load writes the customer from it (a customer this job disabled is enabled again); where
+    the old customer is gone from the store too (``dangling_id_map``), the row is forgotten and the
+    load makes the new contact's customer.
     """
     for cid, f in missing.items():
         email = _text((expected.get(cid) or {}).get(match_field)).lower()
         if not email or email not in gone_ours:
             continue
         dead, customer = gone_ours.pop(email)
-        target = dead["target_id"]
+        target = dead["target_id"] if customer is not None else None
         dead.update(
             planned="handover",
             action="would_handover",
-            detail=f"contact {cid} has this customer's e-mail now and takes the customer over",
+            detail=f"contact {cid} has this e-mail now and takes "
+            + ("the customer over" if target else "its place (the customer is gone: a new one is made)"),
         )
         f.update(
             planned="repair",
             action="would_repair",
-            detail=f"takes customer {target} over from deleted contact {dead['source_id']} (same e-mail)",
+            detail=f"takes the place of deleted contact {dead['source_id']} (same e-mail)"
+            + (f": customer {target}" if target else ""),
             handover={
                 "from": dead["source_id"],
                 "customer_id": target,
                 "email": email,
-                "enable": not _enabled(customer.get("Enabled")) and disabled.get(dead["source_id"]) == target,
+                "enable": customer is not None
+                and not _enabled(customer.get("Enabled"))
+                and disabled.get(dead["source_id"]) == target,
             },
         )
 
@@ -558,12 +572,18 @@ def recheck(scan_result: ScanResult) -> RecheckResult:
     now = fresh_contacts(ghl_hook, sorted({f["source_id"] for f in gone}), settings.ghl_workers)
     back = {cid for cid, contact in now.items() if contact is not None}
     for f in gone:
-        if f["source_id"] in back:
+        answer = now.get(f["source_id"])
+        if isinstance(answer, ApiError):  # not known to be gone: nothing is done to its customer
+            f.update(action="failed", detail=mask_email(f"asking GHL again failed: {answer}"))
+        elif answer is not None:
             f.update(action="skipped", detail="the contact exists in GHL (asked again after the comparison)")
+    unsure = {f["source_id"] for f in gone if f["action"] == "failed"}
     for f in todo:
         took = f.get("handover")
         if took and took["from"] in back:
             f.update(action="skipped", detail=f"contact {took['from']} exists in GHL and keeps its e-mail")
+        elif took and took["from"] in unsure:
+            f.update(action="skipped", detail=f"contact {took['from']} could not be asked again: it keeps its e-mail")
     repairs = [f for f in todo if f["planned"] == "repair" and f["action"] != "skipped"]
     result["fetched"], result["transformed"] = _refetch(repairs, run_id, settings, ghl_hook)
     result["calls_ghl"] = sync.state_store(settings).run_totals(run_id).get("calls_ghl", 0) + ghl_hook.calls["ghl"]
@@ -609,10 +629,13 @@ def _refetch(repairs: list[dict], run_id: str, settings: Settings, ghl_hook: Ghl
     # Read afresh, not the copies from the comparison: the sync may have loaded a newer version
     # since, and a repair must never write an older one over it. One call per repaired contact.
     current = fresh_contacts(ghl_hook, ids, settings.ghl_workers)
-    contacts = [c for c in current.values() if c is not None]
+    contacts = [c for c in current.values() if isinstance(c, dict)]
     for f in repairs:
-        if current.get(f["source_id"]) is None:
+        answer = current.get(f["source_id"])
+        if answer is None:
             f.update(action="skipped", detail="the contact was deleted in GHL after the comparison")
+        elif isinstance(answer, ApiError):
+            f.update(action="failed", detail=mask_email(f"reading it again failed: {answer}"))
     size = max(1, settings.batch_size)
     refs = []
     for i in range(0, len(contacts), size):
@@ -672,7 +695,11 @@ def _still_theirs(todo: list[dict], hook: Shift4ShopHook, source_field: str) -> 
         if f["planned"] not in GONE_ACTIONS or not f.get("target_id"):
             continue
         customer = hook.get_customer(f["target_id"])
-        if customer is None:
+        if f["kind"] == "dangling_id_map":  # the comparison saw the customer gone, or carrying another id
+            was_gone = f.get("store_value") is None
+            if (customer is None) != was_gone or (customer and _text(customer.get(source_field)) == f["source_id"]):
+                f.update(action="skipped", detail="the customer changed after the comparison")
+        elif customer is None:
             f.update(action="skipped", detail="the customer is no longer in the store")
         elif _text(customer.get(source_field)) != f["source_id"]:
             f.update(action="skipped", detail="the customer carries another GHL id now (changed after the comparison)")
@@ -690,13 +717,19 @@ def _hand_over(todo: list[dict], customers, disabled) -> None:
     moves = [f for f in todo if f.get("handover")]
     if not moves:
         return
-    # No digest: the load writes the customer from the new contact whatever it last sent.
-    customers.record(
-        CustomerLink(f["source_id"], f["handover"]["customer_id"], f["handover"]["email"], None) for f in moves
-    )
     gone = [f["handover"]["from"] for f in moves]
     customers.forget(gone)
-    disabled.forget(gone)  # the customer is the new contact's now; _switch enables it if it was off
+    disabled.forget(gone)
+    # No digest: the load writes the customer from the new contact whatever it last sent. Where the
+    # old customer is gone too, there is nothing to move: the load makes the new contact's customer.
+    customers.record(
+        CustomerLink(f["source_id"], f["handover"]["customer_id"], f["handover"]["email"], None)
+        for f in moves
+        if f["handover"]["customer_id"]
+    )
+    # A customer this job had switched off is now the new contact's: _switch enables it. Should that
+    # fail, the next run finds it disabled by this job with its contact present (reappeared).
+    disabled.record({f["source_id"]: f["handover"]["customer_id"] for f in moves if f["handover"]["enable"]})
     for f in todo:
         if f["planned"] == "handover" and f["source_id"] in gone:
             f["action"] = "handed_over"
@@ -737,20 +770,22 @@ def _reload(todo: list[dict], rechecked: RecheckResult, customers, state: StateS
     return loaded
 
 
-def fresh_contacts(hook: GhlHook, contact_ids: list[str], workers: int) -> dict[str, dict | None]:
-    """Each contact as GHL has it now (``GET /contacts/{id}``); None for one deleted meanwhile."""
+def fresh_contacts(hook: GhlHook, contact_ids: list[str], workers: int) -> dict[str, dict | ApiError | None]:
+    """Each contact as GHL has it now (``GET /contacts/{id}``): None for one GHL says does not exist,
+    the error for one it would not answer (after the transport's retries). Credentials refused or the
+    daily budget running low stop the whole task instead: every other call would fail the same way."""
     from concurrent.futures import ThreadPoolExecutor
 
     from ghl_shift4shop.ghl.hook import contact_not_found, normalize_search_item
-    from ghl_shift4shop.transport import ApiError
+    from ghl_shift4shop.transport import ApiError, AuthError, DailyBudgetLow
 
-    def one(contact_id: str) -> dict | None:
+    def one(contact_id: str) -> dict | ApiError | None:
         try:
             return normalize_search_item(hook.get_contact(contact_id))
-        except ApiError as exc:
-            if contact_not_found(exc):
-                return None
+        except (AuthError, DailyBudgetLow):
             raise
+        except ApiError as exc:
+            return None if contact_not_found(exc) else exc
 
     if not contact_ids:
         return {}
@@ -761,13 +796,15 @@ def fresh_contacts(hook: GhlHook, contact_ids: list[str], workers: int) -> dict[
 
 def _switch(todo: list[dict], hook: Shift4ShopHook, customers, disabled) -> None:
     """Disable, enable and delete customers: the reconciliation's only own store writes."""
-    back_on = [f for f in todo if (f.get("handover") or {}).get("enable") and f["action"] == "repaired"]
+    back_on = [f for f in todo if (f.get("handover") or {}).get("enable")]
     if back_on:  # a customer this job disabled, handed over to its contact's successor
-        results = set_enabled(hook, [f["target_id"] for f in back_on], True)
+        results = set_enabled(hook, [f["handover"]["customer_id"] for f in back_on], True)
         for f in back_on:
-            res = results[f["target_id"]]
-            if not res.ok:
-                f.update(action="failed", detail=mask_email(f"loaded, not enabled again: {res.status} {res.message}"))
+            res = results[f["handover"]["customer_id"]]
+            if res.ok:
+                disabled.forget([f["source_id"]])
+            else:
+                f.update(action="failed", detail=mask_email(f"not enabled again: {res.status} {res.message}"))
     for enabled, planned in ((False, "disable"), (True, "enable")):
         items = [f for f in todo if f["planned"] == planned]
         if not items:

@@ -24,6 +24,10 @@ from tests.conftest import LOCATION_ID, ROOT, SECRETS, SECURE_URL
 pytestmark = pytest.mark.usefixtures("airflow_db")
 
 N = 20
+# The tests of the reconciliation's own logic run under the strict reading only (the harsher one:
+# search items without names, so every contact is read in full); the two that walk every class and
+# the disable/enable round trip run under both.
+STRICT_ONLY = pytest.mark.profiles("strict")
 GHOST = "ghostContact00000001"  # an id-map row whose contact and customer never existed
 
 
@@ -74,6 +78,16 @@ def store_key(sims) -> str:
 
 def of_kind(findings: list[dict], kind: str) -> list[dict]:
     return [f for f in findings if f["kind"] == kind]
+
+
+def one_deleted_then_reconciled(sims, sync_dag, reconcile_dag, monkeypatch):
+    """A synced store, one contact deleted in GHL, one reconcile run (one of 20 is 5%: the share
+    allows 10%); returns (the contact, its CustomerID, the dag run, the run row, its findings)."""
+    monkeypatch.setenv("GHL_S4S_RECONCILE_MAX_DELETE_SHARE", "0.1")
+    gone = synced(sims, sync_dag)[0]
+    target = by_ghl_id(sims)[gone["id"]]["CustomerID"]
+    sims.ghl_state.delete_contact(gone["id"])
+    return (gone, target, *reconcile(reconcile_dag))
 
 
 def test_every_class_found_in_dry_run_then_repaired_by_policy_then_nothing_left(
@@ -179,6 +193,7 @@ def test_every_class_found_in_dry_run_then_repaired_by_policy_then_nothing_left(
     assert writes(sims) == []
 
 
+@STRICT_ONLY
 @pytest.mark.parametrize("keeps_total", [False, True])
 def test_a_search_answer_missing_30_percent_disables_nothing_and_fails_the_run(
     sims, sync_dag, reconcile_dag, keeps_total
@@ -238,6 +253,7 @@ def test_deleted_contact_is_disabled_then_enabled_when_it_reappears(sims, sync_d
     assert findings == [] and writes(sims) == []
 
 
+@STRICT_ONLY
 def test_delete_policy_deletes_the_customer_and_forgets_its_mapping(
     sims, sync_dag, reconcile_dag, state, tmp_path, monkeypatch
 ):
@@ -245,12 +261,7 @@ def test_delete_policy_deletes_the_customer_and_forgets_its_mapping(
     shutil.copytree(ROOT / "include", include)
     (include / "mappings" / "reconcile.yaml").write_text("deleted_in_ghl: delete\n", encoding="utf-8")
     monkeypatch.setenv("GHL_S4S_INCLUDE_DIR", str(include))
-    monkeypatch.setenv("GHL_S4S_RECONCILE_MAX_DELETE_SHARE", "0.1")
-    contacts = synced(sims, sync_dag)
-    gone = contacts[0]
-    target = by_ghl_id(sims)[gone["id"]]["CustomerID"]
-    sims.ghl_state.delete_contact(gone["id"])
-    dr, run, findings = reconcile(reconcile_dag)
+    gone, target, dr, run, findings = one_deleted_then_reconciled(sims, sync_dag, reconcile_dag, monkeypatch)
     assert dr.state == "success" and run["status"] == "ok"
     assert [(f["kind"], f["source_id"], f["target_id"], f["action"]) for f in findings] == [
         ("deleted_in_ghl", gone["id"], str(target), "deleted")
@@ -263,6 +274,7 @@ def test_delete_policy_deletes_the_customer_and_forgets_its_mapping(
     assert findings == [] and writes(sims) == []
 
 
+@STRICT_ONLY
 def test_no_secret_or_email_in_logs_or_xcom(sims, sync_dag, reconcile_dag, capfd, caplog, monkeypatch):
     from tests.robustness.test_secrets import xcom_values
 
@@ -291,6 +303,7 @@ def test_no_secret_or_email_in_logs_or_xcom(sims, sync_dag, reconcile_dag, capfd
     assert values and not [v for v in values if any(e in v for e in emails) or any(s in v for s in SECRETS)]
 
 
+@STRICT_ONLY
 def test_a_repair_that_fails_still_reports_and_stores_the_run_as_failed(sims, sync_dag, reconcile_dag, monkeypatch):
     monkeypatch.setenv("GHL_S4S_RECONCILE_MAX_DELETE_SHARE", "0.1")
     contacts = synced(sims, sync_dag)
@@ -307,6 +320,7 @@ def test_a_repair_that_fails_still_reports_and_stores_the_run_as_failed(sims, sy
     assert all(c["Enabled"] is True for c in sims.customers())
 
 
+@STRICT_ONLY
 def test_a_customer_that_only_carries_a_value_in_the_ghl_id_field_is_reported_never_switched_off(
     sims, sync_dag, reconcile_dag, monkeypatch
 ):
@@ -341,19 +355,10 @@ def test_a_customer_that_only_carries_a_value_in_the_ghl_id_field_is_reported_ne
 def test_a_contact_deleted_and_made_again_with_the_same_email_takes_its_customer_over(
     sims, sync_dag, reconcile_dag, state, monkeypatch
 ):
-    monkeypatch.setenv("GHL_S4S_RECONCILE_MAX_DELETE_SHARE", "0.1")
-    contacts = synced(sims, sync_dag)
-    old = contacts[0]
-    customer_id = by_ghl_id(sims)[old["id"]]["CustomerID"]
-    sims.ghl_state.delete_contact(old["id"])
-    dr, run, findings = reconcile(reconcile_dag)
+    old, customer_id, _, _, findings = one_deleted_then_reconciled(sims, sync_dag, reconcile_dag, monkeypatch)
     assert [(f["kind"], f["action"]) for f in findings] == [("deleted_in_ghl", "disabled")]
 
-    # The person is made again in GHL: a new contact id, the same e-mail.
-    again = generate_contacts(1, seed=4242, dirty_share=0.0, location_id=LOCATION_ID)[0]
-    again["email"] = old["email"]
-    again["dateAdded"] = again["dateUpdated"] = format_ts(datetime.now(UTC))
-    sims.ghl_state.load_contacts([again])
+    again = made_again(sims, old, seed=4242)
     assert sync_dag.test().state == "success"
     held = {q["source_id"]: q["reason"] for q in state.open_quarantine("contacts")}
     assert held.get(again["id"], "").startswith("duplicate_email")  # the old contact's id-map row holds it
@@ -382,6 +387,73 @@ def test_a_contact_deleted_and_made_again_with_the_same_email_takes_its_customer
     assert findings == [] and writes(sims) == []
 
 
+def made_again(sims, old: dict, seed: int) -> dict:
+    """The person of ``old`` made again in GHL: a new contact id, the same e-mail, changed now."""
+    again = generate_contacts(1, seed=seed, dirty_share=0.0, location_id=LOCATION_ID)[0]
+    again["email"] = old["email"]
+    again["dateAdded"] = again["dateUpdated"] = format_ts(datetime.now(UTC))
+    sims.ghl_state.load_contacts([again])
+    return again
+
+
+@STRICT_ONLY
+def test_a_handover_whose_load_fails_still_gives_the_customer_back_the_next_night(
+    sims, sync_dag, reconcile_dag, state, monkeypatch
+):
+    from ghl_shift4shop.idmaps import DisabledMap
+
+    old, customer_id, _, _, findings = one_deleted_then_reconciled(sims, sync_dag, reconcile_dag, monkeypatch)
+    assert [(f["kind"], f["action"]) for f in findings] == [("deleted_in_ghl", "disabled")]
+    again = made_again(sims, old, seed=4243)
+    assert sync_dag.test().state == "success"  # quarantined: the old contact's row holds the e-mail
+
+    # A bad night: the store refuses every PUT (the load's and the enable's).
+    sims.s4s_state.faults.set([{"action": "status", "status": 400, "method": "PUT", "path": "/Customers"}])
+    dr, run, findings = reconcile(reconcile_dag)
+    assert run["status"] == "failed"
+    assert {(f["kind"], f["action"]) for f in findings} == {
+        ("deleted_in_ghl", "handed_over"),
+        ("missing_in_store", "failed"),
+    }
+    assert DisabledMap(state).all() == {again["id"]: str(customer_id)}  # off by this job, now the new contact's
+    sims.s4s_state.faults.clear()
+
+    dr, run, findings = reconcile(reconcile_dag)
+    assert dr.state == "success" and run["status"] == "ok"
+    assert ("reappeared", again["id"], "enabled") in {(f["kind"], f["source_id"], f["action"]) for f in findings}
+    assert {f["action"] for f in findings} == {"enabled", "repaired"}  # and the customer written from it
+    now = by_ghl_id(sims)[again["id"]]
+    assert now["CustomerID"] == customer_id and now["Enabled"] is True and len(sims.customers()) == N
+    sims.clear_logs()
+    dr, run, findings = reconcile(reconcile_dag)
+    assert findings == [] and writes(sims) == []
+
+
+@STRICT_ONLY
+def test_a_contact_made_again_after_its_customer_was_removed_gets_a_new_customer(
+    sims, sync_dag, reconcile_dag, state, monkeypatch
+):
+    monkeypatch.setenv("GHL_S4S_RECONCILE_MAX_DELETE_SHARE", "0.1")
+    old = synced(sims, sync_dag)[0]
+    sims.s4s_state.delete_customer(store_key(sims), by_ghl_id(sims)[old["id"]]["CustomerID"])
+    sims.ghl_state.delete_contact(old["id"])
+    again = made_again(sims, old, seed=4244)
+    assert sync_dag.test().state == "success"
+    assert again["id"] in {q["source_id"] for q in state.open_quarantine("contacts")}
+    dr, run, findings = reconcile(reconcile_dag)
+    assert dr.state == "success" and run["status"] == "ok"
+    assert sorted((f["kind"], f["source_id"], f["action"]) for f in findings) == [
+        ("dangling_id_map", old["id"], "handed_over"),
+        ("missing_in_store", again["id"], "repaired"),
+    ]
+    assert by_ghl_id(sims)[again["id"]]["Email"].lower() == old["email"].lower()
+    assert len(sims.customers()) == N and state.get_mapped("contacts", [old["id"]]) == {}
+    sims.clear_logs()
+    dr, run, findings = reconcile(reconcile_dag)
+    assert findings == [] and writes(sims) == []
+
+
+@STRICT_ONLY
 def test_a_contact_gone_only_for_a_moment_is_never_switched_off(sims, sync_dag, reconcile_dag, state, monkeypatch):
     """The reconciliation reads the two sides one after the other while the sync keeps running."""
     from ghl_shift4shop import reconcile as module

@@ -547,6 +547,8 @@ def test_ghl_budget_is_spent_but_never_tripped_by_concurrent_calls(sims):
         (404, "Contact with id {id} not found", True),  # the v3 reading of "not found"
         (400, "Bad Request", False),  # a refusal that says nothing about the contact
         (404, "Cannot GET /contacts/{id}", False),  # an unknown route, not an unknown contact
+        (404, "Not Found", False),  # a gateway's answer: says nothing of the contact
+        (404, "404 page not found", False),
     ],
 )
 def test_only_a_not_found_answer_counts_as_a_deleted_contact(sims, status, message, gone):

@@ -85,15 +85,28 @@ def lacks_detail(item: dict) -> bool:
     return any(shadow in item and field_name not in item for field_name, shadow in SEARCH_SHADOWS.items())
 
 
-def contact_not_found(exc: ApiError) -> bool:
-    """True when GHL's answer says the contact does not exist (deleted), and nothing else.
+class ContactNotFound(ApiError):
+    """GHL said, in words, that this contact does not exist (it was deleted)."""
+
+
+def says_contact_not_found(status: int, message: str, contact_id: str) -> bool:
+    """True only when the answer names the contact as not found.
 
     v2 documents no 404 for contacts; third parties saw ``400 "Contact with id … not found"`` and
-    v3 documents 404. A 400 or 404 that does not say "not found" (a bad request, an unknown route
-    ``404 "Cannot GET /…"``) is an error, never a deletion: taking it for one would drop the contact.
+    v3 documents 404 (text unpublished). A 400 or 404 that does not say the *contact* is not found
+    (``"Bad Request"``, a gateway's ``404 "Not Found"`` or ``page not found``, an unknown route
+    ``404 "Cannot GET /…"``) is an error, never a deletion: taking it for one would drop a live
+    contact or switch off its customer.
     """
-    text = str(exc.message or "").lower()
-    return exc.status in (400, 404) and "not found" in text and not text.startswith("cannot ")
+    text = (message or "").lower()
+    if status not in (400, 404) or "not found" not in text or text.startswith("cannot "):
+        return False
+    return "contact" in text or contact_id.lower() in text
+
+
+def contact_not_found(exc: Exception) -> bool:
+    """True for the error ``GhlHook.get_contact`` raises when GHL says the contact does not exist."""
+    return isinstance(exc, ContactNotFound)
 
 
 def _int_header(resp, name: str) -> int | None:
@@ -311,7 +324,10 @@ class GhlHook(ApiHook):
             yield SearchPage(page, data.get("total"))
 
     def get_contact(self, contact_id: str) -> dict:
+        """The contact; ``ContactNotFound`` when GHL says it does not exist (see says_contact_not_found)."""
         resp = self.request("GET", f"/contacts/{contact_id}")
+        if says_contact_not_found(resp.status_code, error_message(resp), contact_id):
+            raise ContactNotFound("ghl", resp.status_code, f"GET /contacts/{{id}}: {error_message(resp)}")
         return self._json(resp, "GET /contacts/{id}")["contact"]
 
     def location_timezone(self) -> str:
