@@ -76,6 +76,7 @@ DONE = {
 REMOVING = ("disable", "delete")  # the actions the brake guards
 # Actions that act on "this contact is gone": each is checked again, on both sides, just before.
 GONE_ACTIONS = ("disable", "delete", "forget", "handover")
+SETTLED = ("braked", "skipped", "failed")  # outcomes recheck gives that repair never acts on
 
 
 # -- XCom payloads ---------------------------------------------------------------------------------
@@ -664,7 +665,8 @@ def repair(scan_result: ScanResult, rechecked: RecheckResult) -> RepairResult:
         state = sync.state_store(settings)
         customers, disabled = CustomerMap(state), DisabledMap(state)
         store_hook = sync.shift4shop_hook(settings)
-        todo = [f for f in findings if f["planned"] != "report" and f["action"] not in ("braked", "skipped")]
+        # Settled by recheck already: braked, skipped (the contact is back) or failed (not known to be gone).
+        todo = [f for f in findings if f["planned"] != "report" and f["action"] not in SETTLED]
         _still_theirs(todo, store_hook, sync.contacts_mapping(settings).source_id_field)
         todo = [f for f in todo if f["action"] != "skipped"]
         _hand_over(todo, customers, disabled)
@@ -917,7 +919,7 @@ def finish(scan_result: ScanResult | None, repaired: RepairResult | None) -> Rec
     findings = list(read_jsonl((repaired or scan_result)["findings_path"]))
     if repaired is None:  # recheck or repair failed after their retries: what was done is unknown
         for f in findings:
-            if f["planned"] != "report" and f["action"] not in ("braked", "skipped"):
+            if f["planned"] != "report" and f["action"] not in SETTLED:
                 f.update(action="failed", detail="the repair task failed; see its log")
     kinds = dict(Counter(f["kind"] for f in findings))
     actions = dict(Counter(f["action"] for f in findings))

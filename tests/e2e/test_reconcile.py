@@ -507,3 +507,24 @@ def test_a_contact_gone_only_for_a_moment_is_never_switched_off(sims, sync_dag, 
     assert enabled[customers[restored["id"]]["CustomerID"]] is True
     assert enabled[customers[repointed["id"]]["CustomerID"]] is True
     assert all(v for cid, v in enabled.items() if cid != customers[gone["id"]]["CustomerID"])
+
+
+@STRICT_ONLY
+def test_a_contact_ghl_will_not_answer_about_is_left_alone_and_the_rest_goes_on(
+    sims, sync_dag, reconcile_dag, monkeypatch
+):
+    monkeypatch.setenv("GHL_S4S_RECONCILE_MAX_DELETE_SHARE", "0.5")
+    contacts = synced(sims, sync_dag)
+    unsure, gone = contacts[:2]
+    customers = by_ghl_id(sims)
+    for c in (unsure, gone):
+        sims.ghl_state.delete_contact(c["id"])
+    # Asked again, GHL refuses to say anything about one of them (a bare 400: not "not found").
+    path = f"/contacts/{unsure['id']}$"
+    sims.ghl_state.faults.set([{"action": "status", "status": 400, "message": "Bad Request", "path": path}])
+    dr, run, findings = reconcile(reconcile_dag)
+    assert run["status"] == "failed"  # said loudly...
+    assert {f["source_id"]: f["action"] for f in findings} == {unsure["id"]: "failed", gone["id"]: "disabled"}
+    enabled = {c["CustomerID"]: c["Enabled"] for c in sims.customers()}
+    assert enabled[customers[unsure["id"]]["CustomerID"]] is True  # ...and nothing done to it
+    assert enabled[customers[gone["id"]]["CustomerID"]] is False  # the rest of the night went on
