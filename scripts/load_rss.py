@@ -101,14 +101,16 @@ def main() -> None:
     state = StateStore(args.state_url or f"sqlite:///{work / 'state.db'}")
     before = _peak_mb()
     started = time.monotonic()
-    out = load_customers(refs, hook=Shift4ShopHook(), state=state, mapping=mapping, run_id="rss")
+    try:
+        out = load_customers(refs, hook=Shift4ShopHook(), state=state, mapping=mapping, run_id="rss")
+    finally:
+        server.terminate()
     took = time.monotonic() - started
     print(
         f"rows={args.rows} batch={args.batch} existing={len(range(0, args.rows, step)) if step else 0} "
         f"peak_rss_before_load_mb={before:.1f} peak_rss_mb={_peak_mb():.1f} seconds={took:.0f} "
         f"created={out['created']} adopted={out['adopted']} calls={out['calls_shift4shop']}"
     )
-    server.terminate()
 
 
 if __name__ == "__main__":

@@ -23,6 +23,7 @@ are quarantined after ``MAX_DEAD_LETTER_ATTEMPTS`` tries).
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
 import secrets
@@ -305,7 +306,8 @@ class CustomerLoader:
         """One pass over the batch files, a batch at a time: the resolver is told the e-mails of
         unmapped rows (it counts them on disk); returns every group named (a store has few)."""
         groups = {r["group"] for r in extra_rows if r.get("group")}
-        for rows in [extra_rows, *(list(read_jsonl(ref["path"])) for ref in refs)]:
+        # One batch in memory at a time (a list of every batch's rows would hold the whole run).
+        for rows in itertools.chain([extra_rows], (list(read_jsonl(ref["path"])) for ref in refs)):
             mapped = self.customers.get(r["source_id"] for r in rows)
             self.resolver.want(r["match_key"] for r in rows if r["source_id"] not in mapped and r["match_key"])
             groups.update(r["group"] for r in rows if r.get("group"))

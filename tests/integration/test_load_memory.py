@@ -8,13 +8,14 @@ the per-load rows are gone when the load ends, crashed loads' leftovers included
 from __future__ import annotations
 
 import os
+import tracemalloc
 import uuid
 from datetime import timedelta
 
 import pytest
 import sqlalchemy as sa
 from ghl_shift4shop import state as state_module
-from ghl_shift4shop.load import CustomerLoader, load_customers
+from ghl_shift4shop.load import CustomerLoader, EmailResolver, load_customers
 from ghl_shift4shop.shift4shop.hook import Shift4ShopHook
 from ghl_shift4shop.state import StateStore, utcnow
 
@@ -171,3 +172,26 @@ def test_a_crashed_loads_index_is_dropped_and_never_read(sims, state_db, tmp_pat
             if conn.execute(sa.select(sa.func.count()).select_from(t)).scalar_one()
         }
     assert tokens == {recent}
+
+
+def test_the_prescan_reads_one_batch_at_a_time(sims, state, tmp_path):
+    """Counting the run's unmapped e-mails costs one batch of memory, however many batches there are."""
+
+    def peak(batches: int) -> int:
+        folder = tmp_path / str(batches)
+        folder.mkdir()
+        refs = refs_for(folder, contacts(500 * batches), batch_size=500)
+        loader = CustomerLoader(Shift4ShopHook(), state, MAPPING, "r")
+        loader.resolver = EmailResolver(loader.hook, state, "contacts")
+        tracemalloc.start()
+        try:
+            loader._prescan(refs, [])
+            top = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+            loader.resolver.close()
+        assert state.resolver_count(loader.resolver.token) == 0  # closed
+        return top
+
+    two, eight = peak(2), peak(8)
+    assert eight < 1.5 * two, (two, eight)
