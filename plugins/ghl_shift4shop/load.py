@@ -23,11 +23,12 @@ are quarantined after ``MAX_DEAD_LETTER_ATTEMPTS`` tries).
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
 import secrets
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import requests
 
@@ -71,38 +72,79 @@ class LoadStats:
             self.newest_date_updated = stamp
 
 
-@dataclass
 class EmailResolver:
     """Finds an existing store customer by e-mail with the fewest calls.
 
     Either one ``GET ?email=`` per address (paged, exact matches only) or, when cheaper, one scan
     of every customer. Where the store holds several customers with one e-mail, the one carrying
     the contact's GHL id wins, then one that carries no GHL id, then the oldest.
+
+    Memory is one batch, whatever the number of contacts: the e-mails the load will ask about are
+    counted in the state database (:meth:`want`), never held; what the scan or a look-up finds is
+    kept there too, and only the current batch's answers are in memory (:meth:`batch`).
+    :meth:`close` deletes the load's rows.
     """
 
-    hook: Shift4ShopHook
-    wanted: set[str]
-    page_limit: int = 500
-    source_field: str = "AdditionalField1"
-    _index: dict[str, list[tuple[int, str]]] | None = None
-    _decided: bool = False
-    lookups: dict[str, list[tuple[int, str]]] = field(default_factory=dict)
+    def __init__(
+        self,
+        hook: Shift4ShopHook,
+        state: StateStore,
+        stream: str,
+        page_limit: int = 500,
+        source_field: str = "AdditionalField1",
+    ):
+        self.hook = hook
+        self.state = state
+        self.page_limit = page_limit
+        self.source_field = source_field
+        self.token = state.resolver_open(stream)
+        self.scanned = False  # the scan was chosen
+        self._decided = False
+        self.lookups: dict[str, list[tuple[int, str]]] = {}  # this batch's answers
+        self._stale: set[str] = set()  # forgotten this batch, still on disk
+        self._ahead: list[str] = []  # this batch's e-mails, to read at once after the decision
+
+    def want(self, emails: Iterable[str]) -> None:
+        """E-mails the load may ask about (before the first question): counted to choose scan or look-ups."""
+        self.state.resolver_want(self.token, emails)
+
+    def batch(self, emails: Iterable[str]) -> None:
+        """A new batch: drop the last one's answers from memory and read this one's in one query."""
+        self._flush()
+        if self._decided:
+            self.lookups, self._ahead = self.state.resolver_known(self.token, emails), []
+        else:  # read once the first question decides between scan and look-ups
+            self.lookups, self._ahead = {}, list(emails)
+
+    def held(self) -> int:
+        """How many e-mails this resolver holds in memory now."""
+        return len(self.lookups) + len(self._stale) + len(self._ahead)
+
+    def close(self) -> None:
+        self.lookups, self._stale, self._ahead = {}, set(), []
+        self.state.resolver_close(self.token)
+
+    def _flush(self) -> None:
+        if self._stale:
+            self.state.resolver_forget(self.token, self._stale)
+            self._stale = set()
 
     def _decide(self) -> None:
         self._decided = True
-        if len(self.wanted) <= 1:
-            return
-        total = self.hook.count_customers()
-        scan_cost = math.ceil(total / self.page_limit)
-        if scan_cost < len(self.wanted):
-            index: dict[str, list[tuple[int, str]]] = {}
-            for page in self.hook.iter_customer_pages(page_limit=self.page_limit):
-                for c in page:
-                    email = str(c.get("Email") or "").strip().lower()
-                    if email in self.wanted:
-                        index.setdefault(email, []).append(self._entry(c))
-            self._index = index
-            log.info("resolved %d emails by scanning %d store customers", len(self.wanted), total)
+        wanted = self.state.resolver_count(self.token)
+        if wanted > 1:
+            total = self.hook.count_customers()
+            scan_cost = math.ceil(total / self.page_limit)
+            if scan_cost < wanted:
+                for page in self.hook.iter_customer_pages(page_limit=self.page_limit):
+                    found: dict[str, list[tuple[int, str]]] = {}
+                    for c in page:
+                        found.setdefault(str(c.get("Email") or "").strip().lower(), []).append(self._entry(c))
+                    self.state.resolver_index_page(self.token, found)
+                self.scanned = True
+                log.info("resolved %d emails by scanning %d store customers", wanted, total)
+                return
+        self.state.resolver_unwant(self.token)  # counted only: each is looked up when asked
 
     def _entry(self, customer: dict) -> tuple[int, str]:
         return int(customer["CustomerID"]), str(customer.get(self.source_field) or "")
@@ -110,10 +152,17 @@ class EmailResolver:
     def candidates(self, email: str) -> list[tuple[int, str]]:
         if not self._decided:
             self._decide()
-        if self._index is not None and email in self.wanted:
-            return self._index.get(email, [])
+            self.lookups, self._ahead = self.state.resolver_known(self.token, self._ahead), []
+        if email in self._stale:
+            self._flush()
         if email not in self.lookups:
-            self.lookups[email] = [self._entry(c) for c in self.hook.find_customers_by_email(email)]
+            known = self.state.resolver_known(self.token, [email])
+            if email in known:
+                self.lookups[email] = known[email]
+            else:
+                found = [self._entry(c) for c in self.hook.find_customers_by_email(email)]
+                self.state.resolver_record(self.token, email, found)
+                self.lookups[email] = found
         return self.lookups[email]
 
     def find(self, email: str, source_id: str | None = None, *, exclude: str | None = None) -> str | None:
@@ -131,9 +180,8 @@ class EmailResolver:
     def forget(self, email: str) -> None:
         """The store changed for this e-mail (a create, a deletion): ask it again next time."""
         self.lookups.pop(email, None)
-        if self._index is not None:
-            self._index.pop(email, None)
-            self.wanted.discard(email)
+        if self._decided:  # before, nothing is known yet: the scan or look-up will be fresh
+            self._stale.add(email)
 
 
 GROUPS_STREAM = "customer_groups"
@@ -254,15 +302,16 @@ class CustomerLoader:
         log.warning("quarantined %s: %s", row["source_id"], mask_email(reason))
 
     # -- the run -----------------------------------------------------------------------------
-    def _prescan(self, refs: list[dict], extra_rows: list[dict]) -> tuple[set[str], set[str]]:
-        """One pass over the batch files: e-mails of unmapped rows, and every group named."""
-        emails: set[str] = set()
+    def _prescan(self, refs: list[dict], extra_rows: list[dict]) -> set[str]:
+        """One pass over the batch files, a batch at a time: the resolver is told the e-mails of
+        unmapped rows (it counts them on disk); returns every group named (a store has few)."""
         groups = {r["group"] for r in extra_rows if r.get("group")}
-        for rows in [extra_rows, *(list(read_jsonl(ref["path"])) for ref in refs)]:
+        # One batch in memory at a time (a list of every batch's rows would hold the whole run).
+        for rows in itertools.chain([extra_rows], (list(read_jsonl(ref["path"])) for ref in refs)):
             mapped = self.customers.get(r["source_id"] for r in rows)
-            emails.update(r["match_key"] for r in rows if r["source_id"] not in mapped and r["match_key"])
+            self.resolver.want(r["match_key"] for r in rows if r["source_id"] not in mapped and r["match_key"])
             groups.update(r["group"] for r in rows if r.get("group"))
-        return emails, groups
+        return groups
 
     def _body(self, row: dict) -> dict:
         body = dict(row["payload"])
@@ -277,9 +326,15 @@ class CustomerLoader:
         # table until they land or are quarantined, so a retry that fails loses nothing.
         retry = self.state.dead_letter_rows(self.stream)
         self._dead = {r["source_id"] for r in retry}
-        emails, groups = self._prescan(refs, retry)
+        self.resolver = EmailResolver(self.hook, self.state, self.stream, self.page_limit, self.mapping.source_id_field)
+        try:
+            return self._load(refs, retry)
+        finally:
+            self.resolver.close()
+
+    def _load(self, refs: list[dict], retry: list[dict]) -> LoadStats:
+        groups = self._prescan(refs, retry)
         self.group_ids = resolve_customer_groups(self.hook, self.state, groups)
-        self.resolver = EmailResolver(self.hook, emails, self.page_limit, self.mapping.source_id_field)
         # Creates sent by an earlier run whose answer never came: their e-mail is asked afresh.
         self._pending = self.state.pending(self.stream)
         self._intended = set(self._pending)
@@ -297,6 +352,7 @@ class CustomerLoader:
         return self.stats
 
     def _load_batch(self, rows: list[dict]) -> None:
+        self.resolver.batch(r["match_key"] for r in rows if r["match_key"])
         mapped = self.customers.get(r["source_id"] for r in rows)
         owners = self.customers.owners_of(r["match_key"] for r in rows)
         claimed: dict[str, str] = {}  # match key → source id, for records of this batch

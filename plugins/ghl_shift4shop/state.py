@@ -7,14 +7,18 @@ scale-out setup). This is not Airflow's metadata database: tasks may use it free
 from __future__ import annotations
 
 import json
+import logging
+import uuid
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
+
+log = logging.getLogger(__name__)
 
 metadata = sa.MetaData()
 
@@ -120,6 +124,37 @@ held_children = sa.Table(
     sa.Column("attempts", sa.Integer, nullable=False),
     sa.Column("first_seen", sa.DateTime(timezone=True), nullable=False),
     sa.Column("last_seen", sa.DateTime(timezone=True), nullable=False),
+)
+
+# The load's e-mail resolver keeps its index here, not in memory, so a load's memory is one batch
+# whatever the number of contacts. Rows belong to one load (``token``, a row in resolver_loads);
+# the load deletes them when it ends, and a later load deletes those a crashed one left behind.
+resolver_loads = sa.Table(
+    "resolver_loads",
+    metadata,
+    sa.Column("token", sa.String(64), primary_key=True),
+    sa.Column("stream", sa.String(64), nullable=False),
+    sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+# Before the resolver decides: the e-mails it will be asked about (counted, never held). After:
+# the e-mails whose store customers are known (those in resolver_customers; none is a valid answer).
+resolver_emails = sa.Table(
+    "resolver_emails",
+    metadata,
+    sa.Column("token", sa.String(64), nullable=False),
+    sa.Column("email", sa.String(320), nullable=False),
+    sa.Index("ix_resolver_emails", "token", "email"),
+)
+
+resolver_customers = sa.Table(
+    "resolver_customers",
+    metadata,
+    sa.Column("token", sa.String(64), nullable=False),
+    sa.Column("email", sa.String(320), nullable=False),
+    sa.Column("customer_id", sa.BigInteger, nullable=False),
+    sa.Column("source_id", sa.String(255), nullable=False),  # the customer's GHL id, "" when none
+    sa.Index("ix_resolver_customers", "token", "email"),
 )
 
 crm_parts = sa.Table(
@@ -569,6 +604,109 @@ class StateStore:
             q = q.where(held_children.c.stream == stream)
         with self.begin() as conn:
             return [dict(r) for r in conn.execute(q.order_by(held_children.c.first_seen)).mappings()]
+
+    # -- the load's e-mail resolver: its index on disk, one load (token) at a time ----------------
+    def resolver_open(self, stream: str, stale_after: timedelta = timedelta(days=1)) -> str:
+        """A new resolver index for one load; first drops those of loads started long ago (crashed)."""
+        token = uuid.uuid4().hex
+        with self.begin() as conn:
+            stale = list(
+                conn.execute(
+                    sa.select(resolver_loads.c.token).where(resolver_loads.c.started_at < utcnow() - stale_after)
+                ).scalars()
+            )
+            conn.execute(sa.insert(resolver_loads).values(token=token, stream=stream, started_at=utcnow()))
+        if stale:
+            log.info("dropping the e-mail index of %d loads that never finished", len(stale))
+            for old in stale:
+                self.resolver_close(old)
+        return token
+
+    def resolver_close(self, token: str) -> None:
+        """Delete everything the load ``token`` kept."""
+        with self.begin() as conn:
+            for table in (resolver_customers, resolver_emails, resolver_loads):
+                conn.execute(sa.delete(table).where(table.c.token == token))
+
+    def resolver_want(self, token: str, emails: Iterable[str]) -> None:
+        rows = [{"token": token, "email": e} for e in set(emails)]
+        if rows:
+            with self.begin() as conn:
+                conn.execute(sa.insert(resolver_emails), rows)
+
+    def resolver_count(self, token: str) -> int:
+        """How many distinct e-mails the load ``token`` has (wanted before it decides, known after)."""
+        with self.begin() as conn:
+            return conn.execute(
+                sa.select(sa.func.count(sa.distinct(resolver_emails.c.email))).where(resolver_emails.c.token == token)
+            ).scalar_one()
+
+    def resolver_unwant(self, token: str) -> None:
+        """The wanted e-mails were only counted: nothing is known yet (each is looked up when asked)."""
+        with self.begin() as conn:
+            conn.execute(sa.delete(resolver_emails).where(resolver_emails.c.token == token))
+
+    def resolver_index_page(self, token: str, found: dict[str, list[tuple[int, str]]]) -> int:
+        """Keep the store customers of one scanned page whose e-mail is wanted; returns how many."""
+        emails = list(found)
+        rows = []
+        with self.begin() as conn:
+            for i in range(0, len(emails), 500):
+                wanted = conn.execute(
+                    sa.select(resolver_emails.c.email)
+                    .where(resolver_emails.c.token == token, resolver_emails.c.email.in_(emails[i : i + 500]))
+                    .distinct()
+                ).scalars()
+                rows += [
+                    {"token": token, "email": e, "customer_id": cid, "source_id": src}
+                    for e in wanted
+                    for cid, src in found[e]
+                ]
+            if rows:
+                conn.execute(sa.insert(resolver_customers), rows)
+        return len(rows)
+
+    def resolver_known(self, token: str, emails: Iterable[str]) -> dict[str, list[tuple[int, str]]]:
+        """The store customers of each of ``emails`` that is known (an empty list: none)."""
+        emails = list(set(emails))
+        known: dict[str, list[tuple[int, str]]] = {}
+        with self.begin() as conn:
+            for i in range(0, len(emails), 500):
+                part = emails[i : i + 500]
+                for e in conn.execute(
+                    sa.select(resolver_emails.c.email)
+                    .where(resolver_emails.c.token == token, resolver_emails.c.email.in_(part))
+                    .distinct()
+                ).scalars():
+                    known[e] = []
+                rc = resolver_customers.c
+                for e, cid, src in conn.execute(
+                    sa.select(rc.email, rc.customer_id, rc.source_id)
+                    .where(rc.token == token, rc.email.in_(part))
+                    .order_by(rc.customer_id)
+                ):
+                    if e in known:
+                        known[e].append((int(cid), src))
+        return known
+
+    def resolver_record(self, token: str, email: str, customers: list[tuple[int, str]]) -> None:
+        """The store's answer for one e-mail (possibly no customer): known from now on."""
+        with self.begin() as conn:
+            conn.execute(sa.insert(resolver_emails).values(token=token, email=email))
+            if customers:
+                conn.execute(
+                    sa.insert(resolver_customers),
+                    [{"token": token, "email": email, "customer_id": cid, "source_id": src} for cid, src in customers],
+                )
+
+    def resolver_forget(self, token: str, emails: Iterable[str]) -> None:
+        """These e-mails are no longer known (the store changed for them)."""
+        emails = list(set(emails))
+        with self.begin() as conn:
+            for i in range(0, len(emails), 500):
+                part = emails[i : i + 500]
+                for table in (resolver_customers, resolver_emails):
+                    conn.execute(sa.delete(table).where(table.c.token == token, table.c.email.in_(part)))
 
     # -- facts learned about the store ------------------------------------------------------------
     def get_fact(self, name: str) -> str | None:

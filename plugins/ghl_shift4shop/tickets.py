@@ -182,10 +182,11 @@ class CrmLoader:
 
     def _rows(self, stream: str, refs: list[dict]):
         """Rows held by an earlier run first (unless this run fetched the contact again), then this run's."""
-        fresh_ids = {row["contact_id"] for ref in refs for row in read_jsonl(ref["path"])}
-        for row in self.state.held_rows(stream):
-            if row["contact_id"] not in fresh_ids:
-                yield row
+        held = self.state.held_rows(stream)
+        if held:  # only held contacts are compared: memory is the held rows, not the run's contacts
+            held_ids = {row["contact_id"] for row in held}
+            fetched = {r["contact_id"] for ref in refs for r in read_jsonl(ref["path"]) if r["contact_id"] in held_ids}
+            yield from (row for row in held if row["contact_id"] not in fetched)
         for ref in refs:
             yield from read_jsonl(ref["path"])
 
