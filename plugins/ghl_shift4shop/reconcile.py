@@ -47,7 +47,7 @@ from typing import TYPE_CHECKING, TypedDict
 from ghl_shift4shop.batches import read_jsonl, stage_path, write_jsonl
 from ghl_shift4shop.settings import Settings, load_settings
 from ghl_shift4shop.sync import fail_without_retry
-from ghl_shift4shop.transport import ApiError, mask_email
+from ghl_shift4shop.transport import ApiError, AuthError, DailyBudgetLow, mask_email
 
 if TYPE_CHECKING:
     from ghl_shift4shop.crm_config import CrmConfig
@@ -319,7 +319,9 @@ def compare(
         else:
             seen.add(link.customer_id)
             f = _deleted(add, cid, customer, ours=True)
-            if email := _text(customer.get("Email")).lower():
+            # The sync blocks a successor on the id-map row's e-mail; the store's may have been
+            # edited since. Either one names the successor.
+            for email in {_text(customer.get("Email")).lower(), _text(link.email).lower()} - {""}:
                 gone_ours.setdefault(email, (f, customer))
     # A customer the id map links to a live contact is that contact's, whatever stale id it still
     # carries (its drift finding rewrites the field).
@@ -388,10 +390,13 @@ def _handovers(missing: dict, gone_ours: dict, expected: dict, match_field: str,
         if not email or email not in gone_ours:
             continue
         dead, customer = gone_ours.pop(email)
+        if dead["planned"] == "handover":  # already taken, through its other e-mail
+            continue
         target = dead["target_id"] if customer is not None else None
         dead.update(
             planned="handover",
             action="would_handover",
+            handover_to=cid,
             detail=f"contact {cid} has this e-mail now and takes "
             + ("the customer over" if target else "its place (the customer is gone: a new one is made)"),
         )
@@ -668,7 +673,7 @@ def repair(scan_result: ScanResult, rechecked: RecheckResult) -> RepairResult:
         # Settled by recheck already: braked, skipped (the contact is back) or failed (not known to be gone).
         todo = [f for f in findings if f["planned"] != "report" and f["action"] not in SETTLED]
         _still_theirs(todo, store_hook, sync.contacts_mapping(settings).source_id_field)
-        todo = [f for f in todo if f["action"] != "skipped"]
+        todo = [f for f in todo if f["action"] not in SETTLED]
         _hand_over(todo, customers, disabled)
         load_summary = _reload(todo, rechecked, customers, state)
         _switch(todo, store_hook, customers, disabled)
@@ -692,23 +697,34 @@ def repair(scan_result: ScanResult, rechecked: RecheckResult) -> RepairResult:
 
 def _still_theirs(todo: list[dict], hook: Shift4ShopHook, source_field: str) -> None:
     """Each customer about to be switched off, deleted or handed over must still carry the gone
-    contact's GHL id (``GET /Customers/{id}``): a sync or a merchant may have changed it since."""
+    contact's GHL id (``GET /Customers/{id}``): a sync or a merchant may have changed it since.
+
+    A handed-over customer that already carries its successor's id passes too (a retried repair).
+    A customer the store will not answer about is left alone (``failed``); the rest goes on.
+    """
     for f in todo:
         if f["planned"] not in GONE_ACTIONS or not f.get("target_id"):
             continue
-        customer = hook.get_customer(f["target_id"])
+        try:
+            customer = hook.get_customer(f["target_id"])
+        except (AuthError, DailyBudgetLow):
+            raise
+        except ApiError as exc:
+            f.update(action="failed", detail=mask_email(f"reading the customer again failed: {exc}"))
+            continue
+        carries = _text(customer.get(source_field)) if customer else None
         if f["kind"] == "dangling_id_map":  # the comparison saw the customer gone, or carrying another id
             was_gone = f.get("store_value") is None
-            if (customer is None) != was_gone or (customer and _text(customer.get(source_field)) == f["source_id"]):
+            if (customer is None) != was_gone or carries == f["source_id"]:
                 f.update(action="skipped", detail="the customer changed after the comparison")
         elif customer is None:
             f.update(action="skipped", detail="the customer is no longer in the store")
-        elif _text(customer.get(source_field)) != f["source_id"]:
+        elif carries not in (f["source_id"], f.get("handover_to")):
             f.update(action="skipped", detail="the customer carries another GHL id now (changed after the comparison)")
-    left = {f["source_id"] for f in todo if f["planned"] == "handover" and f["action"] != "skipped"}
+    left = {f["source_id"] for f in todo if f["planned"] == "handover" and f["action"] not in SETTLED}
     for f in todo:
         took = f.get("handover")
-        if took and took["from"] not in left and f["action"] != "skipped":
+        if took and took["from"] not in left and f["action"] not in SETTLED:
             f.update(action="skipped", detail=f"customer {took['customer_id']} changed after the comparison")
 
 

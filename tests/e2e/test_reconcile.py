@@ -510,21 +510,57 @@ def test_a_contact_gone_only_for_a_moment_is_never_switched_off(sims, sync_dag, 
 
 
 @STRICT_ONLY
-def test_a_contact_ghl_will_not_answer_about_is_left_alone_and_the_rest_goes_on(
+def test_a_contact_or_customer_that_cannot_be_asked_again_is_left_alone_and_the_rest_goes_on(
     sims, sync_dag, reconcile_dag, monkeypatch
 ):
     monkeypatch.setenv("GHL_S4S_RECONCILE_MAX_DELETE_SHARE", "0.5")
     contacts = synced(sims, sync_dag)
-    unsure, gone = contacts[:2]
+    unsure, store_unsure, gone, edited = contacts[:4]
     customers = by_ghl_id(sims)
-    for c in (unsure, gone):
+    for c in (unsure, store_unsure, gone):
         sims.ghl_state.delete_contact(c["id"])
-    # Asked again, GHL refuses to say anything about one of them (a bare 400: not "not found").
-    path = f"/contacts/{unsure['id']}$"
-    sims.ghl_state.faults.set([{"action": "status", "status": 400, "message": "Bad Request", "path": path}])
+    city = customers[edited["id"]]["BillingCity"]
+    sims.s4s_state.update_customer(store_key(sims), customers[edited["id"]]["CustomerID"], {"BillingCity": "X"})
+    # Asked again, GHL refuses to say anything about one of them (a bare 400: not "not found"), and
+    # the store will not show another's customer.
+    sims.ghl_state.faults.set(
+        [{"action": "status", "status": 400, "message": "Bad Request", "path": f"/contacts/{unsure['id']}$"}]
+    )
+    held = customers[store_unsure["id"]]["CustomerID"]
+    sims.s4s_state.faults.set([{"action": "status", "status": 400, "method": "GET", "path": f"(?i)/customers/{held}$"}])
     dr, run, findings = reconcile(reconcile_dag)
     assert run["status"] == "failed"  # said loudly...
-    assert {f["source_id"]: f["action"] for f in findings} == {unsure["id"]: "failed", gone["id"]: "disabled"}
+    assert {f["source_id"]: f["action"] for f in findings} == {
+        unsure["id"]: "failed",
+        store_unsure["id"]: "failed",
+        gone["id"]: "disabled",
+        edited["id"]: "repaired",
+    }
     enabled = {c["CustomerID"]: c["Enabled"] for c in sims.customers()}
-    assert enabled[customers[unsure["id"]]["CustomerID"]] is True  # ...and nothing done to it
+    assert enabled[customers[unsure["id"]]["CustomerID"]] is True  # ...and nothing done to them
+    assert enabled[held] is True
     assert enabled[customers[gone["id"]]["CustomerID"]] is False  # the rest of the night went on
+    assert by_ghl_id(sims)[edited["id"]]["BillingCity"] == city
+
+
+@STRICT_ONLY
+def test_a_contact_made_again_takes_its_customer_over_even_when_the_store_email_was_edited(
+    sims, sync_dag, reconcile_dag, state, monkeypatch
+):
+    monkeypatch.setenv("GHL_S4S_RECONCILE_MAX_DELETE_SHARE", "0.1")
+    old = synced(sims, sync_dag)[0]
+    customer_id = by_ghl_id(sims)[old["id"]]["CustomerID"]
+    # A merchant corrected the address in the store; the id map still knows the one the sync sent.
+    sims.s4s_state.update_customer(store_key(sims), customer_id, {"Email": "corrected.by.hand@example.net"})
+    sims.ghl_state.delete_contact(old["id"])
+    again = made_again(sims, old, seed=4245)
+    assert sync_dag.test().state == "success"  # quarantined on the id map's e-mail
+    dr, run, findings = reconcile(reconcile_dag)
+    assert dr.state == "success" and run["status"] == "ok"
+    assert sorted((f["kind"], f["source_id"], f["action"]) for f in findings) == [
+        ("deleted_in_ghl", old["id"], "handed_over"),
+        ("missing_in_store", again["id"], "repaired"),
+    ]
+    now = by_ghl_id(sims)[again["id"]]
+    assert now["CustomerID"] == customer_id and now["Enabled"] is True and len(sims.customers()) == N
+    assert now["Email"].lower() == old["email"].lower()  # GHL wins

@@ -549,6 +549,9 @@ def test_ghl_budget_is_spent_but_never_tripped_by_concurrent_calls(sims):
         (404, "Cannot GET /contacts/{id}", False),  # an unknown route, not an unknown contact
         (404, "Not Found", False),  # a gateway's answer: says nothing of the contact
         (404, "404 page not found", False),
+        (404, "Route GET:/contacts/{id} not found", False),  # a route answer quoting the path
+        (404, "The requested URL /contacts/{id} was not found on this server.", False),
+        (400, "Location not found for this contact", False),  # not found, but not the contact
     ],
 )
 def test_only_a_not_found_answer_counts_as_a_deleted_contact(sims, status, message, gone):

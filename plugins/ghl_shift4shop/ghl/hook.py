@@ -90,18 +90,20 @@ class ContactNotFound(ApiError):
 
 
 def says_contact_not_found(status: int, message: str, contact_id: str) -> bool:
-    """True only when the answer names the contact as not found.
+    """True only when the whole answer is GHL's "this contact does not exist".
 
-    v2 documents no 404 for contacts; third parties saw ``400 "Contact with id … not found"`` and
-    v3 documents 404 (text unpublished). A 400 or 404 that does not say the *contact* is not found
-    (``"Bad Request"``, a gateway's ``404 "Not Found"`` or ``page not found``, an unknown route
-    ``404 "Cannot GET /…"``) is an error, never a deletion: taking it for one would drop a live
-    contact or switch off its customer.
+    v2 documents no 404 for contacts; third parties saw ``400 "Contact with id <id> not found"``
+    and v3 documents a 404 whose text is not published. Accepted: ``Contact with id <id> not
+    found`` (this contact's id) and ``Contact not found``, nothing else. A route or gateway answer
+    that merely quotes the path (``Route GET:/contacts/<id> not found``, ``The requested URL
+    /contacts/<id> was not found``, ``Not Found``, ``Cannot GET …``) or any other wording is an
+    error, never a deletion: the task fails loudly rather than drop a live contact or switch off
+    its customer.
     """
-    text = (message or "").lower()
-    if status not in (400, 404) or "not found" not in text or text.startswith("cannot "):
+    if status not in (400, 404):
         return False
-    return "contact" in text or contact_id.lower() in text
+    text = " ".join((message or "").split()).rstrip(".").lower()
+    return text in (f"contact with id {contact_id.lower()} not found", "contact not found")
 
 
 def contact_not_found(exc: Exception) -> bool:
