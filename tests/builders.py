@@ -5,6 +5,7 @@ One place for what many test modules need, so each test says only what differs.
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -66,3 +67,18 @@ def customers_events() -> list:
             select(AssetEvent).join(AssetModel, AssetEvent.asset_id == AssetModel.id).where(AssetModel.uri == ASSET_URI)
         ).all()
         return [(e.source_dag_id, e.source_task_id, e.source_run_id, dict(e.extra or {})) for e in rows]
+
+
+def postgres_url() -> str | None:
+    """The test Postgres (``GHL_S4S_TEST_POSTGRES_URL``, default the local one) if it answers, else None."""
+    import sqlalchemy as sa
+
+    url = os.environ.get("GHL_S4S_TEST_POSTGRES_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/test")
+    try:
+        eng = sa.create_engine(url)
+        with eng.connect():
+            pass
+        eng.dispose()
+        return url
+    except Exception:
+        return None

@@ -19,22 +19,11 @@ from ghl_shift4shop.load import CustomerLoader, EmailResolver, load_customers
 from ghl_shift4shop.shift4shop.hook import Shift4ShopHook
 from ghl_shift4shop.state import StateStore, utcnow
 
+from tests.builders import postgres_url
 from tests.conftest import SECURE_URL
 from tests.integration.test_load import MAPPING, contacts, emails, refs_for, resolution_calls
 
 RESOLVER_TABLES = (state_module.resolver_loads, state_module.resolver_emails, state_module.resolver_customers)
-
-
-def _pg_url() -> str | None:
-    url = os.environ.get("GHL_S4S_TEST_POSTGRES_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/test")
-    try:
-        eng = sa.create_engine(url)
-        with eng.connect():
-            pass
-        eng.dispose()
-        return url
-    except Exception:
-        return None
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -43,7 +32,7 @@ def state_db(request, sims, tmp_path):
     if request.param == "sqlite":
         yield StateStore(f"sqlite:///{tmp_path / 'state.db'}")
         return
-    url = _pg_url()
+    url = postgres_url()
     if url is None:
         if os.environ.get("CI"):
             pytest.fail("Postgres is not reachable in CI (.ci/run starts it)")

@@ -12,6 +12,8 @@ from ghl_shift4shop.cursors import next_watermark
 from ghl_shift4shop.state import MappedId, StateStore
 from ghl_shift4shop.timeutil import format_ts, parse_ts
 
+from tests.builders import postgres_url
+
 
 def at(hh_mm: str, day: str = "2026-11-27") -> str:
     return f"{day}T{hh_mm}:00.000Z"
@@ -80,24 +82,12 @@ def test_timestamp_round_trip():
     assert format_ts(parse_ts("2023-09-25T16:00:00+05:30")) == "2023-09-25T10:30:00.000Z"
 
 
-def _pg_url() -> str | None:
-    url = os.environ.get("GHL_S4S_TEST_POSTGRES_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/test")
-    try:
-        eng = sa.create_engine(url)
-        with eng.connect():
-            pass
-        eng.dispose()
-        return url
-    except Exception:
-        return None
-
-
 @pytest.fixture(params=["sqlite", "postgresql"])
 def store(request, tmp_path):
     if request.param == "sqlite":
         yield StateStore(f"sqlite:///{tmp_path / 'state.db'}")
         return
-    url = _pg_url()
+    url = postgres_url()
     if url is None:
         if os.environ.get("CI"):
             pytest.fail("Postgres is not reachable in CI (.ci/run starts it)")
