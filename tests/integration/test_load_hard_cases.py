@@ -48,7 +48,7 @@ def test_unsettled_create_is_not_resent_by_a_later_batch_of_the_same_run(sims, s
     )
     time.sleep(3.5)  # the late write lands
     posts = sims.s4s_requests("POST")
-    assert (len(posts), len(sims.customers())) == (1, 1), f"{len(posts)} creates, customers {emails(sims)}"
+    assert (len(posts), len(sims.customers())) == (1, 1), f"{len(posts)} creates, customers {emails(sims)}: {posts}"
 
 
 def test_unsettled_create_then_the_contact_changes_email(sims, state, tmp_path):
