@@ -24,7 +24,7 @@ RUN_S = 4.0
 LIMIT, WINDOW_S = 10, 1.0  # the server: GHL's 100 per 10 s, scaled down ten times
 
 
-def _worker(env: dict, account: str, start_at: float, run_s: float, out) -> None:
+def _worker(env: dict, account: str, start_at, ready, run_s: float, out) -> None:
     try:
         os.environ.update(env)
         from ghl_shift4shop.settings import load_settings
@@ -40,8 +40,11 @@ def _worker(env: dict, account: str, start_at: float, run_s: float, out) -> None
         )
         budget.acquire()  # opens the backend; spent before the clock starts, counted like any other
         stamps = [time.time()]
-        time.sleep(max(0.0, start_at - time.time()))
-        while time.time() < start_at + run_s:
+        ready.put(os.getpid())  # imported and connected: the parent starts the clock once all are
+        while start_at.value == 0.0:
+            time.sleep(0.01)
+        time.sleep(max(0.0, start_at.value - time.time()))
+        while time.time() < start_at.value + run_s:
             budget.acquire()
             stamps.append(time.time())
         out.put((os.getpid(), stamps))
@@ -62,11 +65,16 @@ def _max_in_window(stamps: list[float], window_s: float) -> int:
 
 def _run_processes(env: dict, account: str, n: int = PROCESSES, run_s: float = RUN_S) -> list[list[float]]:
     ctx = multiprocessing.get_context("spawn")
-    out = ctx.Queue()
-    start_at = time.time() + 4.0  # spawn + imports
-    procs = [ctx.Process(target=_worker, args=(env, account, start_at, run_s, out)) for _ in range(n)]
+    out, ready = ctx.Queue(), ctx.Queue()
+    # The clock starts when every process has imported and opened the backend (a fixed head start
+    # was too short on a loaded machine: the processes then ran for less than run_s).
+    start_at = ctx.Value("d", 0.0)
+    procs = [ctx.Process(target=_worker, args=(env, account, start_at, ready, run_s, out)) for _ in range(n)]
     for p in procs:
         p.start()
+    for _ in procs:
+        ready.get(timeout=120)
+    start_at.value = time.time() + 0.5
     results = [out.get(timeout=60) for _ in procs]
     for p in procs:
         p.join(timeout=10)
