@@ -82,3 +82,32 @@ def postgres_url() -> str | None:
         return url
     except Exception:
         return None
+
+
+def fresh_state_store(kind: str, tmp_path: Path):
+    """Yield a fresh ``StateStore`` of ``kind`` ("sqlite" or "postgresql": a throw-away schema, dropped
+    after); Postgres unreachable fails in CI and skips elsewhere. For pytest fixtures (``yield from``)."""
+    import uuid
+
+    import pytest
+    import sqlalchemy as sa
+    from ghl_shift4shop.state import StateStore
+
+    if kind == "sqlite":
+        yield StateStore(f"sqlite:///{tmp_path / 'state.db'}")
+        return
+    url = postgres_url()
+    if url is None:
+        if os.environ.get("CI"):
+            pytest.fail("Postgres is not reachable in CI (.ci/run starts it)")
+        pytest.skip("Postgres not reachable")
+    schema = f"t_{uuid.uuid4().hex[:10]}"
+    eng = sa.create_engine(url)
+    with eng.begin() as c:
+        c.execute(sa.text(f"CREATE SCHEMA {schema}"))
+    store = StateStore(f"{url}?options=-csearch_path%3D{schema}")
+    yield store
+    store.engine.dispose()
+    with eng.begin() as c:
+        c.execute(sa.text(f"DROP SCHEMA {schema} CASCADE"))
+    eng.dispose()

@@ -7,9 +7,7 @@ the per-load rows are gone when the load ends, crashed loads' leftovers included
 
 from __future__ import annotations
 
-import os
 import tracemalloc
-import uuid
 from datetime import timedelta
 
 import pytest
@@ -19,7 +17,7 @@ from ghl_shift4shop.load import CustomerLoader, EmailResolver, load_customers
 from ghl_shift4shop.shift4shop.hook import Shift4ShopHook
 from ghl_shift4shop.state import StateStore, utcnow
 
-from tests.builders import postgres_url
+from tests.builders import fresh_state_store
 from tests.conftest import SECURE_URL
 from tests.integration.test_load import MAPPING, contacts, emails, refs_for, resolution_calls
 
@@ -29,24 +27,7 @@ RESOLVER_TABLES = (state_module.resolver_loads, state_module.resolver_emails, st
 @pytest.fixture(params=["sqlite", "postgresql"])
 def state_db(request, sims, tmp_path):
     """A fresh state database of either kind (Postgres: a throw-away schema)."""
-    if request.param == "sqlite":
-        yield StateStore(f"sqlite:///{tmp_path / 'state.db'}")
-        return
-    url = postgres_url()
-    if url is None:
-        if os.environ.get("CI"):
-            pytest.fail("Postgres is not reachable in CI (.ci/run starts it)")
-        pytest.skip("Postgres not reachable")
-    schema = f"t_{uuid.uuid4().hex[:10]}"
-    eng = sa.create_engine(url)
-    with eng.begin() as c:
-        c.execute(sa.text(f"CREATE SCHEMA {schema}"))
-    store = StateStore(f"{url}?options=-csearch_path%3D{schema}")
-    yield store
-    store.engine.dispose()
-    with eng.begin() as c:
-        c.execute(sa.text(f"DROP SCHEMA {schema} CASCADE"))
-    eng.dispose()
+    yield from fresh_state_store(request.param, tmp_path)
 
 
 def resolver_rows(state: StateStore) -> int:

@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import os
-import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
-import sqlalchemy as sa
 from ghl_shift4shop.cursors import next_watermark
-from ghl_shift4shop.state import MappedId, StateStore
+from ghl_shift4shop.state import MappedId
 from ghl_shift4shop.timeutil import format_ts, parse_ts
 
-from tests.builders import postgres_url
+from tests.builders import fresh_state_store
 
 
 def at(hh_mm: str, day: str = "2026-11-27") -> str:
@@ -84,21 +82,7 @@ def test_timestamp_round_trip():
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def store(request, tmp_path):
-    if request.param == "sqlite":
-        yield StateStore(f"sqlite:///{tmp_path / 'state.db'}")
-        return
-    url = postgres_url()
-    if url is None:
-        if os.environ.get("CI"):
-            pytest.fail("Postgres is not reachable in CI (.ci/run starts it)")
-        pytest.skip("Postgres not reachable")
-    schema = f"t_{uuid.uuid4().hex[:10]}"
-    eng = sa.create_engine(url)
-    with eng.begin() as c:
-        c.execute(sa.text(f"CREATE SCHEMA {schema}"))
-    yield StateStore(f"{url}?options=-csearch_path%3D{schema}")
-    with eng.begin() as c:
-        c.execute(sa.text(f"DROP SCHEMA {schema} CASCADE"))
+    yield from fresh_state_store(request.param, tmp_path)
 
 
 def test_state_round_trip(store):
@@ -158,7 +142,6 @@ def test_every_setting_is_read_from_its_environment_variable(monkeypatch):
 
 
 def test_run_folders_older_than_keep_days_are_pruned_and_newer_ones_kept(tmp_path):
-    import os
     import time
 
     from ghl_shift4shop.batches import prune_runs, run_dir, stage_path, write_jsonl
