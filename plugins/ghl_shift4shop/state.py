@@ -233,16 +233,35 @@ class StateStore:
 
     def _upsert(self, conn: sa.Connection, table: sa.Table, values: dict, keys: list[str]) -> None:
         """Insert or update one row by primary key, portable across SQLite and Postgres."""
+        self._upsert_many(conn, table, [values], keys)
+
+    def _upsert_many(
+        self, conn: sa.Connection, table: sa.Table, rows: Iterable[dict], keys: list[str], keep: tuple[str, ...] = ()
+    ) -> None:
+        """Insert or update rows by primary key: one statement, compiled once, sent as an executemany.
+
+        Rows with the same key: the last one wins, as if they were written one after another
+        (a multi-row ``INSERT … ON CONFLICT`` may not touch one row twice on Postgres). Columns in
+        ``keep`` are written when the row is new and left as they are when it exists.
+        """
+        latest: dict[tuple, dict] = {}
+        for values in rows:
+            latest[tuple(values[k] for k in keys)] = values
+        if not latest:
+            return
+        batch = list(latest.values())
         dialect = conn.dialect.name
         if dialect in ("sqlite", "postgresql"):
             mod = sa.dialects.sqlite if dialect == "sqlite" else sa.dialects.postgresql
-            stmt = mod.insert(table).values(**values)
-            update = {k: stmt.excluded[k] for k in values if k not in keys}
-            conn.execute(stmt.on_conflict_do_update(index_elements=keys, set_=update))
+            stmt = mod.insert(table)
+            update = {k: stmt.excluded[k] for k in batch[0] if k not in keys and k not in keep}
+            conn.execute(stmt.on_conflict_do_update(index_elements=keys, set_=update), batch)
             return
-        where = sa.and_(*(table.c[k] == values[k] for k in keys))
-        if conn.execute(sa.update(table).where(where).values(**values)).rowcount == 0:
-            conn.execute(sa.insert(table).values(**values))
+        for values in batch:
+            where = sa.and_(*(table.c[k] == values[k] for k in keys))
+            changes = {k: v for k, v in values.items() if k not in keep}
+            if conn.execute(sa.update(table).where(where).values(**changes)).rowcount == 0:
+                conn.execute(sa.insert(table).values(**values))
 
     def _delete_keys(self, table: sa.Table, stream: str, key: str, ids: Iterable[str]) -> None:
         """Delete ``stream``'s rows whose ``key`` column is one of ``ids`` (500 at a time)."""
@@ -311,10 +330,10 @@ class StateStore:
     def record_mapped(self, stream: str, rows: Iterable[MappedId]) -> None:
         now = utcnow()
         with self.begin() as conn:
-            for m in rows:
-                self._upsert(
-                    conn,
-                    id_map,
+            self._upsert_many(
+                conn,
+                id_map,
+                (
                     {
                         "stream": stream,
                         "source_id": m.source_id,
@@ -322,9 +341,11 @@ class StateStore:
                         "match_key": m.match_key,
                         "payload_hash": m.payload_hash,
                         "synced_at": now,
-                    },
-                    ["stream", "source_id"],
-                )
+                    }
+                    for m in rows
+                ),
+                ["stream", "source_id"],
+            )
 
     def all_mapped(self, stream: str) -> list[MappedId]:
         """Every id-map row of ``stream`` (the reconciliation reads them all once)."""
@@ -353,28 +374,23 @@ class StateStore:
     def quarantine(self, stream: str, stage: str, run_id: str, items: Iterable[tuple[str, str, dict]]) -> int:
         """Store (source_id, reason, record) rows; a record seen again keeps its first_seen."""
         now = utcnow()
-        n = 0
+        rows = [
+            {
+                "stream": stream,
+                "source_id": source_id,
+                "run_id": run_id,
+                "stage": stage,
+                "reason": reason,
+                "record": json.dumps(record, default=str, ensure_ascii=False),
+                "first_seen": now,
+                "last_seen": now,
+                "resolved_at": None,
+            }
+            for source_id, reason, record in items
+        ]
         with self.begin() as conn:
-            for source_id, reason, record in items:
-                existing = conn.execute(
-                    sa.select(quarantine.c.first_seen).where(
-                        quarantine.c.stream == stream, quarantine.c.source_id == source_id
-                    )
-                ).scalar_one_or_none()
-                values = {
-                    "stream": stream,
-                    "source_id": source_id,
-                    "run_id": run_id,
-                    "stage": stage,
-                    "reason": reason,
-                    "record": json.dumps(record, default=str, ensure_ascii=False),
-                    "first_seen": existing or now,
-                    "last_seen": now,
-                    "resolved_at": None,
-                }
-                self._upsert(conn, quarantine, values, ["stream", "source_id"])
-                n += 1
-        return n
+            self._upsert_many(conn, quarantine, rows, ["stream", "source_id"], keep=("first_seen",))
+        return len(rows)
 
     def resolve_quarantine(self, stream: str, source_ids: Iterable[str]) -> None:
         """Records that later passed are marked resolved (kept for the audit trail)."""
@@ -403,13 +419,15 @@ class StateStore:
     def add_stats(self, run_id: str, stage: str, stats: dict[str, int]) -> None:
         """Replace a stage's counters for a run (a retried task overwrites, never double counts)."""
         with self.begin() as conn:
-            for name, value in stats.items():
-                self._upsert(
-                    conn,
-                    run_stats,
-                    {"run_id": run_id, "stage": stage, "name": name, "value": int(value)},
-                    ["run_id", "stage", "name"],
-                )
+            self._upsert_many(
+                conn,
+                run_stats,
+                (
+                    {"run_id": run_id, "stage": stage, "name": name, "value": int(value)}
+                    for name, value in stats.items()
+                ),
+                ["run_id", "stage", "name"],
+            )
 
     def run_totals(self, run_id: str) -> dict[str, int]:
         """Sum of every counter over the run's stages (mapped batches are separate stages)."""
@@ -451,13 +469,15 @@ class StateStore:
     def save_parts(self, rows: Iterable[tuple[str, str, tuple[str, str]]]) -> None:
         now = utcnow()
         with self.begin() as conn:
-            for contact_id, stream, (head, text) in rows:
-                self._upsert(
-                    conn,
-                    crm_parts,
-                    {"contact_id": contact_id, "stream": stream, "head": head, "text": text, "updated_at": now},
-                    ["contact_id", "stream"],
-                )
+            self._upsert_many(
+                conn,
+                crm_parts,
+                (
+                    {"contact_id": contact_id, "stream": stream, "head": head, "text": text, "updated_at": now}
+                    for contact_id, stream, (head, text) in rows
+                ),
+                ["contact_id", "stream"],
+            )
 
     def mapped_for_match_keys(self, stream: str, keys: Iterable[str]) -> list[MappedId]:
         """Every id-map row of ``stream`` whose match key is one of ``keys`` (e.g. tasks of contacts)."""
@@ -524,19 +544,21 @@ class StateStore:
         """Record, before sending, that these creates are about to go out (source id → detail)."""
         now = utcnow()
         with self.begin() as conn:
-            for source_id, detail in items.items():
-                self._upsert(
-                    conn,
-                    write_intents,
+            self._upsert_many(
+                conn,
+                write_intents,
+                (
                     {
                         "stream": stream,
                         "source_id": source_id,
                         "run_id": run_id,
                         "detail": json.dumps(detail, default=str, ensure_ascii=False),
                         "created_at": now,
-                    },
-                    ["stream", "source_id"],
-                )
+                    }
+                    for source_id, detail in items.items()
+                ),
+                ["stream", "source_id"],
+            )
 
     def settle(self, stream: str, source_ids: Iterable[str]) -> None:
         """The outcome of these creates is recorded (or known to be nothing): forget the intent."""

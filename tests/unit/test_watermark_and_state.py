@@ -113,6 +113,31 @@ def test_state_round_trip(store):
     assert store.run_totals("r1") == {"created": 5, "valid": 6}
 
 
+def test_batch_writes_keep_first_seen_and_let_the_last_row_of_a_key_win(store):
+    # The writes are one statement per batch: a key twice in one batch must behave as two writes
+    # in a row (Postgres refuses a multi-row upsert touching one row twice), and a quarantined
+    # record seen again keeps the time it was first seen.
+    store.record_mapped("contacts", [MappedId("g1", "101", "a@x.io", "h1"), MappedId("g1", "101", "a@x.io", "h2")])
+    assert store.get_mapped("contacts", ["g1"])["g1"].payload_hash == "h2"
+
+    store.quarantine("contacts", "validate", "r1", [("g9", "missing_email", {"id": "g9"})])
+    [first] = store.open_quarantine("contacts")
+    n = store.quarantine(
+        "contacts", "validate", "r2", [("g9", "invalid_email", {"id": "g9"}), ("g8", "bad_phone", {"id": "g8"})]
+    )
+    rows = {r["source_id"]: r for r in store.open_quarantine("contacts")}
+    assert n == 2 and set(rows) == {"g8", "g9"}
+    assert rows["g9"]["first_seen"] == first["first_seen"] and rows["g9"]["last_seen"] > first["last_seen"]
+    assert rows["g9"]["reason"] == "invalid_email" and rows["g9"]["run_id"] == "r2"
+
+    store.save_parts([("g1", "notes", ("h", "one")), ("g1", "notes", ("h", "two")), ("g1", "tasks", ("t", "x"))])
+    assert store.get_parts(["g1"]) == {"g1": {"notes": ("h", "two"), "tasks": ("t", "x")}}
+
+    store.intend("contacts", {"g5": {"email": "e@x.io"}})
+    store.intend("contacts", {"g5": {"email": "f@x.io"}, "g6": {}})
+    assert store.pending("contacts") == {"g5": {"email": "f@x.io"}, "g6": {}}
+
+
 def test_every_setting_is_read_from_its_environment_variable(monkeypatch):
     from dataclasses import fields
 
