@@ -139,6 +139,20 @@ def pytest_generate_tests(metafunc):
         metafunc.parametrize("profile", list(only.args) if only else list(PROFILES), indirect=True)
 
 
+# Folders whose tests take tens of seconds to minutes each (real Airflow runs, processes, a browser):
+# collected first, so that with `pytest -n 2` the two workers start on them and end on the many
+# short tests, instead of one worker finishing a two-minute test alone while the other waits.
+LONG_FIRST = ("tests/ui/", "tests/e2e/", "tests/robustness/test_crash_safety.py")
+
+
+def pytest_collection_modifyitems(config, items):
+    def rank(item) -> int:
+        path = Path(str(item.fspath)).relative_to(ROOT).as_posix()
+        return next((i for i, prefix in enumerate(LONG_FIRST) if path.startswith(prefix)), len(LONG_FIRST))
+
+    items.sort(key=rank)  # stable: within a rank, the usual order
+
+
 @pytest.fixture
 def profile(request) -> str:
     """Which reading of the APIs' unconfirmed behaviours the simulators take (sandbox/profiles.py)."""
