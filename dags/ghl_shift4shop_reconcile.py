@@ -26,6 +26,9 @@ kept on the customer (`AdditionalField1`).
 * A failed run is notified through `GHL_S4S_NOTIFY`; so is a run not finished by
   `GHL_S4S_RECONCILE_FINISH_BY` (deadline alert).
 * Connections: `ghl_default`, `shift4shop_default` (see docs/connections.md).
+* One DAG per tenant of `include/tenants.yaml` (README "Tenants"): the default tenant is
+  `ghl_shift4shop_reconcile`; tenant `T` is `ghl_shift4shop_reconcile__T`, on its own connections,
+  pools, schedule (`reconcile_schedule`), policy override and state.
 """
 
 from __future__ import annotations
@@ -35,49 +38,56 @@ from datetime import datetime, timedelta
 from airflow.sdk import Param, dag, get_current_context, task
 from airflow.timetables.trigger import CronTriggerTimetable
 from ghl_shift4shop import observability, reconcile
+from ghl_shift4shop.tenants import Tenant, load_tenants
 
-GHL_POOL = "ghl_api"
-STORE_POOL = "shift4shop_api"  # the repair writes the store: it queues behind the sync's loads
-# compare and recheck read GHL (ghl_api pool); repair only talks to the store, so it never holds
-# the store's single slot while waiting on GHL.
-NIGHTLY = "0 2 * * *"  # UTC
+# compare and recheck read GHL (the tenant's ghl pool); repair only talks to the store (its store
+# pool: it queues behind the sync's loads), so it never holds the store's single slot while waiting on GHL.
 
 
-@dag(
-    dag_id="ghl_shift4shop_reconcile",
-    schedule=CronTriggerTimetable(NIGHTLY, timezone="UTC"),
-    start_date=datetime(2026, 1, 1),
-    catchup=False,
-    max_active_runs=1,
-    default_args={"retries": 2, "retry_delay": timedelta(minutes=2), "retry_exponential_backoff": True},
-    tags=["ghl", "shift4shop", "reconcile"],
-    params={"dry_run": Param(False, type="boolean", description="compare and report only; write nothing")},
-    doc_md=__doc__,
-    on_failure_callback=observability.failure_notifier(),  # GHL_S4S_NOTIFY
-    deadline=observability.reconcile_deadline(NIGHTLY),  # GHL_S4S_RECONCILE_FINISH_BY
-)
-def ghl_shift4shop_reconcile():
-    @task(pool=GHL_POOL)
-    def compare() -> reconcile.ScanResult:
-        ctx = get_current_context()
-        return reconcile.scan(ctx["run_id"], bool(ctx["params"].get("dry_run")))
+def build(tenant: Tenant):
+    """The reconciliation DAG of one tenant; its tasks pass ``tenant.name`` to every task body."""
+    name = tenant.name
+    nightly = tenant.reconcile_schedule  # UTC
 
-    @task(pool=GHL_POOL)
-    def recheck(scanned: reconcile.ScanResult) -> reconcile.RecheckResult:
-        return reconcile.recheck(scanned)
+    @dag(
+        dag_id=tenant.reconcile_dag_id,
+        schedule=CronTriggerTimetable(nightly, timezone="UTC"),
+        start_date=datetime(2026, 1, 1),
+        catchup=False,
+        max_active_runs=1,
+        default_args={"retries": 2, "retry_delay": timedelta(minutes=2), "retry_exponential_backoff": True},
+        tags=["ghl", "shift4shop", "reconcile", *([] if tenant.is_default else [f"tenant:{name}"])],
+        params={"dry_run": Param(False, type="boolean", description="compare and report only; write nothing")},
+        doc_md=__doc__,
+        on_failure_callback=observability.failure_notifier(),  # GHL_S4S_NOTIFY
+        deadline=observability.reconcile_deadline(nightly),  # GHL_S4S_RECONCILE_FINISH_BY
+    )
+    def ghl_shift4shop_reconcile():
+        @task(pool=tenant.ghl_pool)
+        def compare() -> reconcile.ScanResult:
+            ctx = get_current_context()
+            return reconcile.scan(ctx["run_id"], bool(ctx["params"].get("dry_run")), tenant=name)
 
-    @task(pool=STORE_POOL, outlets=[observability.customers_asset()])
-    def repair(scanned: reconcile.ScanResult, rechecked: reconcile.RecheckResult) -> reconcile.RepairResult:
-        repaired = reconcile.repair(scanned, rechecked)
-        observability.record_reconcile_repair(get_current_context()["outlet_events"], repaired)
-        return repaired
+        @task(pool=tenant.ghl_pool)
+        def recheck(scanned: reconcile.ScanResult) -> reconcile.RecheckResult:
+            return reconcile.recheck(scanned, tenant=name)
 
-    @task(trigger_rule="all_done")
-    def report(scanned: reconcile.ScanResult | None, repaired: reconcile.RepairResult | None):
-        return reconcile.finish(scanned, repaired)
+        @task(pool=tenant.shift4shop_pool, outlets=[observability.customers_asset(tenant.shift4shop_conn_id)])
+        def repair(scanned: reconcile.ScanResult, rechecked: reconcile.RecheckResult) -> reconcile.RepairResult:
+            repaired = reconcile.repair(scanned, rechecked, tenant=name)
+            outlet_events = get_current_context()["outlet_events"]
+            observability.record_reconcile_repair(outlet_events, repaired, tenant.shift4shop_conn_id)
+            return repaired
 
-    scanned = compare()
-    report(scanned, repair(scanned, recheck(scanned)))
+        @task(trigger_rule="all_done")
+        def report(scanned: reconcile.ScanResult | None, repaired: reconcile.RepairResult | None):
+            return reconcile.finish(scanned, repaired, tenant=name)
+
+        scanned = compare()
+        report(scanned, repair(scanned, recheck(scanned)))
+
+    return ghl_shift4shop_reconcile()
 
 
-ghl_shift4shop_reconcile()
+for _tenant in load_tenants():
+    globals()[_tenant.reconcile_dag_id] = build(_tenant)

@@ -19,7 +19,11 @@ def table_ids(markdown: str, heading: str) -> list[str]:
 
 
 def dag_ids_in_code() -> set[str]:
-    """``dag_id="..."`` of every ``@dag(...)`` / ``DAG(...)`` in dags/ (read, not imported)."""
+    """``dag_id="..."`` of every ``@dag(...)`` / ``DAG(...)`` in dags/ (read, not imported); a DAG factory's
+    ``dag_id=tenant.sync_dag_id`` counts as the default tenant's id."""
+    from ghl_shift4shop.tenants import DEFAULT, Tenant
+
+    default = Tenant.make(DEFAULT)
     ids = set()
     for path in (ROOT / "dags").glob("*.py"):
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
@@ -27,9 +31,11 @@ def dag_ids_in_code() -> set[str]:
                 "dag",
                 "DAG",
             }:
-                ids.update(
-                    k.value.value for k in node.keywords if k.arg == "dag_id" and isinstance(k.value, ast.Constant)
-                )
+                for k in node.keywords:
+                    if k.arg == "dag_id" and isinstance(k.value, ast.Constant):
+                        ids.add(k.value.value)
+                    elif k.arg == "dag_id" and isinstance(k.value, ast.Attribute):
+                        ids.add(getattr(default, k.value.attr))
     return ids
 
 
@@ -62,7 +68,7 @@ def test_the_readme_settings_table_lists_every_setting_with_its_real_default():
     """Each default is written once, in settings.py; the README table must agree with it."""
     from dataclasses import fields
 
-    from ghl_shift4shop.settings import NOT_FROM_ENV, Settings
+    from ghl_shift4shop.settings import NOT_FROM_ENV, PER_TENANT, Settings
 
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     section = readme.split("## Settings (environment)\n", 1)[1].split("\n## ", 1)[0]
@@ -72,7 +78,7 @@ def test_the_readme_settings_table_lists_every_setting_with_its_real_default():
         values = [v.strip() for v in defaults.split(",")] if len(variables) > 1 else [defaults.strip()]
         documented.update(zip((v.lower() for v in variables), values, strict=True))
     for f in fields(Settings):
-        if f.name in NOT_FROM_ENV:
+        if f.name in NOT_FROM_ENV | PER_TENANT:  # the tenants file's, not the environment's
             continue
         assert f.name in documented, f"GHL_S4S_{f.name.upper()} is not in the README's settings table"
         if isinstance(f.default, int | float) and not isinstance(f.default, bool):

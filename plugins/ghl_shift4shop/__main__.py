@@ -8,6 +8,9 @@ dead-letters                   items the store failed with a retryable status (r
 held                           tasks/notes/appointments held for the next run, and why
 oauth forget [--client ID]     drop the stored GHL OAuth tokens: the connection's are used next
 runs [--limit N]               the latest run summaries
+
+--tenant T (before the command) acts on tenant T's state (include/tenants.yaml); default: the
+default tenant.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m ghl_shift4shop", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
+    parser.add_argument("--tenant", default=None, help="a tenant of the tenants file (default: the default tenant)")
     sub = parser.add_subparsers(dest="command", required=True)
     wm = sub.add_parser("watermark", help="show, reset or set a stream's watermark")
     wm.add_argument("action", choices=["show", "reset", "set"])
@@ -43,9 +47,13 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--table", action="store_true", help="one aligned table per run instead of JSON lines")
     args = parser.parse_args(argv)
 
-    settings = load_settings()
-    state = StateStore(settings.state_url)
-    print(f"state database: {settings.state_url.split('@')[-1]}", file=sys.stderr)
+    try:
+        settings = load_settings(args.tenant)
+    except KeyError as exc:
+        parser.error(str(exc.args[0]))
+    state = StateStore(settings.state_url, settings.state_schema)
+    schema = f" (schema {settings.state_schema})" if settings.state_schema else ""
+    print(f"tenant {settings.tenant}, state database: {settings.state_url.split('@')[-1]}{schema}", file=sys.stderr)
     if args.command == "watermark":
         if args.action == "reset":
             gone = state.reset_watermark(args.stream)

@@ -54,8 +54,11 @@ class CrmConfig:
         return [s for s in CHILD_STREAMS if self.enabled(s)]
 
 
-def load_crm_config(mappings_dir: Path) -> CrmConfig:
-    path = Path(mappings_dir) / "crm_to_store.yaml"
+def load_crm_config(mappings_dir: Path, overrides: Path | None = None) -> CrmConfig:
+    """``<mappings_dir>/crm_to_store.yaml`` and its tag rules; a same-named file in ``overrides`` wins."""
+    from ghl_shift4shop.settings import mapping_file
+
+    path = mapping_file(mappings_dir, overrides, "crm_to_store.yaml")
     try:
         doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except (OSError, yaml.YAMLError) as exc:
@@ -98,7 +101,7 @@ def load_crm_config(mappings_dir: Path) -> CrmConfig:
             "for every CRM message it creates. Set `store_may_email_customers: true` at the top of the file to "
             "accept that (try it on a staging store first), or switch the tickets off."
         )
-    rules_file = Path(mappings_dir) / str(tags.get("rules_file", "tag_groups.yaml"))
+    rules_file = mapping_file(mappings_dir, overrides, str(tags.get("rules_file", "tag_groups.yaml")))
     return CrmConfig(
         tags_enabled=bool(tags.get("enabled", True)),
         tag_rules=load_tag_rules(rules_file) if tags.get("enabled", True) else TagRules(()),

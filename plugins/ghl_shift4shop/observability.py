@@ -71,22 +71,24 @@ def emit_customers_event(outlet_events: Any, counts: Mapping[str, Any], conn_id:
     return extra
 
 
-def record_sync_load(outlet_events: Any, loaded: Mapping[str, Any], run_id: str) -> dict:
+def record_sync_load(
+    outlet_events: Any, loaded: Mapping[str, Any], run_id: str, conn_id: str = SHIFT4SHOP_CONN_ID
+) -> dict:
     """The sync's load task: its customers event, with :func:`sync_load_counts`."""
-    return emit_customers_event(outlet_events, sync_load_counts(loaded, run_id))
+    return emit_customers_event(outlet_events, sync_load_counts(loaded, run_id), conn_id)
 
 
 # What a reconciliation's repair did to customers, beyond the load's own counts.
 RECONCILE_ACTIONS = ("repaired", "disabled", "enabled", "deleted", "handed_over", "skipped", "braked")
 
 
-def record_reconcile_repair(outlet_events: Any, repaired: Mapping[str, Any]) -> dict:
+def record_reconcile_repair(outlet_events: Any, repaired: Mapping[str, Any], conn_id: str = SHIFT4SHOP_CONN_ID) -> dict:
     """The reconciliation's repair task: its customers event, the re-sync's load counts plus its actions."""
     from ghl_shift4shop.batches import read_jsonl
 
     actions = Counter(f["action"] for f in read_jsonl(repaired["findings_path"]))
     counts = {**(repaired.get("load") or {}), "run_id": repaired["run_id"]}
-    extra = emit_customers_event(outlet_events, counts)
+    extra = emit_customers_event(outlet_events, counts, conn_id)
     extra.update({name: actions.get(name, 0) for name in RECONCILE_ACTIONS})
     return extra
 

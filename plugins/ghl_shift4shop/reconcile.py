@@ -451,7 +451,7 @@ def count_findings(read: ReadCounts, policy: ReconcilePolicy) -> tuple[list[dict
 
 # -- the task bodies -------------------------------------------------------------------------------
 @fail_without_retry
-def scan(run_id: str, dry_run: bool) -> ScanResult:
+def scan(run_id: str, dry_run: bool, tenant: str | None = None) -> ScanResult:
     """Read both sides, compare, and write the findings (and the contacts to re-sync) to files."""
     from ghl_shift4shop import sync
     from ghl_shift4shop.crm_summary import tasks_part
@@ -459,9 +459,9 @@ def scan(run_id: str, dry_run: bool) -> ScanResult:
     from ghl_shift4shop.reconcile_policy import load_policy
     from ghl_shift4shop.transform import transform_records
 
-    settings = load_settings()
+    settings = load_settings(tenant)
     started = datetime.now(UTC)
-    policy = load_policy(settings.mappings_dir)  # a bad policy fails before any call
+    policy = load_policy(settings.mappings_dir, settings.mapping_overrides)  # a bad policy fails before any call
     mapping = sync.contacts_mapping(settings)
     crm = sync.crm_config(settings)
     state = sync.state_store(settings)
@@ -539,7 +539,7 @@ def _tasks(crm: CrmConfig, hook: GhlHook, ghl: dict, state: StateStore, settings
 
 
 @fail_without_retry
-def recheck(scan_result: ScanResult) -> RecheckResult:
+def recheck(scan_result: ScanResult, tenant: str | None = None) -> RecheckResult:
     """The GHL side of the repair (``ghl_api`` pool): the brake, every "gone" contact asked for
     again, and the contacts to repair read afresh through the sync's GHL stages.
 
@@ -547,7 +547,7 @@ def recheck(scan_result: ScanResult) -> RecheckResult:
     """
     from ghl_shift4shop import sync
 
-    settings = load_settings()
+    settings = load_settings(tenant)
     run_id = scan_result["run_id"]
     findings = list(read_jsonl(scan_result["findings_path"]))
     braked, reason = _brake(findings, scan_result, settings.reconcile_max_delete_share)
@@ -651,18 +651,19 @@ def _refetch(repairs: list[dict], run_id: str, settings: Settings, ghl_hook: Ghl
     # Every child stream is fetched for these contacts, whatever its watermark.
     window = {"run_id": run_id, "mode": "window", "since": EPOCH, "until": None, "stream": STREAM}
     window["streams"] = dict.fromkeys(crm.enabled_children, "")
-    fetched = [sync.fetch_children(sync.validate(ref, run_id), window) for ref in refs]
-    return fetched, [sync.transform(ref, run_id) for ref in fetched]
+    t = settings.tenant
+    fetched = [sync.fetch_children(sync.validate(ref, run_id, tenant=t), window, tenant=t) for ref in refs]
+    return fetched, [sync.transform(ref, run_id, tenant=t) for ref in fetched]
 
 
 @fail_without_retry
-def repair(scan_result: ScanResult, rechecked: RecheckResult) -> RepairResult:
+def repair(scan_result: ScanResult, rechecked: RecheckResult, tenant: str | None = None) -> RepairResult:
     """The store side (``shift4shop_api`` pool): removals checked against the customer as it is now,
     then the policy applied (nothing in a dry run)."""
     from ghl_shift4shop import sync
     from ghl_shift4shop.idmaps import CustomerMap, DisabledMap
 
-    settings = load_settings()
+    settings = load_settings(tenant)
     findings = list(read_jsonl(rechecked["findings_path"]))
     load_summary: dict = {}
     store_calls = 0
@@ -675,7 +676,7 @@ def repair(scan_result: ScanResult, rechecked: RecheckResult) -> RepairResult:
         _still_theirs(todo, store_hook, sync.contacts_mapping(settings).source_id_field)
         todo = [f for f in todo if f["action"] not in SETTLED]
         _hand_over(todo, customers, disabled)
-        load_summary = _reload(todo, rechecked, customers, state)
+        load_summary = _reload(todo, rechecked, customers, state, settings)
         _switch(todo, store_hook, customers, disabled)
         store_calls = store_hook.calls["shift4shop"] + load_summary.get("calls_shift4shop", 0)
         forget = [f for f in todo if f["planned"] == "forget"]
@@ -753,7 +754,7 @@ def _hand_over(todo: list[dict], customers, disabled) -> None:
             f["action"] = "handed_over"
 
 
-def _reload(todo: list[dict], rechecked: RecheckResult, customers, state: StateStore) -> dict:
+def _reload(todo: list[dict], rechecked: RecheckResult, customers, state: StateStore, settings: Settings) -> dict:
     """Load what ``recheck`` read afresh through the sync's own load (GHL wins)."""
     from ghl_shift4shop import sync
 
@@ -769,9 +770,9 @@ def _reload(todo: list[dict], rechecked: RecheckResult, customers, state: StateS
     if stale:
         customers.forget(stale)
     customers.forget_digests(ids - stale)
-    loaded = sync.load(rechecked["transformed"], run_id)
-    if sync.crm_config(load_settings()).ticket_streams:
-        sync.load_crm(rechecked["fetched"], run_id)
+    loaded = sync.load(rechecked["transformed"], run_id, tenant=settings.tenant)
+    if sync.crm_config(settings).ticket_streams:
+        sync.load_crm(rechecked["fetched"], run_id, tenant=settings.tenant)
     after = customers.get(ids)
     quarantined = {q["source_id"]: q["reason"] for q in state.open_quarantine(STREAM) if q["source_id"] in ids}
     for f in repairs:
@@ -922,7 +923,9 @@ def _cell(value):
     return json.dumps(value, default=str)
 
 
-def finish(scan_result: ScanResult | None, repaired: RepairResult | None) -> ReconcileSummary:
+def finish(
+    scan_result: ScanResult | None, repaired: RepairResult | None, tenant: str | None = None
+) -> ReconcileSummary:
     """Write the report, store the run, log the summary; fail the task when braked or failed."""
     from airflow.sdk.exceptions import AirflowFailException
 
@@ -930,7 +933,7 @@ def finish(scan_result: ScanResult | None, repaired: RepairResult | None) -> Rec
 
     if scan_result is None:
         raise AirflowFailException("the comparison did not finish: nothing to report")
-    settings = load_settings()
+    settings = load_settings(tenant)
     run_id = scan_result["run_id"]
     findings = list(read_jsonl((repaired or scan_result)["findings_path"]))
     if repaired is None:  # recheck or repair failed after their retries: what was done is unknown

@@ -66,9 +66,12 @@ def parse_policy(doc: object, where: str = POLICY_FILE) -> ReconcilePolicy:
     return ReconcilePolicy(actions)
 
 
-def load_policy(mappings_dir: Path) -> ReconcilePolicy:
-    """The policy in ``<mappings_dir>/reconcile.yaml``; kinds the file leaves out keep their default."""
-    path = Path(mappings_dir) / POLICY_FILE
+def load_policy(mappings_dir: Path, overrides: Path | None = None) -> ReconcilePolicy:
+    """The policy in ``<mappings_dir>/reconcile.yaml`` (or ``overrides``' one); kinds the file leaves out
+    keep their default."""
+    from ghl_shift4shop.settings import mapping_file
+
+    path = mapping_file(mappings_dir, overrides, POLICY_FILE)
     try:
         doc = yaml.safe_load(path.read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError) as exc:

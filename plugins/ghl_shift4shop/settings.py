@@ -2,6 +2,12 @@
 
 Connections (credentials, hosts) are Airflow connections (see docs/connections.md); everything else is an
 environment variable prefixed ``GHL_S4S_`` so it can be set per deployment without code changes.
+
+Settings are per tenant (``tenants.py``): ``load_settings()`` / ``load_settings("default")`` is the
+single-tenant setup exactly; tenant ``T`` gets its connections, pools and mapping overrides from its
+entry in the tenants file, its own state (SQLite ``state__T.db`` beside the default file, or the
+Postgres schema ``ghl_s4s__T`` of the same database) and ``<data_dir>/tenants/T/`` for its files.
+Rate budgets stay shared: they belong to a GHL location or a store, not to a tenant.
 """
 
 from __future__ import annotations
@@ -9,6 +15,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, fields
 from pathlib import Path
+
+from sqlalchemy.engine import make_url
 
 GHL_CONN_ID = "ghl_default"
 SHIFT4SHOP_CONN_ID = "shift4shop_default"
@@ -38,6 +46,13 @@ class Settings:
     data_dir: Path
     state_url: str
     include_dir: Path
+    tenant: str = "default"
+    ghl_conn_id: str = GHL_CONN_ID
+    shift4shop_conn_id: str = SHIFT4SHOP_CONN_ID
+    # The Postgres schema holding this tenant's state tables (None: the URL's own, as today).
+    state_schema: str | None = None
+    # A folder whose YAML files replace the same-named ones of include/mappings for this tenant.
+    mapping_overrides: Path | None = None
     batch_size: int = 5000
     watermark_lag_seconds: int = 300
     max_bad_share: float = 0.10
@@ -87,20 +102,49 @@ class Settings:
     def expectations_dir(self) -> Path:
         return self.include_dir / "expectations"
 
+    def mapping_file(self, name: str) -> Path:
+        """``include/mappings/<name>``, or the tenant's override of it."""
+        return mapping_file(self.mappings_dir, self.mapping_overrides, name)
+
+
+def mapping_file(mappings_dir: Path, overrides: Path | None, name: str) -> Path:
+    if overrides is not None and (Path(overrides) / name).is_file():
+        return Path(overrides) / name
+    return Path(mappings_dir) / name
+
 
 NOT_FROM_ENV = {"initial_watermark", "shift4shop_page_limit"}
+PER_TENANT = {"tenant", "ghl_conn_id", "shift4shop_conn_id", "state_schema", "mapping_overrides"}
 
 
-def load_settings() -> Settings:
+def load_settings(tenant: str | None = None) -> Settings:
+    """The settings of ``tenant`` (None or "default": the single-tenant setup, unchanged)."""
     data_dir = Path(_env("DATA_DIR", str(_default_data_dir())))
+    state_url = _env("STATE_URL", f"sqlite:///{data_dir / 'state.db'}")
     values: dict = {
         "data_dir": data_dir,
-        "state_url": _env("STATE_URL", f"sqlite:///{data_dir / 'state.db'}"),
+        "state_url": state_url,
         "include_dir": Path(_env("INCLUDE_DIR", str(PROJECT_ROOT / "include"))),
+        # Budgets are per GHL location / store, shared by every tenant that talks to it: the
+        # default file stays where it is whatever the tenant.
         "rate_backend": _env("RATE_BACKEND", f"sqlite:///{data_dir / 'rate_budget.db'}"),
     }
+    from ghl_shift4shop.tenants import get_tenant
+
+    t = get_tenant(tenant)
+    values.update(
+        tenant=t.name,
+        ghl_conn_id=t.ghl_conn_id,
+        shift4shop_conn_id=t.shift4shop_conn_id,
+        mapping_overrides=t.mappings_dir,
+    )
+    if t.is_default:
+        values["state_url"] = t.state_url or state_url
+    else:
+        url, schema = tenant_state(state_url, t.name, t.state_url)
+        values.update(data_dir=data_dir / "tenants" / t.name, state_url=url, state_schema=schema)
     for f in fields(Settings):
-        if f.name in values or f.name in NOT_FROM_ENV:
+        if f.name in values or f.name in NOT_FROM_ENV or f.name in PER_TENANT:
             continue
         raw = os.environ.get(f"GHL_S4S_{f.name.upper()}")
         if raw is not None:
@@ -111,6 +155,21 @@ def load_settings() -> Settings:
                     f"GHL_S4S_{f.name.upper()}={raw!r} is not a valid {type(f.default).__name__}"
                 ) from None
     return Settings(**values)
+
+
+def tenant_state(default_url: str, tenant: str, own_url: str | None = None) -> tuple[str, str | None]:
+    """(state URL, Postgres schema) of a tenant other than ``default``.
+
+    Its own ``state_url`` if the tenants file gives one; else SQLite: ``state__<tenant>.db`` beside
+    the default file; a server database: the same database, schema ``ghl_s4s__<tenant>``.
+    """
+    if own_url:
+        return own_url, None
+    url = make_url(default_url)
+    if url.get_backend_name() == "sqlite":
+        path = Path(url.database or "state.db")
+        return str(url.set(database=str(path.with_name(f"{path.stem}__{tenant}{path.suffix or '.db'}")))), None
+    return default_url, f"ghl_s4s__{tenant}"
 
 
 def _flag(raw: str) -> bool:

@@ -211,10 +211,17 @@ class MappedId:
 class StateStore:
     """All reads and writes of the state database go through here."""
 
-    def __init__(self, url: str):
+    def __init__(self, url: str, schema: str | None = None):
+        """``schema``: keep every table in this Postgres schema (made if missing), not the URL's own;
+        a tenant's state beside the default tenant's in one database (``settings.tenant_state``)."""
         if url.startswith("sqlite:///"):
             Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        self.schema = schema
         self.engine: Engine = sa.create_engine(url, future=True)
+        if schema:
+            with self.engine.begin() as conn:
+                conn.execute(sa.schema.CreateSchema(schema, if_not_exists=True))
+            self.engine = self.engine.execution_options(schema_translate_map={None: schema})
         if self.engine.dialect.name == "sqlite":
             # Several task processes share one file: wait for the lock instead of failing.
             @sa.event.listens_for(self.engine, "connect")

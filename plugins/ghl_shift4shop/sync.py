@@ -62,47 +62,51 @@ MAPPING_FILE = "contacts_to_customers.yaml"
 
 
 @cache
-def _state(url: str) -> StateStore:
-    return StateStore(url)
+def _state(url: str, schema: str | None = None) -> StateStore:
+    return StateStore(url, schema)
 
 
 def state_store(settings: Settings | None = None) -> StateStore:
-    return _state((settings or load_settings()).state_url)
+    """The state database of the settings' tenant (one store object per process and database)."""
+    settings = settings or load_settings()
+    return _state(settings.state_url, settings.state_schema)
 
 
 def contacts_mapping(settings: Settings) -> Mapping:
     from ghl_shift4shop.mapping import load_mapping
 
-    return load_mapping(settings.mappings_dir / MAPPING_FILE)
+    return load_mapping(settings.mapping_file(MAPPING_FILE))
 
 
 def crm_config(settings: Settings):
     from ghl_shift4shop.crm_config import load_crm_config
 
-    return load_crm_config(settings.mappings_dir)
+    return load_crm_config(settings.mappings_dir, settings.mapping_overrides)
 
 
 def ghl_hook(settings: Settings) -> GhlHook:
     from ghl_shift4shop.ghl.hook import GhlHook
 
-    return GhlHook(settings=settings, token_state=state_store(settings))
+    return GhlHook(settings.ghl_conn_id, settings=settings, token_state=state_store(settings))
 
 
 def shift4shop_hook(settings: Settings) -> Shift4ShopHook:
     from ghl_shift4shop.shift4shop.hook import Shift4ShopHook
 
-    return Shift4ShopHook(settings=settings)
+    return Shift4ShopHook(settings.shift4shop_conn_id, settings=settings)
 
 
 @fail_without_retry
-def plan_window(run_id: str, run_type: str, data_interval: tuple | None, params: dict) -> Window:
+def plan_window(
+    run_id: str, run_type: str, data_interval: tuple | None, params: dict, tenant: str | None = None
+) -> Window:
     """Which changes this run covers (``cursors.Cursor.plan``).
 
     * ``window_start``/``window_end`` params, or a backfill run's data interval: exactly that
       half-open window, and no watermark moves (a backfill must not move incremental progress).
     * otherwise: everything changed since each stream's stored watermark (incremental).
     """
-    settings = load_settings()
+    settings = load_settings(tenant)
     streams = [STREAM, *crm_config(settings).enabled_children]
     state = state_store(settings)
     cursor = Cursor.plan(
@@ -119,10 +123,10 @@ def plan_window(run_id: str, run_type: str, data_interval: tuple | None, params:
 
 
 @fail_without_retry
-def extract(window: Window) -> ExtractSummary:
+def extract(window: Window, tenant: str | None = None) -> ExtractSummary:
     from ghl_shift4shop import extract as extract_stage
 
-    settings = load_settings()
+    settings = load_settings(tenant)
     hook = ghl_hook(settings)
     since, last, inclusive = Cursor.from_payload(window).search_range()
     summary = extract_stage.extract_contacts(
@@ -152,10 +156,10 @@ def extract(window: Window) -> ExtractSummary:
 
 
 @fail_without_retry
-def validate(ref: BatchRef, run_id: str) -> ValidatedRef:
+def validate(ref: BatchRef, run_id: str, tenant: str | None = None) -> ValidatedRef:
     from ghl_shift4shop import validate as validate_stage
 
-    settings = load_settings()
+    settings = load_settings(tenant)
     result = validate_stage.validate_batch(
         ref,
         state=state_store(settings),
@@ -170,20 +174,22 @@ def validate(ref: BatchRef, run_id: str) -> ValidatedRef:
 
 
 @fail_without_retry
-def quality_gate(results: list[ValidatedRef], max_bad_share: float | None = None) -> GateResult:
+def quality_gate(
+    results: list[ValidatedRef], max_bad_share: float | None = None, tenant: str | None = None
+) -> GateResult:
     from ghl_shift4shop import validate as validate_stage
 
-    settings = load_settings()
+    settings = load_settings(tenant)
     threshold = settings.max_bad_share if max_bad_share is None else float(max_bad_share)
     return validate_stage.quality_gate(list(results), threshold)
 
 
 @fail_without_retry
-def fetch_children(ref: ValidatedRef, window: Window) -> FetchedRef:
+def fetch_children(ref: ValidatedRef, window: Window, tenant: str | None = None) -> FetchedRef:
     """Tasks, notes and appointments of the batch's changed contacts; returns the ref plus them."""
     from ghl_shift4shop.children import fetch_children as fetch_stage
 
-    settings = load_settings()
+    settings = load_settings(tenant)
     result = fetch_stage(
         ref,
         hook=ghl_hook(settings),
@@ -200,10 +206,10 @@ def fetch_children(ref: ValidatedRef, window: Window) -> FetchedRef:
 
 
 @fail_without_retry
-def transform(ref: FetchedRef, run_id: str) -> BatchRef:
+def transform(ref: FetchedRef, run_id: str, tenant: str | None = None) -> BatchRef:
     from ghl_shift4shop import transform as transform_stage
 
-    settings = load_settings()
+    settings = load_settings(tenant)
     return transform_stage.transform_batch(
         ref,
         mapping=contacts_mapping(settings),
@@ -215,10 +221,10 @@ def transform(ref: FetchedRef, run_id: str) -> BatchRef:
 
 
 @fail_without_retry
-def load(refs: list[BatchRef], run_id: str) -> LoadResult:
+def load(refs: list[BatchRef], run_id: str, tenant: str | None = None) -> LoadResult:
     from ghl_shift4shop import load as load_stage
 
-    settings = load_settings()
+    settings = load_settings(tenant)
     result = load_stage.load_customers(
         list(refs),
         hook=shift4shop_hook(settings),
@@ -234,12 +240,12 @@ def load(refs: list[BatchRef], run_id: str) -> LoadResult:
 
 
 @fail_without_retry
-def load_crm(fetched: list[FetchedRef], run_id: str) -> dict[str, StreamStatus]:
+def load_crm(fetched: list[FetchedRef], run_id: str, tenant: str | None = None) -> dict[str, StreamStatus]:
     """Load each CRM child stream; a failing stream is recorded and the others carry on."""
     from ghl_shift4shop.tickets import load_crm_stream
     from ghl_shift4shop.transport import ApiError, AuthError
 
-    settings = load_settings()
+    settings = load_settings(tenant)
     cfg = crm_config(settings)
     state = state_store(settings)
     hook = shift4shop_hook(settings)
@@ -269,10 +275,14 @@ def load_crm(fetched: list[FetchedRef], run_id: str) -> dict[str, StreamStatus]:
 
 
 def commit_watermark(
-    window: Window, extracted: ExtractSummary, loaded: LoadResult, crm: dict[str, StreamStatus] | None = None
+    window: Window,
+    extracted: ExtractSummary,
+    loaded: LoadResult,
+    crm: dict[str, StreamStatus] | None = None,
+    tenant: str | None = None,
 ) -> WatermarkResult:
     """Advance each stream's watermark after its successful load (incremental runs only)."""
-    settings = load_settings()
+    settings = load_settings(tenant)
     state = state_store(settings)
     cursor = Cursor.from_payload(window)
     stored = {stream: state.get_watermark(stream) for stream in cursor.marks}
@@ -328,11 +338,11 @@ CRM_FIELDS = (
 )
 
 
-def report(run_id: str, watermark: WatermarkResult) -> RunSummary:
+def report(run_id: str, watermark: WatermarkResult, tenant: str | None = None) -> RunSummary:
     """The run's summary: logged as a table, stored, and returned (visible in the UI's XCom tab)."""
     from ghl_shift4shop.batches import prune_runs
 
-    settings = load_settings()
+    settings = load_settings(tenant)
     pruned = prune_runs(settings.data_dir, settings.keep_run_days)
     if pruned:
         log.info("removed %d run folders older than %s days", pruned, settings.keep_run_days)

@@ -23,10 +23,12 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ghl_shift4shop import monitor
-from ghl_shift4shop.settings import load_settings
+from ghl_shift4shop.settings import Settings, load_settings
 from ghl_shift4shop.sync import state_store
 
 DAG_ID = "ghl_shift4shop_sync"
+# Every route takes ``?tenant=T`` (tenants.py); without it, the default tenant.
+TenantParam = Query(None, pattern=r"^[a-z][a-z0-9_]{0,30}$", description="tenant name; default: the default tenant")
 KNOWN_STREAMS = ("contacts", "tasks", "notes", "appointments")
 
 _templates = Environment(
@@ -75,56 +77,86 @@ def _within(root: Path, relative: str) -> Path:
     return path
 
 
+def _settings(tenant: str | None) -> Settings:
+    try:
+        return load_settings(tenant)
+    except KeyError:
+        raise HTTPException(status_code=404, detail=f"no tenant {tenant!r}") from None
+
+
 @app.get("/api/overview")
-def api_overview() -> dict:
-    settings = load_settings()
+def api_overview(tenant: str | None = TenantParam) -> dict:
+    settings = _settings(tenant)
     return monitor.overview(state_store(settings), settings.data_dir)
 
 
 @app.get("/api/runs")
-def api_runs(limit: int = Query(30, ge=1, le=500)) -> list[dict]:
-    settings = load_settings()
+def api_runs(limit: int = Query(30, ge=1, le=500), tenant: str | None = TenantParam) -> list[dict]:
+    settings = _settings(tenant)
     return monitor.runs(state_store(settings), settings.data_dir, limit=limit)
 
 
 @app.get("/api/runs/chart.svg")
-def api_runs_chart(limit: int = Query(30, ge=1, le=500)) -> Response:
-    settings = load_settings()
+def api_runs_chart(limit: int = Query(30, ge=1, le=500), tenant: str | None = TenantParam) -> Response:
+    settings = _settings(tenant)
     svg = monitor.runs_chart_svg(monitor.runs(state_store(settings), settings.data_dir, limit=limit))
     return Response(svg, media_type="image/svg+xml")
 
 
 @app.get("/api/quarantine")
-def api_quarantine(stream: str | None = None, q: str | None = None, limit: int = Query(500, ge=0, le=5000)) -> dict:
-    return monitor.quarantine(state_store(), stream=stream, q=q, limit=limit)
+def api_quarantine(
+    stream: str | None = None,
+    q: str | None = None,
+    limit: int = Query(500, ge=0, le=5000),
+    tenant: str | None = TenantParam,
+) -> dict:
+    return monitor.quarantine(state_store(_settings(tenant)), stream=stream, q=q, limit=limit)
 
 
 @app.get("/api/dead-letters")
-def api_dead_letters(stream: str | None = None, q: str | None = None, limit: int = Query(500, ge=0, le=5000)) -> dict:
-    return monitor.dead_letters(state_store(), stream=stream, q=q, limit=limit)
+def api_dead_letters(
+    stream: str | None = None,
+    q: str | None = None,
+    limit: int = Query(500, ge=0, le=5000),
+    tenant: str | None = TenantParam,
+) -> dict:
+    return monitor.dead_letters(state_store(_settings(tenant)), stream=stream, q=q, limit=limit)
 
 
 @app.get("/api/held")
-def api_held(stream: str | None = None, q: str | None = None, limit: int = Query(500, ge=0, le=5000)) -> dict:
-    return monitor.held(state_store(), stream=stream, q=q, limit=limit)
+def api_held(
+    stream: str | None = None,
+    q: str | None = None,
+    limit: int = Query(500, ge=0, le=5000),
+    tenant: str | None = TenantParam,
+) -> dict:
+    return monitor.held(state_store(_settings(tenant)), stream=stream, q=q, limit=limit)
 
 
 @app.get("/api/reconcile/latest")
-def api_reconcile_latest(kind: str | None = None, limit: int = Query(500, ge=0, le=5000)) -> dict | None:
-    return monitor.latest_reconcile(state_store(), kind=kind, limit=limit)
+def api_reconcile_latest(
+    kind: str | None = None, limit: int = Query(500, ge=0, le=5000), tenant: str | None = TenantParam
+) -> dict | None:
+    return monitor.latest_reconcile(state_store(_settings(tenant)), kind=kind, limit=limit)
+
+
+def _docs_base(base: str, tenant: str | None) -> str:
+    """Where a tenant's Data Docs are served: in the path, so the sites' own relative links keep it."""
+    return f"{base}/tenants/{tenant}" if tenant and tenant != "default" else base
 
 
 @app.get("/api/runs/{run_id}/data-docs")
-def api_data_docs(run_id: str, request: Request) -> list[dict]:
-    base = request.scope.get("root_path", "")
+def api_data_docs(run_id: str, request: Request, tenant: str | None = TenantParam) -> list[dict]:
+    base = _docs_base(request.scope.get("root_path", ""), tenant)
     return [
         {**site, "url": f"{base}/data-docs/{quote(run_id, safe='')}/{site['index']}"}
-        for site in monitor.data_docs(load_settings().data_dir, run_id)
+        for site in monitor.data_docs(_settings(tenant).data_dir, run_id)
     ]
 
 
 @app.get("/data-docs/{run_id}/{path:path}")
-def data_docs_file(run_id: str, path: str) -> FileResponse:
+@app.get("/tenants/{tenant}/data-docs/{run_id}/{path:path}")
+def data_docs_file(run_id: str, path: str, tenant: str | None = None) -> FileResponse:
     """A file of one of the run's Data Docs sites; ``<stream>/<batch>/static/...`` comes from GX itself."""
     parts = Path(path).parts
     if len(parts) > 3 and parts[2] == "static":
@@ -132,7 +164,7 @@ def data_docs_file(run_id: str, path: str) -> FileResponse:
         if static is None:
             raise HTTPException(status_code=404, detail="not found")
         return FileResponse(_within(static, str(Path(*parts[3:]))))
-    return FileResponse(_within(monitor.data_docs_root(load_settings().data_dir, run_id), path))
+    return FileResponse(_within(monitor.data_docs_root(_settings(tenant).data_dir, run_id), path))
 
 
 @app.get("/", response_class=HTMLResponse)
@@ -141,8 +173,9 @@ def page(
     stream: str | None = None,
     q: str | None = None,
     kind: str | None = None,
+    tenant: str | None = TenantParam,
 ) -> HTMLResponse:
-    settings = load_settings()
+    settings = _settings(tenant)
     state = state_store(settings)
     stream, q, kind = stream or None, (q or "").strip() or None, kind or None
     run_rows = monitor.runs(state, settings.data_dir, limit=30)
@@ -150,6 +183,9 @@ def page(
     streams = sorted({*KNOWN_STREAMS, *(m["stream"] for m in marks)})
     html = _templates.get_template("monitor.html").render(
         base=request.scope.get("root_path", ""),
+        docs_base=_docs_base(request.scope.get("root_path", ""), tenant),
+        tenant=settings.tenant,
+        tq="" if settings.tenant == "default" else f"?tenant={settings.tenant}",
         marks=marks,
         runs=run_rows,
         docs={r["run_id"]: monitor.data_docs(settings.data_dir, r["run_id"]) for r in run_rows[:10]},

@@ -141,10 +141,10 @@ def test_batch_writes_keep_first_seen_and_let_the_last_row_of_a_key_win(store):
 def test_every_setting_is_read_from_its_environment_variable(monkeypatch):
     from dataclasses import fields
 
-    from ghl_shift4shop.settings import NOT_FROM_ENV, Settings, load_settings
+    from ghl_shift4shop.settings import NOT_FROM_ENV, PER_TENANT, Settings, load_settings
 
     defaults = load_settings()
-    special = {"data_dir", "state_url", "include_dir", "rate_backend"}
+    special = {"data_dir", "state_url", "include_dir", "rate_backend", *PER_TENANT}
     tunable = [f for f in fields(Settings) if f.name not in NOT_FROM_ENV | special]
     assert tunable
     for f in tunable:

@@ -133,7 +133,7 @@ class GhlHook(ApiHook):
 
     def __init__(
         self,
-        conn_id: str = GHL_CONN_ID,
+        conn_id: str | None = None,
         *,
         burst: float | None = None,
         rate_per_s: float | None = None,
@@ -142,6 +142,10 @@ class GhlHook(ApiHook):
         token_state=None,
         **kwargs,
     ):
+        if conn_id is None:  # the tenant's connection (the default tenant's: ghl_conn_id)
+            from ghl_shift4shop.settings import load_settings
+
+            conn_id = (kwargs.get("settings") or load_settings()).ghl_conn_id
         super().__init__(conn_id, **kwargs)
         cfg = self.settings
         self.burst = cfg.ghl_burst if burst is None else burst
@@ -174,7 +178,8 @@ class GhlHook(ApiHook):
             # OAuth: the access token comes from the token store (or a refresh on first use).
             from ghl_shift4shop.state import StateStore
 
-            self.tokens = TokenStore(self.token_state or StateStore(self.settings.state_url), extra)
+            state = self.token_state or StateStore(self.settings.state_url, self.settings.state_schema)
+            self.tokens = TokenStore(state, extra)
             token = self.tokens.access_token() or connection.password
             if token:
                 mask_secret(token)

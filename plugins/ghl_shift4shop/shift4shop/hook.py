@@ -110,12 +110,16 @@ class Shift4ShopHook(ApiHook):
 
     def __init__(
         self,
-        conn_id: str = SHIFT4SHOP_CONN_ID,
+        conn_id: str | None = None,
         *,
         burst: float | None = None,
         rate_per_s: float | None = None,
         **kwargs,
     ):
+        if conn_id is None:  # the tenant's connection (the default tenant's: shift4shop_conn_id)
+            from ghl_shift4shop.settings import load_settings
+
+            conn_id = (kwargs.get("settings") or load_settings()).shift4shop_conn_id
         super().__init__(conn_id, **kwargs)
         self.burst = self.settings.shift4shop_burst if burst is None else burst
         self.rate_per_s = self.settings.shift4shop_rate_per_s if rate_per_s is None else rate_per_s
