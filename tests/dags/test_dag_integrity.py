@@ -120,3 +120,56 @@ def test_no_module_of_the_package_shadows_the_standard_library():
     package = ROOT / "plugins" / "ghl_shift4shop"
     names = {p.stem for p in package.rglob("*.py")} | {p.name for p in package.rglob("*") if p.is_dir()}
     assert not names & (set(sys.stdlib_module_names) - {"__main__"}), sorted(names & set(sys.stdlib_module_names))
+
+
+TWO_TENANTS = """
+tenants:
+  - name: default
+  - name: acme
+    shift4shop_conn_id: store_of_acme
+    schedule: "15,45 * * * *"
+    reconcile_schedule: "0 3 * * *"
+    ghl_pool: ghl_api__acme_shared
+"""
+
+
+@pytest.fixture(scope="module")
+def two_tenant_dagbag(tmp_path_factory):
+    from airflow.dag_processing.dagbag import DagBag
+
+    path = tmp_path_factory.mktemp("tenants") / "tenants.yaml"
+    path.write_text(TWO_TENANTS)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("GHL_S4S_TENANTS_FILE", str(path))
+        return DagBag(dag_folder=str(ROOT / "dags"))
+
+
+def test_each_tenant_gets_its_own_dags_pools_connections_and_schedules(two_tenant_dagbag, dagbag):
+    bag = two_tenant_dagbag
+    assert bag.import_errors == {}
+    assert set(bag.dag_ids) == EXPECTED_DAGS | {"ghl_shift4shop_sync__acme", "ghl_shift4shop_reconcile__acme"}
+    sync, reconcile = bag.dags["ghl_shift4shop_sync__acme"], bag.dags["ghl_shift4shop_reconcile__acme"]
+    default_sync, default_reconcile = bag.dags["ghl_shift4shop_sync"], bag.dags["ghl_shift4shop_reconcile"]
+    # The same tasks, params and house rules as the default tenant's DAGs.
+    for mine, theirs in ((sync, default_sync), (reconcile, default_reconcile)):
+        assert {t.task_id for t in mine.tasks} == {t.task_id for t in theirs.tasks}
+        assert set(mine.params) == set(theirs.params) and mine.max_active_runs == 1
+        assert all(t.retries >= 2 for t in mine.tasks) and "tenant:acme" in mine.tags
+        assert mine.doc_md == theirs.doc_md
+    assert sync.timetable.summary == "15,45 * * * *" and reconcile.timetable.summary == "0 3 * * *"
+    assert default_sync.timetable.summary == "*/30 * * * *" and default_reconcile.timetable.summary == "0 2 * * *"
+    assert sync.get_task("extract").pool == sync.get_task("fetch_children").pool == "ghl_api__acme_shared"
+    assert sync.get_task("load").pool == sync.get_task("load_crm").pool == "shift4shop_api__acme"
+    assert reconcile.get_task("compare").pool == reconcile.get_task("recheck").pool == "ghl_api__acme_shared"
+    assert reconcile.get_task("repair").pool == "shift4shop_api__acme"
+    # Each store connection has its own customers asset; acme's tasks write acme's.
+    assert [a.uri for a in sync.get_task("load").outlets] == ["shift4shop://store_of_acme/customers"]
+    assert [a.uri for a in reconcile.get_task("repair").outlets] == ["shift4shop://store_of_acme/customers"]
+    assert [a.uri for a in default_sync.get_task("load").outlets] == ["shift4shop://shift4shop_default/customers"]
+    # The default tenant's DAGs are the ones a single-tenant deployment parses, unchanged.
+    for dag_id in EXPECTED_DAGS:
+        single, multi = dagbag.dags[dag_id], bag.dags[dag_id]
+        assert [(t.task_id, t.pool, t.trigger_rule) for t in single.tasks] == [
+            (t.task_id, t.pool, t.trigger_rule) for t in multi.tasks
+        ]
+        assert single.tags == multi.tags and single.timetable.summary == multi.timetable.summary

@@ -1,0 +1,185 @@
+"""The tenants file (tenants.py) and what each tenant's settings, state and budgets are."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from pathlib import Path
+
+import pytest
+from ghl_shift4shop.settings import load_settings
+from ghl_shift4shop.tenants import Tenant, TenantsFileError, load_tenants
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "tenants.yaml"
+    path.write_text(text)
+    return path
+
+
+@pytest.fixture
+def tenants_env(tmp_path, monkeypatch):
+    """A tenants file of ``default`` and ``acme`` in the environment; state and data under tmp_path."""
+    path = write(tmp_path, "tenants:\n  - name: default\n  - name: acme\n    schedule: '5 * * * *'\n")
+    monkeypatch.setenv("GHL_S4S_TENANTS_FILE", str(path))
+    monkeypatch.setenv("GHL_S4S_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("GHL_S4S_STATE_URL", f"sqlite:///{tmp_path / 'data' / 'state.db'}")
+    monkeypatch.delenv("GHL_S4S_RATE_BACKEND", raising=False)
+    return path
+
+
+def test_no_file_means_one_default_tenant_with_the_contract_ids(tmp_path):
+    [t] = load_tenants(tmp_path / "missing.yaml")
+    assert (t.name, t.sync_dag_id, t.reconcile_dag_id) == ("default", "ghl_shift4shop_sync", "ghl_shift4shop_reconcile")
+    assert (t.ghl_conn_id, t.shift4shop_conn_id, t.ghl_pool, t.shift4shop_pool) == (
+        "ghl_default",
+        "shift4shop_default",
+        "ghl_api",
+        "shift4shop_api",
+    )
+    assert (t.schedule, t.reconcile_schedule) == ("*/30 * * * *", "0 2 * * *")
+
+
+def test_the_committed_file_holds_only_the_default_tenant():
+    assert [t.name for t in load_tenants(ROOT / "include" / "tenants.yaml")] == ["default"]
+    assert load_tenants(ROOT / "include" / "tenants.yaml") == [Tenant.make("default")]
+
+
+def test_another_tenant_gets_suffixed_ids_connections_and_pools(tmp_path):
+    _, acme = load_tenants(write(tmp_path, "tenants:\n  - name: default\n  - name: acme\n    ghl_pool: shared\n"))
+    assert (acme.sync_dag_id, acme.reconcile_dag_id) == ("ghl_shift4shop_sync__acme", "ghl_shift4shop_reconcile__acme")
+    assert (acme.ghl_conn_id, acme.shift4shop_conn_id) == ("ghl_acme", "shift4shop_acme")
+    assert (acme.ghl_pool, acme.shift4shop_pool) == ("shared", "shift4shop_api__acme")
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            "tenants:\n  - name: acme\n    shedule: '* * * * *'\n",
+            r"tenant 'acme' \(entry 1\): unknown key\(s\) shedule",
+        ),
+        ("tenants:\n  - name: acme\n  - name: acme\n", r"tenant 'acme' \(entry 2\): the name 'acme' is used twice"),
+        ("tenants:\n  - name: Acme-Corp\n", r"tenant entry 1: name 'Acme-Corp' must match"),
+        ("tenants:\n  - name: default\n  - ghl_conn_id: x\n", r"tenant entry 2: name None must match"),
+        ("tenants:\n  - name: acme\n    mappings_dir: nowhere\n", r"tenant 'acme' \(entry 1\): mappings_dir 'nowhere'"),
+        ("tenants:\n  - name: acme\n    schedule: 5\n", r"tenant 'acme' \(entry 1\): schedule must be a string"),
+        ("tenant:\n  - name: acme\n", r"one key, `tenants:`"),
+        ("tenants: []\n", r"non-empty list"),
+    ],
+)
+def test_a_wrong_file_fails_naming_the_file_and_the_entry(tmp_path, text, message):
+    path = write(tmp_path, text)
+    with pytest.raises(TenantsFileError, match=message) as caught:
+        load_tenants(path)
+    assert str(caught.value).startswith(str(path))
+
+
+def test_mapping_overrides_must_replace_an_existing_mapping_file(tmp_path, monkeypatch):
+    include = tmp_path / "include"
+    (include / "mappings").mkdir(parents=True)
+    (include / "mappings" / "contacts_to_customers.yaml").write_text("stream: contacts\n")
+    (include / "acme").mkdir()
+    (include / "acme" / "contact_to_customers.yaml").write_text("stream: contacts\n")  # a typo
+    monkeypatch.setenv("GHL_S4S_INCLUDE_DIR", str(include))
+    path = write(tmp_path, "tenants:\n  - name: acme\n    mappings_dir: acme\n")
+    with pytest.raises(TenantsFileError, match=r"mappings_dir file 'contact_to_customers.yaml' replaces no file"):
+        load_tenants(path)
+    (include / "acme" / "contact_to_customers.yaml").rename(include / "acme" / "contacts_to_customers.yaml")
+    [acme] = load_tenants(path)
+    assert acme.mappings_dir == (include / "acme").resolve()
+    monkeypatch.setenv("GHL_S4S_TENANTS_FILE", str(path))
+    settings = load_settings("acme")
+    assert settings.mapping_file("contacts_to_customers.yaml") == include / "acme" / "contacts_to_customers.yaml"
+    assert settings.mapping_file("reconcile.yaml") == include / "mappings" / "reconcile.yaml"
+    assert (
+        load_settings().mapping_file("contacts_to_customers.yaml")
+        == include / "mappings" / "contacts_to_customers.yaml"
+    )
+
+
+def test_default_settings_are_unchanged_and_another_tenant_gets_its_own_state_and_files(tenants_env, tmp_path):
+    data = tmp_path / "data"
+    default, also_default = load_settings(), load_settings("default")
+    assert default == also_default
+    assert (default.state_url, default.state_schema, default.data_dir) == (f"sqlite:///{data / 'state.db'}", None, data)
+    acme = load_settings("acme")
+    assert (acme.tenant, acme.ghl_conn_id, acme.shift4shop_conn_id) == ("acme", "ghl_acme", "shift4shop_acme")
+    assert acme.state_url == f"sqlite:///{data / 'state__acme.db'}" and acme.state_schema is None
+    assert acme.data_dir == data / "tenants" / "acme"
+    # A GHL location's or a store's budget is not a tenant's: every tenant spends the same one.
+    assert acme.rate_backend == default.rate_backend == f"sqlite:///{data / 'rate_budget.db'}"
+    with pytest.raises(KeyError, match="no tenant 'nobody'"):
+        load_settings("nobody")
+
+
+def test_a_postgres_state_url_gives_another_tenant_its_own_schema(tenants_env, monkeypatch):
+    url = "postgresql+psycopg2://postgres@db.example:5432/sync"
+    monkeypatch.setenv("GHL_S4S_STATE_URL", url)
+    assert (load_settings().state_url, load_settings().state_schema) == (url, None)
+    assert (load_settings("acme").state_url, load_settings("acme").state_schema) == (url, "ghl_s4s__acme")
+
+
+def test_tenants_state_is_separate_on_postgres_and_the_default_keeps_its_tables():
+    """Same database, a schema per tenant (made if missing); the default tenant's tables stay where they were."""
+    import sqlalchemy as sa
+    from ghl_shift4shop.state import StateStore
+
+    from tests.builders import postgres_url
+
+    url = postgres_url()
+    if url is None:
+        pytest.skip("Postgres is not answering")
+    base = f"t_{uuid.uuid4().hex[:10]}"
+    schema = f"ghl_s4s__{base}"
+    eng = sa.create_engine(url)
+    with eng.begin() as c:
+        c.execute(sa.text(f"CREATE SCHEMA {base}"))
+    default_url = f"{url}?options=-csearch_path%3D{base}"
+    try:
+        default, acme = StateStore(default_url), StateStore(default_url, schema)
+        default.set_watermark("contacts", "2026-01-01T00:00:00.000Z", "r1")
+        assert acme.get_watermark("contacts") is None
+        acme.set_watermark("contacts", "2026-02-02T00:00:00.000Z", "r2")
+        assert default.get_watermark("contacts") == "2026-01-01T00:00:00.000Z"
+        with eng.begin() as c:
+            assert c.execute(sa.text(f"SELECT value FROM {base}.watermarks")).scalar_one() == "2026-01-01T00:00:00.000Z"
+            assert (
+                c.execute(sa.text(f"SELECT value FROM {schema}.watermarks")).scalar_one() == "2026-02-02T00:00:00.000Z"
+            )
+        StateStore(default_url, schema)  # a second start finds its schema there
+        for store in (default, acme):
+            store.engine.dispose()
+    finally:
+        with eng.begin() as c:
+            c.execute(sa.text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
+            c.execute(sa.text(f"DROP SCHEMA IF EXISTS {base} CASCADE"))
+        eng.dispose()
+
+
+def _ghl_conn(location_id: str) -> str:
+    return json.dumps(
+        {"conn_type": "http", "host": "http://127.0.0.1:9", "password": "pit-x", "extra": {"location_id": location_id}}
+    )
+
+
+def test_tenants_on_one_location_share_its_budget_and_on_two_locations_do_not(tenants_env, tmp_path, monkeypatch):
+    """Two hooks of two tenants, through their own connections: spending one's budget leaves the other none
+    exactly when both connections name the same location."""
+    from ghl_shift4shop.ghl.hook import GhlHook
+
+    for name in ("GHL_BURST", "GHL_RATE_PER_S", "GHL_WINDOW_SECONDS"):
+        monkeypatch.setenv(f"GHL_S4S_{name}", {"GHL_BURST": "2", "GHL_RATE_PER_S": "0.01"}.get(name, "600"))
+    shared, other = f"loc-{uuid.uuid4().hex[:8]}", f"loc-{uuid.uuid4().hex[:8]}"
+    monkeypatch.setenv("AIRFLOW_CONN_GHL_DEFAULT", _ghl_conn(shared))
+    monkeypatch.setenv("AIRFLOW_CONN_GHL_ACME", _ghl_conn(shared))
+    default_hook, acme_hook = GhlHook(settings=load_settings()), GhlHook(settings=load_settings("acme"))
+    assert (default_hook.http_conn_id, acme_hook.http_conn_id) == ("ghl_default", "ghl_acme")
+    assert default_hook.budget._try_once() == 0.0 and default_hook.budget._try_once() == 0.0  # the burst of 2
+    assert acme_hook.budget._try_once() > 0, "the second tenant on the same location got a request the location had not"
+
+    monkeypatch.setenv("AIRFLOW_CONN_GHL_ACME", _ghl_conn(other))
+    acme_elsewhere = GhlHook(settings=load_settings("acme"))
+    assert acme_elsewhere.budget._try_once() == 0.0, "another location's budget was spent by this one"
