@@ -4,7 +4,8 @@ It owns the HTTP side only: routes, Airflow authentication, the HTML template an
 GX Data Docs. What it shows comes from :mod:`ghl_shift4shop.monitor` (read-only over the state database).
 
 Every route, the JSON API, the HTML page and the Data Docs files alike, requires what reading the sync
-DAG in Airflow requires (``requires_access_dag("GET")`` for ``ghl_shift4shop_sync``), resolved by
+DAG in Airflow requires (``requires_access_dag("GET")`` for ``ghl_shift4shop_sync``, or for tenant
+``T``, asked for with ``?tenant=T``, ``ghl_shift4shop_sync__T``), resolved by
 Airflow's own auth manager from a bearer JWT (``POST /auth/token``) or the UI's ``_token`` session
 cookie, which is what the browser sends when the Airflow UI shows this page in its frame.
 """
@@ -15,7 +16,7 @@ import importlib.util
 from pathlib import Path
 from urllib.parse import quote
 
-from airflow.api_fastapi.core_api.security import requires_access_dag
+from airflow.api_fastapi.core_api.security import GetUserDep, requires_access_dag
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
@@ -25,8 +26,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from ghl_shift4shop import monitor
 from ghl_shift4shop.settings import Settings, load_settings
 from ghl_shift4shop.sync import state_store
+from ghl_shift4shop.tenants import NAME, Tenant
 
-DAG_ID = "ghl_shift4shop_sync"
 # Every route takes ``?tenant=T`` (tenants.py); without it, the default tenant.
 TenantParam = Query(None, pattern=r"^[a-z][a-z0-9_]{0,30}$", description="tenant name; default: the default tenant")
 KNOWN_STREAMS = ("contacts", "tasks", "notes", "appointments")
@@ -37,11 +38,20 @@ _templates = Environment(
 )
 _templates.filters["urlquote"] = lambda value: quote(str(value), safe="")
 
+
+
+def _may_read_the_tenants_sync(request: Request, user: GetUserDep) -> None:
+    """Whoever may read a tenant's sync DAG may read its monitor; nobody else, and nobody anonymous."""
+    tenant = request.path_params.get("tenant") or request.query_params.get("tenant") or "default"
+    if not NAME.fullmatch(tenant):
+        raise HTTPException(status_code=404, detail="not found")
+    requires_access_dag("GET", param_dag_id=Tenant.make(tenant).sync_dag_id)(request, user)
+
+
 app = FastAPI(
     title="GHL → Shift4Shop monitor",
     description="Read-only view of the ghl_shift4shop_sync state: watermarks, runs, quarantine, reconciliation.",
-    # Whoever may read the sync DAG may read its monitor; nobody else, and nobody anonymous.
-    dependencies=[Depends(requires_access_dag("GET", param_dag_id=DAG_ID))],
+    dependencies=[Depends(_may_read_the_tenants_sync)],
     docs_url=None,
     redoc_url=None,
     openapi_url=None,

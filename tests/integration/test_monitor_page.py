@@ -78,6 +78,16 @@ def test_sync_leaves_data_docs_and_the_api_server_serves_the_page_without_a_sche
     )
     state.dead_letter("contacts", "dl-contact-1", 503, "Service Unavailable for dl@example.com", {"id": "dl-contact-1"})
 
+    # A second tenant, with its own state and Data Docs: the page shows it when asked with ?tenant=acme.
+    tenants_file = tmp_path / "tenants.yaml"
+    tenants_file.write_text("tenants:\n  - name: default\n  - name: acme\n")
+    monkeypatch.setenv("GHL_S4S_TENANTS_FILE", str(tenants_file))
+    acme = load_settings("acme")
+    state_store(acme).set_watermark("contacts", "2026-03-03T03:03:03.000Z", "acme_run")
+    acme_docs = data_docs_root(acme.data_dir, "acme_run") / "contacts" / "00001"
+    acme_docs.mkdir(parents=True)
+    (acme_docs / "index.html").write_text("<p>acme's Data Docs</p>")
+
     server = ApiServer(tmp_path).start()
     try:
         base = f"{server.url}/ghl-shift4shop"
@@ -168,5 +178,22 @@ def test_sync_leaves_data_docs_and_the_api_server_serves_the_page_without_a_sche
         # The state DB sits four folders above the run's docs: not reachable through them.
         escape = requests.get(f"{base}/data-docs/{quote(run_id, safe='')}/..%2F..%2F..%2F..%2Fstate.db", headers=auth)
         assert escape.status_code == 404
+
+        # Tenant acme: its own watermark, page and Data Docs; an unknown tenant is not found; no access without a token.
+        acme_view = requests.get(f"{base}/api/overview", params={"tenant": "acme"}, headers=auth, timeout=30).json()
+        assert [(m["stream"], m["watermark"]) for m in acme_view["watermarks"]] == [
+            ("contacts", "2026-03-03T03:03:03.000Z")
+        ]
+        assert acme_view["open_quarantine"] == 0 and acme_view["runs"] == []
+        assert requests.get(f"{base}/api/overview", params={"tenant": "nobody"}, headers=auth).status_code == 404
+        assert requests.get(f"{base}/api/overview", params={"tenant": "acme"}).status_code in (401, 403)
+        acme_page = requests.get(f"{base}/", params={"tenant": "acme"}, cookies={"_token": token}, timeout=30)
+        assert "tenant <code>acme</code>" in acme_page.text and bad["id"] not in acme_page.text
+        acme_doc = requests.get(f"{base}/tenants/acme/data-docs/acme_run/contacts/00001/index.html", headers=auth)
+        assert acme_doc.status_code == 200 and "acme's Data Docs" in acme_doc.text
+        assert requests.get(f"{base}/tenants/acme/data-docs/acme_run/contacts/00001/index.html").status_code in (
+            401,
+            403,
+        )
     finally:
         server.stop()
