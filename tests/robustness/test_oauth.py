@@ -135,3 +135,28 @@ def test_oauth_forget_clears_the_stored_tokens(sims, sync_dag, oauth, capsys):
     assert "forgot 1 stored token pair" in capsys.readouterr().out
     with state_store().begin() as conn:
         assert conn.execute(oauth_tokens.select()).all() == []
+
+
+@pytest.mark.profiles("lenient")
+def test_a_tenants_oauth_tokens_are_kept_in_that_tenants_state(sims, tmp_path, monkeypatch):
+    """Tenant acme signs in through its own connection; the pair it is given lands in acme's state only."""
+    from ghl_shift4shop.ghl.oauth import oauth_tokens
+    from ghl_shift4shop.settings import load_settings
+    from ghl_shift4shop.sync import ghl_hook, state_store
+
+    refresh = sims.ghl_state.add_oauth_client(CLIENT_ID, CLIENT_SECRET, location_id=LOCATION_ID)
+    tenants = tmp_path / "tenants.yaml"
+    tenants.write_text("tenants:\n  - name: default\n  - name: acme\n")
+    monkeypatch.setenv("GHL_S4S_TENANTS_FILE", str(tenants))
+    extra = {"location_id": LOCATION_ID, "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET}
+    extra["refresh_token"] = refresh
+    monkeypatch.setenv("AIRFLOW_CONN_GHL_ACME", json.dumps({"conn_type": "http", "host": sims.ghl.url, "extra": extra}))
+    acme = load_settings("acme")
+    assert ghl_hook(acme).location_timezone()  # a real call: the first one refreshes
+    assert len(token_calls(sims)) == 1
+    with state_store(acme).begin() as conn:
+        assert [r.account for r in conn.execute(oauth_tokens.select())] == [f"{CLIENT_ID}:{LOCATION_ID}"]
+    default = state_store(load_settings())
+    with default.begin() as conn:
+        oauth_tokens.create(conn, checkfirst=True)
+        assert conn.execute(oauth_tokens.select()).all() == []

@@ -183,3 +183,16 @@ def test_tenants_on_one_location_share_its_budget_and_on_two_locations_do_not(te
     monkeypatch.setenv("AIRFLOW_CONN_GHL_ACME", _ghl_conn(other))
     acme_elsewhere = GhlHook(settings=load_settings("acme"))
     assert acme_elsewhere.budget._try_once() == 0.0, "another location's budget was spent by this one"
+
+
+def test_operator_commands_act_on_the_tenant_named(tenants_env, capsys):
+    from ghl_shift4shop.__main__ import main
+
+    assert main(["--tenant", "acme", "watermark", "set", "--to", "2026-04-04T00:00:00Z"]) == 0
+    assert main(["watermark", "show"]) == 0
+    assert "no watermarks stored" in capsys.readouterr().out
+    assert main(["--tenant", "acme", "watermark", "show"]) == 0
+    assert "contacts      2026-04-04T00:00:00.000Z" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        main(["--tenant", "nobody", "watermark", "show"])
+    assert "no tenant 'nobody'" in capsys.readouterr().err
