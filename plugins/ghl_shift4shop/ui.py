@@ -39,7 +39,6 @@ _templates = Environment(
 _templates.filters["urlquote"] = lambda value: quote(str(value), safe="")
 
 
-
 def _may_read_the_tenants_sync(request: Request, user: GetUserDep) -> None:
     """Whoever may read a tenant's sync DAG may read its monitor; nobody else, and nobody anonymous."""
     tenant = request.path_params.get("tenant") or request.query_params.get("tenant") or "default"
