@@ -10,7 +10,7 @@ UV := uv==0.13.9
 
 .PHONY: venv demo test lint format sandbox-start sandbox-stop ui watermark quarantine clean lock robustness-report
 
-$(STAMP): requirements.txt requirements-dev.txt requirements.lock
+$(STAMP): requirements.txt requirements-scaleout.txt requirements-dev.txt requirements.lock
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	# uv installs the same pinned set as pip would, faster. --compile-bytecode as pip does: the tests run
 	# with bytecode writing off, so without it every Airflow process compiles its imports (the suite took 2x).
