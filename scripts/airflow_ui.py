@@ -109,29 +109,50 @@ def parts_env(host: str, port: int, login: bool) -> dict[str, str]:
 
 
 class Supervisor:
-    """The parts as child processes, each in its own session; ``stop()`` leaves none of them behind."""
+    """The parts as child processes, each in its own session; ``stop()`` leaves none of them behind.
 
-    def __init__(self, parts: list[str], host: str, port: int, env: dict[str, str], log_dir: Path):
+    A part is named by its ``airflow`` subcommand; ``commands`` may give a part its own argument
+    list (after ``airflow``) and ``part_env`` its own extra environment, e.g. two
+    ``celery worker`` parts with different hostnames (tests/e2e/test_scaleout_celery.py).
+    """
+
+    def __init__(
+        self,
+        parts: list[str],
+        host: str,
+        port: int,
+        env: dict[str, str],
+        log_dir: Path,
+        commands: dict[str, list[str]] | None = None,
+        part_env: dict[str, dict[str, str]] | None = None,
+    ):
         self.parts = parts
         self.host = host
         self.port = port
         self.env = env
         self.log_dir = log_dir
+        self.commands = commands or {}
+        self.part_env = part_env or {}
         self.procs: dict[str, subprocess.Popen] = {}
         self.stopping = threading.Event()
+
+    def command(self, name: str) -> list[str]:
+        if name in self.commands:
+            return [sys.executable, "-m", "airflow", *self.commands[name]]
+        cmd = [sys.executable, "-m", "airflow", name]
+        if name == "api-server":
+            cmd += ["--host", self.host, "--port", str(self.port)]
+        return cmd
 
     def start(self) -> None:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         for name in self.parts:
-            cmd = [sys.executable, "-m", "airflow", name]
-            if name == "api-server":
-                cmd += ["--host", self.host, "--port", str(self.port)]
             log = (self.log_dir / f"{name}.log").open("ab")
             # start_new_session: a terminal's Ctrl-C goes to this supervisor only; the parts get
             # exactly the signals stop() sends, in order.
             self.procs[name] = subprocess.Popen(
-                cmd,
-                env=self.env,
+                self.command(name),
+                env={**self.env, **self.part_env.get(name, {})},
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,

@@ -5,8 +5,11 @@ One place for what many test modules need, so each test says only what differs.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import secrets
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import yaml
@@ -111,3 +114,37 @@ def fresh_state_store(kind: str, tmp_path: Path):
     with eng.begin() as c:
         c.execute(sa.text(f"DROP SCHEMA {schema} CASCADE"))
     eng.dispose()
+
+
+# The server that throw-away Airflow metadata databases (real schedulers, tests/e2e) are made on.
+PG_SERVER = os.environ.get("GHL_S4S_TEST_AIRFLOW_PG", "postgresql+psycopg://postgres@127.0.0.1:5432")
+
+
+def _pg_admin(statement: str) -> None:
+    import pytest
+    import sqlalchemy as sa
+
+    try:
+        engine = sa.create_engine(f"{PG_SERVER}/postgres", isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool)
+        with engine.connect() as conn:
+            conn.execute(sa.text(statement))
+        engine.dispose()
+    except sa.exc.OperationalError as exc:
+        if os.environ.get("CI"):
+            pytest.fail(f"Postgres is not reachable in CI (.ci/run starts it): {exc}")
+        pytest.skip(f"Postgres not reachable at {PG_SERVER} (make test starts it): {exc}")
+
+
+@contextlib.contextmanager
+def postgres_database(prefix: str) -> Iterator[str]:
+    """A fresh database on ``PG_SERVER`` named ``<prefix>_<random>``, dropped (forcibly) afterwards.
+
+    Yields its SQLAlchemy URL (psycopg 3, which serves Airflow's sync and async engines alike).
+    Postgres unreachable fails in CI and skips elsewhere.
+    """
+    name = f"{prefix}_{secrets.token_hex(4)}"
+    _pg_admin(f"CREATE DATABASE {name}")
+    try:
+        yield f"{PG_SERVER}/{name}"
+    finally:
+        _pg_admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")

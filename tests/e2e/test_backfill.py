@@ -26,6 +26,7 @@ from pathlib import Path
 import pytest
 
 from sandbox.seed import generate_contacts
+from tests.builders import postgres_database
 from tests.conftest import LOCATION_ID, ROOT
 
 AIRFLOW = str(Path(sys.executable).with_name("airflow"))
@@ -51,22 +52,7 @@ def _free_port() -> int:
 # Airflow's metadata database. SQLite works with the LocalExecutor, but with a scheduler, a
 # dag-processor, an API server and the CLI writing at once, `backfill create` failed with "database
 # is locked" (twice in a row, a busy timeout of 60 s notwithstanding): a fresh Postgres database per
-# module instead, created and dropped here.
-PG_SERVER = os.environ.get("GHL_S4S_TEST_AIRFLOW_PG", "postgresql+psycopg://postgres@127.0.0.1:5432")
-
-
-def _postgres(statement: str, database: str) -> None:
-    import sqlalchemy as sa
-
-    try:
-        engine = sa.create_engine(f"{PG_SERVER}/postgres", isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool)
-        with engine.connect() as conn:
-            conn.execute(sa.text(statement.format(database)))
-        engine.dispose()
-    except sa.exc.OperationalError as exc:
-        if os.environ.get("CI"):
-            pytest.fail(f"Postgres is not reachable in CI (.ci/run starts it): {exc}")
-        pytest.skip(f"Postgres not reachable at {PG_SERVER} (make test starts it): {exc}")
+# module instead (tests/builders.py).
 
 
 def _signal_group(pgid: int, sig: int) -> None:
@@ -149,8 +135,11 @@ class AirflowStack:
 def stack(_sims, tmp_path_factory):
     """A running scheduler with the sync DAG serialized and unpaused; stopped at the end of the session."""
     home = tmp_path_factory.mktemp("backfill-airflow-home")
-    database = f"airflow_backfill_{secrets.token_hex(4)}"
-    _postgres("CREATE DATABASE {}", database)
+    with postgres_database("airflow_backfill") as db_url:
+        yield from _stack(_sims, home, db_url)
+
+
+def _stack(_sims, home: Path, db_url: str):
     api_port = _free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "GHL_S4S_"))}
     env.update(_sims.connections_env())
@@ -167,8 +156,8 @@ def stack(_sims, tmp_path_factory):
             "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_hex(40),
             "AIRFLOW__API__SECRET_KEY": secrets.token_hex(16),
             "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(_free_port()),
-            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"{PG_SERVER}/{database}",
-            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN_ASYNC": f"{PG_SERVER}/{database}",  # psycopg 3 does both
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": db_url,
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN_ASYNC": db_url,  # psycopg 3 does both
             # Only the backfill's runs: no scheduled run may touch the incremental watermarks.
             "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False",
             "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "1",
@@ -206,7 +195,6 @@ def stack(_sims, tmp_path_factory):
         yield s
     finally:
         s.stop()
-        _postgres("DROP DATABASE IF EXISTS {} WITH (FORCE)", database)
 
 
 def _ts(dt: datetime) -> str:
