@@ -30,6 +30,7 @@ from pathlib import Path
 
 import pytest
 import requests
+import yaml
 
 from sandbox.common import ServerThread, free_port
 from sandbox.ghl import GhlState
@@ -51,6 +52,8 @@ pytestmark = [
 # the whole deployment is the cost, and what it checks does not depend on the reading.
 PROFILE = "strict"
 
+# The default tenant (the CONTRACT's DAG and connection ids) beside two more (tenants.py's rules).
+TENANTS = ("default", "acme", "globex")
 CONTACTS_PER_TENANT = 30
 INVALID_PER_TENANT = 2  # no e-mail: quarantined by validation, never a store customer
 WORKERS = ("worker-1", "worker-2")
@@ -279,7 +282,8 @@ def deployment_env(home: Path, api_port: int, airflow_db: str, state_db: str, br
             "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
             "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
             "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "plugins")]),
-            "GHL_S4S_STATE_URL": state_db.replace("+psycopg:", "+psycopg2:"),
+            "GHL_S4S_STATE_URL": state_db.replace("+psycopg:", "+psycopg2:"),  # tenant T: schema ghl_s4s__T
+            "GHL_S4S_TENANTS_FILE": str(home / "tenants.yaml"),
             "GHL_S4S_DATA_DIR": str(home / "data"),  # one volume for every worker (compose: `batches`)
             "GHL_S4S_RATE_BACKEND": f"{REDIS}/{budget_db}",
             "GHL_S4S_WATERMARK_LAG_SECONDS": "0",
@@ -292,8 +296,7 @@ def deployment_env(home: Path, api_port: int, airflow_db: str, state_db: str, br
 
 @pytest.fixture(scope="module")
 def tenants():
-    names = ["default"]
-    started = [Tenant(name, seed=41 + i).start(PROFILE) for i, name in enumerate(names)]
+    started = [Tenant(name, seed=41 + i).start(PROFILE) for i, name in enumerate(TENANTS)]
     yield started
     for t in started:
         t.stop()
@@ -309,6 +312,8 @@ def deployment(tenants, tmp_path_factory):
     ):
         api_port = free_port()
         env = deployment_env(home, api_port, airflow_db, state_db, broker_db, budget_db)
+        # Every entry takes the interface's defaults: connections ghl_T / shift4shop_T, pools ghl_api__T ...
+        (home / "tenants.yaml").write_text(yaml.safe_dump({"tenants": [{"name": t.name} for t in tenants]}))
         for t in tenants:
             env.update(t.connections_env())
         t0 = time.monotonic()
@@ -376,6 +381,17 @@ def _wait_for_runs(dep: Deployment, runs: dict[str, str]) -> dict[str, str]:
         time.sleep(1)
 
 
+def _query(dep: Deployment, sql: str) -> list[dict]:
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(dep.env["GHL_S4S_STATE_URL"], poolclass=sa.pool.NullPool)
+    try:
+        with engine.connect() as conn:
+            return [dict(row._mapping) for row in conn.execute(sa.text(sql))]
+    finally:
+        engine.dispose()
+
+
 # -- reading the simulators' request logs ------------------------------------------------------------
 def max_in_sliding_window(stamps: list[float], window_s: float) -> int:
     """The most requests any span of ``window_s`` seconds holds."""
@@ -430,12 +446,15 @@ def test_celery_workers_sync_every_tenant_once_within_every_limit(deployment, te
 
     # Both workers ran task instances (each names itself through hostname_callable).
     hosts: dict[str, int] = {}
+    durations: list[str] = []
     for dag_id, run_id in runs.items():
         tis = dep.api("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances", params={"limit": 1000})
         for ti in tis.json()["task_instances"]:
+            durations.append(f"{ti['task_id']}[{ti['map_index']}] {ti['duration'] or 0:.1f}")
             if ti["state"] == "success":
                 hosts[ti["hostname"]] = hosts.get(ti["hostname"], 0) + 1
     print(f"scale-out: task instances per worker {hosts}")
+    print("scale-out: task instance durations " + ", ".join(durations))
     assert set(hosts) == set(WORKERS), hosts
 
     for t in tenants:
@@ -446,6 +465,11 @@ def test_celery_workers_sync_every_tenant_once_within_every_limit(deployment, te
         assert set(emails) == t.valid_emails(), f"{t.name}: store differs from the valid contacts"
         ids = {c["id"] for c in t.contacts if c.get("email")}
         assert sorted(c["AdditionalField1"] for c in customers) == sorted(ids), t.name
+
+        # Its state is its own: the default tenant's in the database's own schema, T's in ghl_s4s__T.
+        schema = "public" if t.name == "default" else f"ghl_s4s__{t.name}"
+        marks = _query(dep, f"SELECT stream FROM {schema}.watermarks")
+        assert "contacts" in {m["stream"] for m in marks}, f"{t.name}: no contacts watermark in {schema}"
 
         ghl_log = t.ghl_state.request_log.snapshot()
         s4s_log = t.s4s_state.request_log.snapshot()
