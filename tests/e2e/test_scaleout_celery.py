@@ -72,6 +72,9 @@ CLIENT_BUDGETS = {
     "GHL_S4S_SHIFT4SHOP_BURST": "8",  # 8 + 1.6 t ≤ 10 + 2 t
     "GHL_S4S_SHIFT4SHOP_RATE_PER_S": "1.6",
 }
+# Two batches a tenant, so two of its GHL fetch tasks run side by side (pool ghl_api: 2 slots),
+# mostly on different workers: only a budget both workers share keeps the location in its limit.
+BATCH_SIZE = 15
 
 
 # -- one tenant: its GHL location and its store, each a simulator with limits on ----------------------
@@ -288,6 +291,7 @@ def deployment_env(home: Path, api_port: int, airflow_db: str, state_db: str, br
             "GHL_S4S_RATE_BACKEND": f"{REDIS}/{budget_db}",
             "GHL_S4S_WATERMARK_LAG_SECONDS": "0",
             "GHL_S4S_DATA_DOCS": "0",
+            "GHL_S4S_BATCH_SIZE": str(BATCH_SIZE),
             **CLIENT_BUDGETS,
         }
     )
