@@ -73,7 +73,9 @@ CLIENT_BUDGETS = {
     "GHL_S4S_SHIFT4SHOP_RATE_PER_S": "1.6",
 }
 # Two batches a tenant, so two of its GHL fetch tasks run side by side (pool ghl_api: 2 slots),
-# mostly on different workers: only a budget both workers share keeps the location in its limit.
+# mostly on different workers, spending one location's budget (Redis). The client also slows down
+# when GHL's X-RateLimit-Remaining runs low, and a run with a budget per worker (SQLite each) was
+# seen to keep within the limit too: the window check shows both together, not the sharing alone.
 BATCH_SIZE = 15
 
 
