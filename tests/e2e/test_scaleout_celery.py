@@ -12,9 +12,11 @@ The same programs the compose file runs, started here as processes of this machi
   values (``GHL_LIMIT``, ``STORE_LIMIT``) with the client's budgets scaled the same way.
 
 The syncs are triggered at once through the REST API (a JWT from ``/auth/token``), as an operator's
-script would. Then: every run succeeded; both workers ran task instances; each store holds
-exactly its own tenant's valid contacts, once each; and no location's or store's limit was
-exceeded in any window, read from the simulators' own request logs.
+script would. Then: every run succeeded; both workers ran task instances; the budgets spent were
+the ones in Redis; each store holds exactly its own tenant's valid contacts, once each, and each
+tenant's watermarks are in its own state schema; and no location's or store's limit was exceeded
+in any window by the requests the client sent, read from the simulators' own request logs.
+Everything started is stopped (none may be left) and the databases are dropped.
 """
 
 from __future__ import annotations
