@@ -44,6 +44,7 @@ from sandbox.__main__ import GHL_TOKEN, LOCATION_ID, connections  # noqa: E402
 
 GHL_PAGE = 500  # the search page size the sync asks for (settings.ghl_page_limit)
 TASK_IDS_PER_SEARCH = 100  # children.TASK_IDS_PER_SEARCH
+TASK_SEARCH_LIMIT = 100  # tasks per page the task search returns (ghl.hook.TASK_SEARCH_LIMIT)
 STORE_CHUNK = 100  # bulk PUT size (settings.shift4shop_put_chunk)
 # The documented limits: GHL 100 requests per 10 s per location; the store's leaky bucket of 50 leaking 2/s.
 GHL_BURST, GHL_WINDOW_S = 100, 10.0
@@ -112,6 +113,21 @@ class Sandbox:
 
     def calendars(self) -> int:
         return int(requests.get(self.url("ghl", "/_sim/calendars"), params={"limit": 1}, timeout=60).json()["total"])
+
+    def admin_list(self, key: str) -> list[dict]:
+        rows: list[dict] = []
+        while True:
+            page = requests.get(self.url("ghl", f"/_sim/{key}"), params={"offset": len(rows), "limit": 10000}, timeout=300)
+            got = page.json()[key]
+            rows.extend(got)
+            if not got or len(rows) >= page.json()["total"]:
+                return rows
+
+    def tasks_per_contact(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for t in self.admin_list("tasks"):
+            out[t.get("contactId")] = out.get(t.get("contactId"), 0) + 1
+        return out
 
     def stop(self) -> None:
         self.proc.terminate()
@@ -194,7 +210,12 @@ def run_child(args: list[str], env: dict) -> tuple[dict, float, float]:
     import psutil
 
     started = time.monotonic()
-    proc = subprocess.Popen([sys.executable, __file__, *args], env=env, cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    logs = Path(env["GHL_S4S_DATA_DIR"]).parent / "logs"
+    logs.mkdir(exist_ok=True)
+    err = (logs / f"{'-'.join(a.strip('-') for a in args)}.log").open("a")
+    proc = subprocess.Popen(
+        [sys.executable, __file__, *args], env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=err, text=True
+    )
     peak = 0
     ps = psutil.Process(proc.pid)
     while proc.poll() is None:
@@ -206,8 +227,9 @@ def run_child(args: list[str], env: dict) -> tuple[dict, float, float]:
         time.sleep(0.1)
     out = proc.stdout.read()
     wall = time.monotonic() - started
+    err.close()
     if proc.returncode:
-        raise RuntimeError(f"bench.py {' '.join(args)} exited {proc.returncode}")
+        raise RuntimeError(f"bench.py {' '.join(args)} exited {proc.returncode}; see {err.name}")
     answer = json.loads(out.strip().splitlines()[-1])
     return answer, wall, max(peak / 2**20, answer.get("ru_maxrss_mb", 0))
 
@@ -280,24 +302,23 @@ def child_naive(since: str | None) -> dict:
 # ---- phases -----------------------------------------------------------------------------------------
 
 
-def lower_bounds(n: int, calendars: int) -> dict:
-    """Fewest calls each API allows for n contacts: search pages, task searches, a notes call per
-    contact, the calendar list and one events call per calendar; the store's bulk writes of 100."""
-    ghl = math.ceil(n / GHL_PAGE) + math.ceil(n / TASK_IDS_PER_SEARCH) + n + 1 + calendars
-    return {"ghl": ghl, "s4s": math.ceil(n / STORE_CHUNK)}
+def lower_bounds(n: int, valid: int, tasks: int, calendars: int) -> dict:
+    """Fewest calls each API allows for n contacts changed (``valid`` of them pass validation, and
+    they have ``tasks`` tasks): the search's pages; task searches of 100 ids and 100 tasks a page;
+    one notes call per valid contact; the calendar list and one events call per calendar; the
+    store's bulk writes of 100 (PUT, or POST as the sync sends new customers)."""
+    ghl = {
+        "search": math.ceil(n / GHL_PAGE),
+        "tasks": max(math.ceil(valid / TASK_IDS_PER_SEARCH), math.ceil(tasks / TASK_SEARCH_LIMIT)),
+        "notes": valid,
+        "calendars": 1 + calendars,
+    }
+    return {"ghl": sum(ghl.values()), "ghl_kinds": ghl, "s4s": math.ceil(valid / STORE_CHUNK)}
 
 
-def touch(sbx: Sandbox, share: float, seed: int = 11) -> int:
+def touch(sbx: Sandbox, share: float, seed: int = 11) -> list[str]:
     """Change a share of the contacts through the GHL API (a new city), as a user would."""
-    rows: list[dict] = []
-    offset = 0
-    while True:
-        page = requests.get(sbx.url("ghl", "/_sim/contacts"), params={"offset": offset, "limit": 10000}, timeout=120)
-        got = page.json()["contacts"]
-        rows.extend({"id": c["id"]} for c in got)
-        offset += len(got)
-        if not got or offset >= page.json()["total"]:
-            break
+    rows = [{"id": c["id"]} for c in sbx.admin_list("contacts")]
     picks = random.Random(seed).sample(rows, max(1, int(len(rows) * share)))
     headers = {"Authorization": f"Bearer {GHL_TOKEN}", "Version": "2021-07-28"}
     session = requests.Session()
@@ -307,13 +328,14 @@ def touch(sbx: Sandbox, share: float, seed: int = 11) -> int:
 
     with ThreadPoolExecutor(8) as pool:
         list(pool.map(put, picks))
-    return len(picks)
+    return [c["id"] for c in picks]
 
 
 def calls_phase(n: int, work: Path, args) -> dict:
     sbx = Sandbox(work, n)
     try:
         calendars = sbx.calendars()
+        tasks = sbx.tasks_per_contact()
         sbx.clear()
         env = sync_env(sbx, work, limits=False, data_docs=args.data_docs)
         res: dict = {"n": n, "calendars": calendars}
@@ -321,18 +343,23 @@ def calls_phase(n: int, work: Path, args) -> dict:
         first, wall, rss = run_child(["_sync", "--run-id", "first"], env)
         res["first"] = {"sync": count_calls(sbx), "wall": wall, "rss": rss, "stages": first["stages"], "load": load}
         res["first"]["summary"] = first["summary"]
-        res["first"]["lb"] = lower_bounds(n, calendars)
+        valid = first["summary"]["valid"]
+        res["first"]["lb"] = lower_bounds(n, valid, sum(tasks.values()), calendars)
         naive_n = min(n, args.naive_max)
         if naive_n:
             res["first"]["naive"] = naive(sbx, env, None, naive_n, n)
         time.sleep(1.1)  # the touched contacts' dateUpdated must be after the first run's watermark
         t0 = time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime(time.time() - 0.5))
-        changed = touch(sbx, args.delta_share)
+        changed_ids = touch(sbx, args.delta_share)
+        changed = len(changed_ids)
         sbx.clear()
         load = uptime()
         delta, wall, rss = run_child(["_sync", "--run-id", "delta"], env)
         res["delta"] = {"sync": count_calls(sbx), "wall": wall, "rss": rss, "stages": delta["stages"], "load": load}
-        res["delta"].update(summary=delta["summary"], changed=changed, lb=lower_bounds(changed, calendars))
+        res["delta"].update(summary=delta["summary"], changed=changed)
+        res["delta"]["lb"] = lower_bounds(
+            changed, delta["summary"]["valid"], sum(tasks.get(c, 0) for c in changed_ids), calendars
+        )
         if naive_n:
             res["delta"]["naive"] = naive(sbx, env, t0, changed, changed)
         return res
@@ -539,21 +566,27 @@ def main() -> int:
     ap.add_argument("--budget-scale", type=float, default=10.0, help="time-scale of the limits (x faster)")
     ap.add_argument("--data-docs", action="store_true", help="build GX Data Docs as production does")
     ap.add_argument("--json", help="also write the raw figures here")
+    ap.add_argument("--work", help="keep the simulators' and the sync's files here (default: a temporary folder)")
     args = ap.parse_args()
 
-    if args.cmd == "_sync":
-        print(json.dumps(child_sync(args.run_id), default=str))
-        return 0
-    if args.cmd == "_naive":
-        print(json.dumps(child_naive(args.since)))
+    if args.cmd in ("_sync", "_naive"):
+        answer_to = os.fdopen(os.dup(1), "w")
+        os.dup2(2, 1)  # whatever the stages print (structlog writes to stdout) goes to the log file
+        answer = child_sync(args.run_id) if args.cmd == "_sync" else child_naive(args.since)
+        answer_to.write(json.dumps(answer, default=str) + "\n")
+        answer_to.close()
         return 0
 
+    import logging
+
+    logging.disable(logging.WARNING)  # GX and the stages log per batch; the table is the output
     sizes = [100_000, 1_000_000] if args.full else [int(x) for x in args.sizes.split(",") if x]
     skip = {x for x in args.skip.split(",") if x}
     results: dict = {"machine": f"{os.cpu_count()} cores, {uptime()} at start"}
     print(f"bench: sizes {sizes}, {results['machine']}", flush=True)
     with tempfile.TemporaryDirectory(prefix="ghl-s4s-bench-") as tmp:
-        work = Path(tmp)
+        work = Path(args.work or tmp)
+        work.mkdir(parents=True, exist_ok=True)
         if "calls" not in skip:
             results["calls"] = []
             for n in sizes:
@@ -561,6 +594,7 @@ def main() -> int:
                 d.mkdir()
                 print(f"calls/RSS/wall at {n:,} contacts ...", flush=True)
                 results["calls"].append(calls_phase(n, d, args))
+                print_report({"calls": results["calls"][-1:]})
         if "throughput" not in skip:
             print(f"throughput over {args.throughput_rows:,} contacts ...", flush=True)
             (work / "tp").mkdir()
