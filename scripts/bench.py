@@ -405,6 +405,10 @@ def throughput_phase(rows: int, work: Path, batch: int) -> dict:
     del contacts
 
     def run(run_id: str) -> tuple[float, float]:
+        from ghl_shift4shop import mapping as mapping_module
+
+        if hasattr(mapping_module, "_phone"):
+            mapping_module._phone.cache_clear()  # each run parses its numbers afresh, as a new task would
         tv = tt = 0.0
         for ref in refs:
             t = time.monotonic()
