@@ -268,7 +268,7 @@ def child_sync(run_id: str) -> dict:
     return {"summary": summary, "stages": stages, "ru_maxrss_mb": _maxrss_mb()}
 
 
-def child_naive(since: str | None) -> dict:
+def child_naive(since: str | None, limit: int) -> dict:
     """The per-record flow the sync replaced: search, then per contact GET, look up by e-mail, PUT or POST."""
     from ghl_shift4shop.ghl.hook import GhlHook
     from ghl_shift4shop.mapping import load_mapping
@@ -298,9 +298,11 @@ def child_naive(since: str | None) -> dict:
         for page in ghl.iter_contacts_updated(
             since=since or "1970-01-01T00:00:00.000Z", until=None, page_limit=GHL_PAGE
         ):
-            ids = [c["id"] for c in page.contacts if c.get("id")]
+            ids = [c["id"] for c in page.contacts if c.get("id")][: limit - done]
             list(pool.map(one, ids))
             done += len(ids)
+            if done >= limit:
+                break
     return {"contacts": done, "ru_maxrss_mb": _maxrss_mb()}
 
 
@@ -350,9 +352,8 @@ def calls_phase(n: int, work: Path, args) -> dict:
         res["first"]["summary"] = first["summary"]
         valid = first["summary"]["valid"]
         res["first"]["lb"] = lower_bounds(n, valid, sum(tasks.values()), calendars)
-        naive_n = min(n, args.naive_max)
-        if naive_n:
-            res["first"]["naive"] = naive(sbx, env, None, naive_n, n)
+        if args.naive_max:
+            res["first"]["naive"] = naive(sbx, env, None, min(n, args.naive_max))
         time.sleep(1.1)  # the touched contacts' dateUpdated must be after the first run's watermark
         t0 = time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime(time.time() - 0.5))
         changed_ids = touch(sbx, args.delta_share)
@@ -365,18 +366,16 @@ def calls_phase(n: int, work: Path, args) -> dict:
         res["delta"]["lb"] = lower_bounds(
             changed, delta["summary"]["valid"], sum(tasks.get(c, 0) for c in changed_ids), calendars
         )
-        if naive_n:
-            res["delta"]["naive"] = naive(sbx, env, t0, changed, changed)
+        if args.naive_max:
+            res["delta"]["naive"] = naive(sbx, env, t0, min(changed, args.naive_max))
         return res
     finally:
         sbx.stop()
 
 
-def naive(sbx: Sandbox, env: dict, since: str | None, limit: int, n: int) -> dict:
-    """The naive flow's calls over ``n`` contacts (run over all of them when limit >= n)."""
-    if limit < n:
-        return {"skipped": f"not run over {n} contacts (--naive-max {limit})"}
-    answer, wall, _ = run_child(["_naive", *(["--since", since] if since else [])], env)
+def naive(sbx: Sandbox, env: dict, since: str | None, limit: int) -> dict:
+    """The naive flow's calls over the first ``limit`` contacts of the search (per 1,000 it is linear)."""
+    answer, wall, _ = run_child(["_naive", "--limit", str(limit), *(["--since", since] if since else [])], env)
     calls = count_calls(sbx)
     return {"calls": calls, "contacts": answer["contacts"], "wall": wall}
 
@@ -531,13 +530,14 @@ def print_calls(results: dict) -> None:
             p = r[phase]
             n = r["n"] if phase == "first" else p["changed"]
             nv = p.get("naive") or {}
-            ghl_n = per_k(nv["calls"]["ghl"]["total"], nv["contacts"]) if "calls" in nv else "n/r"
-            s4s_n = per_k(nv["calls"]["s4s"]["total"], nv["contacts"]) if "calls" in nv else "n/r"
+            ghl_n = per_k(nv["calls"]["ghl"]["total"], nv["contacts"]) if nv else "not run"
+            s4s_n = per_k(nv["calls"]["s4s"]["total"], nv["contacts"]) if nv else "not run"
             ghl, s4s = per_k(p["sync"]["ghl"]["total"], n), per_k(p["sync"]["s4s"]["total"], n)
             print(
                 f"{r['n']:>9,} {phase:<6} {n:>9,} {ghl:>9} {per_k(p['lb']['ghl'], n):>7} "
                 f"{ghl_n:>10} {s4s:>11} {per_k(p['lb']['s4s'], n):>9} {s4s_n:>12}  "
                 f"{p['sync']['ghl']['kinds']} / {p['sync']['s4s']['kinds']}"
+                + (f" (naive over {nv['contacts']:,})" if nv else "")
             )
     print("\n## Full sync, limits off (peak RSS of the sync process; wall incl. imports)")
     print(
@@ -592,11 +592,14 @@ def main() -> int:
     s.add_argument("--run-id", required=True)
     nv = sub.add_parser("_naive")
     nv.add_argument("--since")
+    nv.add_argument("--limit", type=int, required=True)
     ap.add_argument("--sizes", default="1000,10000", help="contacts per size, comma-separated")
     ap.add_argument("--full", action="store_true", help="sizes 100000,1000000")
     ap.add_argument("--skip", default="", help=f"phases to skip, of {','.join(PHASES)}")
     ap.add_argument("--delta-share", type=float, default=0.1, help="share of contacts changed before the delta")
-    ap.add_argument("--naive-max", type=int, default=10_000, help="run the naive flow up to this many contacts")
+    ap.add_argument(
+        "--naive-max", type=int, default=2000, help="run the naive flow over this many contacts at most (0: not at all)"
+    )
     ap.add_argument("--throughput-rows", type=int, default=20_000)
     ap.add_argument("--batch", type=int, default=5000)
     ap.add_argument("--budget-contacts", type=int, default=5000)
@@ -609,7 +612,7 @@ def main() -> int:
     if args.cmd in ("_sync", "_naive"):
         answer_to = os.fdopen(os.dup(1), "w")
         os.dup2(2, 1)  # whatever the stages print (structlog writes to stdout) goes to the log file
-        answer = child_sync(args.run_id) if args.cmd == "_sync" else child_naive(args.since)
+        answer = child_sync(args.run_id) if args.cmd == "_sync" else child_naive(args.since, args.limit)
         answer_to.write(json.dumps(answer, default=str) + "\n")
         answer_to.close()
         return 0
