@@ -244,6 +244,24 @@ class StateStore:
         if conn.execute(sa.update(table).where(where).values(**values)).rowcount == 0:
             conn.execute(sa.insert(table).values(**values))
 
+    def _upsert_many(self, conn: sa.Connection, table: sa.Table, rows: list[dict], keys: list[str]) -> None:
+        """:meth:`_upsert` for many rows: one executemany per 1,000 on SQLite and Postgres (a row at a
+        time cost about 2 ms each, most of the transform's time with 15,000 CRM parts a batch)."""
+        dialect = conn.dialect.name
+        if not rows:
+            return
+        if dialect not in ("sqlite", "postgresql"):
+            for values in rows:
+                self._upsert(conn, table, values, keys)
+            return
+        mod = sa.dialects.sqlite if dialect == "sqlite" else sa.dialects.postgresql
+        stmt = mod.insert(table)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=keys, set_={k: stmt.excluded[k] for k in rows[0] if k not in keys}
+        )
+        for i in range(0, len(rows), 1000):
+            conn.execute(stmt, rows[i : i + 1000])
+
     def _delete_keys(self, table: sa.Table, stream: str, key: str, ids: Iterable[str]) -> None:
         """Delete ``stream``'s rows whose ``key`` column is one of ``ids`` (500 at a time)."""
         ids = list(ids)
@@ -450,14 +468,12 @@ class StateStore:
 
     def save_parts(self, rows: Iterable[tuple[str, str, tuple[str, str]]]) -> None:
         now = utcnow()
+        values = [
+            {"contact_id": contact_id, "stream": stream, "head": head, "text": text, "updated_at": now}
+            for contact_id, stream, (head, text) in rows
+        ]
         with self.begin() as conn:
-            for contact_id, stream, (head, text) in rows:
-                self._upsert(
-                    conn,
-                    crm_parts,
-                    {"contact_id": contact_id, "stream": stream, "head": head, "text": text, "updated_at": now},
-                    ["contact_id", "stream"],
-                )
+            self._upsert_many(conn, crm_parts, values, ["contact_id", "stream"])
 
     def mapped_for_match_keys(self, stream: str, keys: Iterable[str]) -> list[MappedId]:
         """Every id-map row of ``stream`` whose match key is one of ``keys`` (e.g. tasks of contacts)."""
