@@ -22,6 +22,7 @@ Prints one table of figures and never fails on a time (a run that breaks still e
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
@@ -640,7 +641,8 @@ def main() -> int:
                 d.mkdir()
                 print(f"calls/RSS/wall at {n:,} contacts ...", flush=True)
                 results["calls"].append(calls_phase(n, d, args))
-                print_report({"calls": results["calls"][-1:]})
+                with contextlib.redirect_stdout(sys.stderr):  # progress; the table comes once, at the end
+                    print_report({"calls": results["calls"][-1:]})
         if "throughput" not in skip:
             print(f"throughput over {args.throughput_rows:,} contacts ...", flush=True)
             (work / "tp").mkdir()
