@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 TEST_WORKERS ?= 2
 UV := uv==0.13.9
 
-.PHONY: venv demo test lint format sandbox-start sandbox-stop ui watermark quarantine clean lock robustness-report
+.PHONY: venv demo test bench lint format sandbox-start sandbox-stop ui watermark quarantine clean lock robustness-report
 
 $(STAMP): requirements.txt requirements-scaleout.txt requirements-dev.txt requirements.lock
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -30,6 +30,11 @@ test: venv
 	./scripts/browser.sh
 	$(PY) -m ruff check .
 	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadgroup --durations=30
+
+## Print the benchmark table (BENCHMARKS.md): calls per 1,000 contacts, rate-budget use, throughput,
+## peak RSS and wall time. Quick run at 1k/10k (~5 min); BENCH_ARGS="--full" for 100k/1M. Never fails on a time.
+bench: venv
+	$(PY) scripts/bench.py $(BENCH_ARGS)
 
 lint: venv
 	$(PY) -m ruff check .

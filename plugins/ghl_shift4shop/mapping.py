@@ -10,7 +10,7 @@ import json
 import re
 import unicodedata
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, lru_cache
 from pathlib import Path
 
 import phonenumbers
@@ -31,6 +31,8 @@ class MappingError(PermanentError, ValueError):
 
 def clean_text(value: str) -> str:
     """NFC, no NUL or control characters, single spaces, trimmed."""
+    if value.isascii() and value.isprintable() and "  " not in value and value == value.strip():
+        return value  # already clean: ASCII is NFC, printable means no controls, tabs or newlines
     value = unicodedata.normalize("NFC", value)
     value = _CONTROL.sub("", value)
     return _SPACES.sub(" ", value).strip()
@@ -38,7 +40,13 @@ def clean_text(value: str) -> str:
 
 def normalize_phone(value: str, country: str | None) -> str:
     """E.164 when the number parses (using the contact's country for local forms); else cleaned."""
-    region = country.upper() if country and len(country) == 2 else "US"
+    return _phone(value, country.upper() if country and len(country) == 2 else "US")
+
+
+@lru_cache(maxsize=20_000)
+def _phone(value: str, region: str) -> str:
+    # Cached per distinct (value, region): parsing is the costliest step of the transform, and
+    # shared numbers (a switchboard, a placeholder) come again and again.
     try:
         parsed = phonenumbers.parse(value, region)
         if phonenumbers.is_possible_number(parsed):
@@ -96,8 +104,13 @@ class Mapping:
         """One source record (with derived columns) → one target payload, cut to store limits."""
         out: dict = {}
         for rule in self.rules:
-            value = next((record.get(s) for s in rule.sources if not _is_empty(record.get(s))), None)
-            if _is_empty(value):
+            value = None
+            for source in rule.sources:
+                candidate = record.get(source)
+                if not _is_empty(candidate):
+                    value = candidate
+                    break
+            else:
                 value = rule.default
             if isinstance(value, str):
                 for step in rule.normalize:

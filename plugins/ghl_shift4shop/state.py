@@ -262,7 +262,9 @@ class StateStore:
             mod = sa.dialects.sqlite if dialect == "sqlite" else sa.dialects.postgresql
             stmt = mod.insert(table)
             update = {k: stmt.excluded[k] for k in batch[0] if k not in keys and k not in keep}
-            conn.execute(stmt.on_conflict_do_update(index_elements=keys, set_=update), batch)
+            stmt = stmt.on_conflict_do_update(index_elements=keys, set_=update)
+            for i in range(0, len(batch), 1000):  # a bounded statement, whatever the batch size
+                conn.execute(stmt, batch[i : i + 1000])
             return
         for values in batch:
             where = sa.and_(*(table.c[k] == values[k] for k in keys))
@@ -475,16 +477,12 @@ class StateStore:
 
     def save_parts(self, rows: Iterable[tuple[str, str, tuple[str, str]]]) -> None:
         now = utcnow()
+        values = [
+            {"contact_id": contact_id, "stream": stream, "head": head, "text": text, "updated_at": now}
+            for contact_id, stream, (head, text) in rows
+        ]
         with self.begin() as conn:
-            self._upsert_many(
-                conn,
-                crm_parts,
-                (
-                    {"contact_id": contact_id, "stream": stream, "head": head, "text": text, "updated_at": now}
-                    for contact_id, stream, (head, text) in rows
-                ),
-                ["contact_id", "stream"],
-            )
+            self._upsert_many(conn, crm_parts, values, ["contact_id", "stream"])
 
     def mapped_for_match_keys(self, stream: str, keys: Iterable[str]) -> list[MappedId]:
         """Every id-map row of ``stream`` whose match key is one of ``keys`` (e.g. tasks of contacts)."""

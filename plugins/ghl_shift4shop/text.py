@@ -14,7 +14,7 @@ def utf16_len(text: str) -> int:
 
 def cut(text: str, limit: int, *, ellipsis: bool = False) -> str:
     """The longest prefix of ``text`` within ``limit`` UTF-16 units (ending in … if cut and asked)."""
-    if utf16_len(text) <= limit:
+    if 2 * len(text) <= limit or utf16_len(text) <= limit:  # no character takes more than 2 units
         return text
     budget = limit - 1 if ellipsis else limit
     out, used = [], 0

@@ -5,8 +5,16 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from ghl_shift4shop.mapping import MappingError, load_mapping, normalize_country, normalize_phone, payload_hash
+from ghl_shift4shop.mapping import (
+    MappingError,
+    clean_text,
+    load_mapping,
+    normalize_country,
+    normalize_phone,
+    payload_hash,
+)
 from ghl_shift4shop.shift4shop.fields import CUSTOMER_MAX_LENGTHS
+from ghl_shift4shop.text import cut
 from ghl_shift4shop.transform import transform_records
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -86,6 +94,28 @@ def test_control_characters_and_unicode():
     assert p["BillingFirstName"] == "John"
     assert p["BillingLastName"] == "O'Brien Smith"
     assert p["BillingCompany"] == "شركة 🚀"
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("Jo Ann", "Jo Ann"),  # clean ASCII comes back as it is
+        ("Jo  Ann", "Jo Ann"),
+        (" Jo Ann", "Jo Ann"),
+        ("Jo\tAnn\n", "Jo Ann"),
+        ("Jo\x7fAnn\x1b", "JoAnn"),
+        ("Jose\u0301", "Jos\u00e9"),  # NFC
+    ],
+)
+def test_clean_text_ascii_edge_cases(raw, expected):
+    assert clean_text(raw) == expected
+
+
+def test_cut_counts_utf16_units_near_the_limit():
+    assert cut("a" * 25, 50) == "a" * 25
+    assert cut("🚀" * 25, 50) == "🚀" * 25
+    assert cut("🚀" * 26, 50) == "🚀" * 25
+    assert cut("a" + "🚀" * 25, 50) == "a" + "🚀" * 24
 
 
 @pytest.mark.parametrize(

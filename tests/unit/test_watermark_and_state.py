@@ -138,6 +138,18 @@ def test_batch_writes_keep_first_seen_and_let_the_last_row_of_a_key_win(store):
     assert store.pending("contacts") == {"g5": {"email": "f@x.io"}, "g6": {}}
 
 
+def test_crm_parts_are_upserted_in_bulk_and_the_last_write_wins(store):
+    store.save_parts([(f"c{i}", "notes", ("n", f"note {i}")) for i in range(2500)])  # three executemany chunks
+    store.save_parts(
+        [("c1", "notes", ("n", "newer")), ("c1", "tasks", ("t", "a task")), ("c1", "notes", ("n", "newest"))]
+    )
+    parts = store.get_parts(["c0", "c1", "c2499", "nope"])
+    assert parts["c0"] == {"notes": ("n", "note 0")} and parts["c2499"] == {"notes": ("n", "note 2499")}
+    assert parts["c1"] == {"notes": ("n", "newest"), "tasks": ("t", "a task")}
+    assert "nope" not in parts
+    store.save_parts([])
+
+
 def test_every_setting_is_read_from_its_environment_variable(monkeypatch):
     from dataclasses import fields
 

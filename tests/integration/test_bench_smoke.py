@@ -1,0 +1,41 @@
+"""`make bench`'s counting, on a tiny sync: the bench's call counts are the simulators' logs, and the
+sync's own counters (the run summary) agree with them call for call.
+
+The bench itself starts the simulators and the sync in subprocesses (minutes); this runs the same
+``child_sync`` (the sync's task functions in the DAG's order) in this process against the test
+simulators, then the bench's tally and table.
+"""
+
+from __future__ import annotations
+
+from scripts import bench
+from tests.builders import seed_ghl
+from tests.conftest import LOCATION_ID
+
+
+def test_bench_counts_are_the_simulators_logs_and_match_the_syncs_counters(sims, capsys):
+    _, crm = seed_ghl(sims, 30, location_id=LOCATION_ID)
+    sims.clear_logs()
+
+    answer = bench.child_sync("smoke")
+
+    ghl = bench.tally("ghl", sims.ghl_requests())
+    s4s = bench.tally("s4s", sims.s4s_requests())
+    summary = answer["summary"]
+    assert summary["failed_streams"] == "none" and summary["created"] == 30
+    # The bench reads the servers' logs; the sync counts its own requests: they agree exactly.
+    assert ghl["total"] == summary["calls_ghl"] > 30  # a notes call per contact, and more
+    assert s4s["total"] == summary["calls_shift4shop"] > 0
+    assert sum(ghl["kinds"].values()) == ghl["total"] and sum(s4s["kinds"].values()) == s4s["total"]
+    assert ghl["kinds"]["notes"] == 30 and ghl["kinds"]["search"] == 1
+    assert s4s["kinds"]["POST customers"] == 1  # 30 new customers in one array POST
+
+    lb = bench.lower_bounds(30, 30, len(crm["tasks"]), len(crm["calendars"]))
+    assert lb["ghl_kinds"]["notes"] == 30 and lb["s4s"] == 1
+    assert ghl["total"] >= lb["ghl"] and s4s["total"] >= lb["s4s"]
+
+    phase = {"sync": {"ghl": ghl, "s4s": s4s}, "lb": lb, "wall": 1.0, "rss": 1.0, "stages": {}, "load": "load -"}
+    bench.print_report({"calls": [{"n": 30, "first": phase, "delta": {**phase, "changed": 30}}]})
+    row = next(line for line in capsys.readouterr().out.splitlines() if " first " in line)
+    per_thousand = [f"{1000 * ghl['total'] / 30:,.0f}", f"{1000 * lb['ghl'] / 30:,.0f}"]
+    assert row.split()[3:5] == per_thousand, row
