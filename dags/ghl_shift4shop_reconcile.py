@@ -38,7 +38,7 @@ from datetime import datetime, timedelta
 from airflow.sdk import Param, dag, get_current_context, task
 from airflow.timetables.trigger import CronTriggerTimetable
 from ghl_shift4shop import observability, reconcile
-from ghl_shift4shop.tenants import Tenant, load_tenants
+from ghl_shift4shop.tenants import Tenant, build_dags
 
 # compare and recheck read GHL (the tenant's ghl pool); repair only talks to the store (its store
 # pool: it queues behind the sync's loads), so it never holds the store's single slot while waiting on GHL.
@@ -89,5 +89,5 @@ def build(tenant: Tenant):
     return ghl_shift4shop_reconcile()
 
 
-for _tenant in load_tenants():
-    globals()[_tenant.reconcile_dag_id] = build(_tenant)
+# One tenant's DAG that cannot be built is an import error of its own; the others are still built.
+globals().update(build_dags(build, lambda t: t.reconcile_dag_id))

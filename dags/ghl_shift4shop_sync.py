@@ -49,7 +49,7 @@ from ghl_shift4shop.payloads import (
     WatermarkResult,
     Window,
 )
-from ghl_shift4shop.tenants import Tenant, load_tenants
+from ghl_shift4shop.tenants import Tenant, build_dags
 
 
 def _run_id() -> str:
@@ -113,7 +113,7 @@ def build(tenant: Tenant):
         def load(refs: list[BatchRef]) -> LoadResult:
             loaded = sync.load(refs, _run_id(), tenant=name)
             outlet_events = get_current_context()["outlet_events"]
-            observability.record_sync_load(outlet_events, loaded, _run_id(), tenant.shift4shop_conn_id)
+            observability.record_sync_load(outlet_events, loaded, _run_id(), tenant.shift4shop_conn_id, name)
             return loaded
 
         @task(trigger_rule="none_failed", pool=tenant.shift4shop_pool)
@@ -146,5 +146,5 @@ def build(tenant: Tenant):
     return ghl_shift4shop_sync()
 
 
-for _tenant in load_tenants():
-    globals()[_tenant.sync_dag_id] = build(_tenant)
+# One tenant's DAG that cannot be built is an import error of its own; the others are still built.
+globals().update(build_dags(build, lambda t: t.sync_dag_id))

@@ -72,10 +72,14 @@ def emit_customers_event(outlet_events: Any, counts: Mapping[str, Any], conn_id:
 
 
 def record_sync_load(
-    outlet_events: Any, loaded: Mapping[str, Any], run_id: str, conn_id: str = SHIFT4SHOP_CONN_ID
+    outlet_events: Any,
+    loaded: Mapping[str, Any],
+    run_id: str,
+    conn_id: str = SHIFT4SHOP_CONN_ID,
+    tenant: str | None = None,
 ) -> dict:
-    """The sync's load task: its customers event, with :func:`sync_load_counts`."""
-    return emit_customers_event(outlet_events, sync_load_counts(loaded, run_id), conn_id)
+    """The sync's load task: its customers event, with :func:`sync_load_counts` of ``tenant``'s run."""
+    return emit_customers_event(outlet_events, sync_load_counts(loaded, run_id, tenant), conn_id)
 
 
 # What a reconciliation's repair did to customers, beyond the load's own counts.
@@ -93,7 +97,7 @@ def record_reconcile_repair(outlet_events: Any, repaired: Mapping[str, Any], con
     return extra
 
 
-def sync_load_counts(loaded: Mapping[str, Any], run_id: str) -> dict:
+def sync_load_counts(loaded: Mapping[str, Any], run_id: str, tenant: str | None = None) -> dict:
     """The sync's counts for the customers event: the load's own, plus the run's quarantine so far.
 
     Rows quarantined by validation never reach the load, so the run's totals (state database) add
@@ -101,7 +105,7 @@ def sync_load_counts(loaded: Mapping[str, Any], run_id: str) -> dict:
     """
     from ghl_shift4shop.sync import state_store
 
-    totals = state_store().run_totals(run_id)
+    totals = state_store(load_settings(tenant)).run_totals(run_id)  # tenants' run ids can be equal
     return {
         "created": loaded.get("created", 0),
         "updated": loaded.get("updated", 0),
@@ -369,14 +373,14 @@ def reconcile_deadline(schedule: str, finish_by: str | None = None) -> DeadlineA
     ``finish_by`` with a plain or a data-interval cron timetable alike. A manual run gets the same
     span from when it was triggered.
     """
-    from croniter import croniter
+    from ghl_shift4shop.tenants import first_daily_fire
 
     hour, minute = _time_of_day(finish_by if finish_by is not None else load_settings().reconcile_finish_by)
     midnight = datetime(2026, 1, 1, tzinfo=UTC)
-    fires = croniter(schedule, midnight)
-    first, second = fires.get_next(datetime), fires.get_next(datetime)
-    if second - first != timedelta(days=1):
-        raise ValueError(f"reconcile_deadline: {schedule!r} is not a once-a-day schedule")
+    try:
+        first = first_daily_fire(schedule)  # the same rule the tenants file is checked with
+    except ValueError as exc:
+        raise ValueError(f"reconcile_deadline: {exc}") from None
     span = (midnight.replace(hour=hour, minute=minute) - first) % timedelta(days=1) or timedelta(days=1)
     return DeadlineAlert(
         reference=DeadlineReference.DAGRUN_QUEUED_AT,

@@ -120,7 +120,7 @@ PER_TENANT = {"tenant", "ghl_conn_id", "shift4shop_conn_id", "state_schema", "ma
 def load_settings(tenant: str | None = None) -> Settings:
     """The settings of ``tenant`` (None or "default": the single-tenant setup, unchanged)."""
     data_dir = Path(_env("DATA_DIR", str(_default_data_dir())))
-    state_url = _env("STATE_URL", f"sqlite:///{data_dir / 'state.db'}")
+    state_url = _base_state_url(data_dir)
     values: dict = {
         "data_dir": data_dir,
         "state_url": state_url,
@@ -138,11 +138,8 @@ def load_settings(tenant: str | None = None) -> Settings:
         shift4shop_conn_id=t.shift4shop_conn_id,
         mapping_overrides=t.mappings_dir,
     )
-    if t.is_default:
-        values["state_url"] = t.state_url or state_url
-    else:
-        url, schema = tenant_state(state_url, t.name, t.state_url)
-        values.update(data_dir=data_dir / "tenants" / t.name, state_url=url, state_schema=schema)
+    url, schema, own_dir = _tenant_paths(t, state_url, data_dir)
+    values.update(data_dir=own_dir, state_url=url, state_schema=schema)
     for f in fields(Settings):
         if f.name in values or f.name in NOT_FROM_ENV or f.name in PER_TENANT:
             continue
@@ -155,6 +152,35 @@ def load_settings(tenant: str | None = None) -> Settings:
                     f"GHL_S4S_{f.name.upper()}={raw!r} is not a valid {type(f.default).__name__}"
                 ) from None
     return Settings(**values)
+
+
+def _base_state_url(data_dir: Path) -> str:
+    return _env("STATE_URL", f"sqlite:///{data_dir / 'state.db'}")
+
+
+def _tenant_paths(t, state_url: str, data_dir: Path) -> tuple[str, str | None, Path]:
+    """(state URL, Postgres schema, data folder) of tenant ``t`` (a ``tenants.Tenant``)."""
+    if t.is_default:
+        return t.state_url or state_url, None, data_dir
+    url, schema = tenant_state(state_url, t.name, t.state_url)
+    return url, schema, data_dir / "tenants" / t.name
+
+
+def tenant_places(t) -> tuple[tuple, Path]:
+    """Where tenant ``t``'s state and files are, comparable between tenants.
+
+    The state as (backend, host, port, database, schema): a SQLite file by its resolved path,
+    a server database by its address and name (user and password do not make another database).
+    """
+    data_dir = Path(_env("DATA_DIR", str(_default_data_dir())))
+    url, schema, own_dir = _tenant_paths(t, _base_state_url(data_dir), data_dir)
+    parsed = make_url(url)
+    backend = parsed.get_backend_name()
+    if backend == "sqlite":
+        database = str(Path(parsed.database or "").resolve()) if parsed.database not in (None, "", ":memory:") else url
+        return (backend, None, None, database, None), own_dir.resolve()
+    options = parsed.query.get("options")  # e.g. -csearch_path=x: the URL's own schema
+    return (backend, parsed.host, parsed.port, parsed.database, schema or str(options or "")), own_dir.resolve()
 
 
 def tenant_state(default_url: str, tenant: str, own_url: str | None = None) -> tuple[str, str | None]:

@@ -173,3 +173,46 @@ def test_each_tenant_gets_its_own_dags_pools_connections_and_schedules(two_tenan
             (t.task_id, t.pool, t.trigger_rule) for t in multi.tasks
         ]
         assert single.tags == multi.tags and single.timetable.summary == multi.timetable.summary
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        'reconcile_schedule: "0 2 * * 0"',  # weekly: the reconciliation's deadline is a time of day
+        'schedule: "every 30 minutes"',  # not a cron line
+    ],
+)
+def test_a_tenant_whose_dags_cannot_be_built_leaves_the_others_and_is_an_import_error(tmp_path, monkeypatch, extra):
+    """The wrong entry's tenant gets neither DAG (its tasks could not load its settings either); the
+    default tenant and globex keep theirs; each DAG file shows an import error naming acme's entry."""
+    from airflow.dag_processing.dagbag import DagBag
+
+    path = tmp_path / "tenants.yaml"
+    path.write_text(f"tenants:\n  - name: default\n  - name: acme\n    {extra}\n  - name: globex\n")
+    monkeypatch.setenv("GHL_S4S_TENANTS_FILE", str(path))
+    bag = DagBag(dag_folder=str(ROOT / "dags"))
+    assert set(bag.dag_ids) == EXPECTED_DAGS | {f"{kind}__globex" for kind in EXPECTED_DAGS}
+    assert sorted(Path(f).name for f in bag.import_errors) == ["ghl_shift4shop_reconcile.py", "ghl_shift4shop_sync.py"]
+    for file, error in bag.import_errors.items():
+        dag_id = Path(file).stem + "__acme"
+        assert f"tenant 'acme': DAG {dag_id!r} not built" in error and f"{path}: tenant 'acme' (entry 2)" in error
+
+
+def test_a_dag_parse_reads_the_tenants_file_once(tmp_path, monkeypatch):
+    from airflow.dag_processing.dagbag import DagBag
+
+    path = tmp_path / "tenants.yaml"
+    path.write_text("tenants:\n  - name: default\n" + "".join(f"  - name: t{i}\n" for i in range(9)))
+    monkeypatch.setenv("GHL_S4S_TENANTS_FILE", str(path))
+    reads = []
+    real = Path.read_text
+
+    def counting(self, *args, **kwargs):
+        if self == path:
+            reads.append(self)
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "read_text", counting)
+    bag = DagBag(dag_folder=str(ROOT / "dags"))
+    assert len(bag.dag_ids) == 20 and not bag.import_errors
+    assert len(reads) == 1  # two DAG files, twenty DAGs

@@ -145,3 +145,57 @@ def test_two_tenants_sync_their_own_location_into_their_own_store_with_separate_
     findings = [(f["kind"], f["source_id"]) for f in acme_state.reconcile_findings(run["run_id"])]
     assert findings == [("missing_in_store", acme_contacts[0]["id"])]  # the quarantined one, nothing of default's
     assert "/tenants/acme/reconcile/" in run["report_dir"]
+
+
+def test_two_tenants_whose_connections_name_one_store_stop_before_writing_it(sims, acme_servers, tmp_path, monkeypatch):
+    """acme's own connection id, but the default tenant's store (SecureURL spelled otherwise): the load
+    adopts customers by e-mail, so the two would take over each other's customers. Each tenant's first
+    task (the sync's plan_window, the reconciliation's compare) fails naming both tenants, before any call."""
+    from airflow.dag_processing.dagbag import DagBag
+
+    from tests.conftest import PRIVATE_KEY, S4S_TOKEN, SECURE_URL
+
+    ghl, _, (ghl_server, _) = acme_servers
+    ghl.reset()
+    ghl.configure(rate_limit=False, index_lag_s=0.0, latency_s=0.0)
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_GHL_ACME",
+        json.dumps({"conn_type": "http", "host": ghl_server.url, "password": ACME_TOKEN,
+                    "extra": {"location_id": ACME_LOCATION, "version": "2021-07-28"}}),
+    )  # fmt: skip
+    same_store = {"secure_url": f" {SECURE_URL.upper()}/ ", "private_key": PRIVATE_KEY, "token": S4S_TOKEN}
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_SHIFT4SHOP_ACME", json.dumps({"conn_type": "http", "host": sims.s4s.url, "extra": same_store})
+    )
+    path = tmp_path / "tenants.yaml"
+    path.write_text("tenants:\n  - name: default\n  - name: acme\n")
+    monkeypatch.setenv("GHL_S4S_TENANTS_FILE", str(path))
+    bag = DagBag(dag_folder=str(ROOT / "dags"))
+    assert not bag.import_errors, bag.import_errors
+    contacts = generate_contacts(5, seed=41, dirty_share=0.0, location_id=ACME_LOCATION)
+    ghl.load_contacts(contacts)
+    sims.ghl_state.load_contacts(generate_contacts(5, seed=42, dirty_share=0.0, location_id=LOCATION_ID))
+    sims.clear_logs()
+    ghl.request_log.clear()
+
+    for dag_id, first in (
+        ("ghl_shift4shop_sync__acme", "plan_window"),
+        ("ghl_shift4shop_sync", "plan_window"),
+        ("ghl_shift4shop_reconcile__acme", "compare"),
+    ):
+        run = bag.dags[dag_id].test()
+        assert run.state == "failed", dag_id
+        states = {ti.task_id: ti.state for ti in run.get_task_instances()}
+        assert states[first] == "failed" and "success" not in states.values(), (dag_id, states)
+    assert sims.s4s_requests() == [] and sims.ghl_requests() == [] and ghl.request_log.snapshot() == []
+    assert sims.customers() == []
+    from ghl_shift4shop.preflight import SharedStoreError, check_own_store
+
+    message = r"tenants 'acme' \(connection 'shift4shop_acme'\) and 'default' \(connection 'shift4shop_default'\) feed"
+    with pytest.raises(SharedStoreError, match=message + r" the same store 'test-store.3dcartstores.com'"):
+        check_own_store("acme")  # what those first tasks raised
+
+    # With acme on a store of its own, the default tenant runs again.
+    monkeypatch.delenv("AIRFLOW_CONN_SHIFT4SHOP_ACME")  # a tenant whose connection is missing is skipped
+    assert bag.dags["ghl_shift4shop_sync"].test().state == "success"
+    assert len(sims.customers()) == 5

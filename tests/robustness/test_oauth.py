@@ -160,3 +160,68 @@ def test_a_tenants_oauth_tokens_are_kept_in_that_tenants_state(sims, tmp_path, m
     with default.begin() as conn:
         oauth_tokens.create(conn, checkfirst=True)
         assert conn.execute(oauth_tokens.select()).all() == []
+
+
+@pytest.fixture
+def pg_schemas():
+    """A throw-away Postgres schema as the state URL's own (the default tenant's) and the tenant's schema name."""
+    import uuid
+
+    import sqlalchemy as sa
+
+    from tests.builders import postgres_url
+
+    url = postgres_url()
+    if url is None:
+        if os.environ.get("CI"):
+            pytest.fail("Postgres is not reachable in CI")
+        pytest.skip("Postgres not reachable")
+    base = f"t_{uuid.uuid4().hex[:10]}"
+    eng = sa.create_engine(url)
+    with eng.begin() as c:
+        c.execute(sa.text(f"CREATE SCHEMA {base}"))
+    yield eng, f"{url}?options=-csearch_path%3D{base}", base, f"ghl_s4s__{base}"
+    with eng.begin() as c:
+        c.execute(sa.text(f"DROP SCHEMA IF EXISTS ghl_s4s__{base} CASCADE"))
+        c.execute(sa.text(f"DROP SCHEMA IF EXISTS {base} CASCADE"))
+    eng.dispose()
+
+
+LEGACY_TOKENS = (
+    "CREATE TABLE {}.oauth_tokens (account varchar(255) primary key, access_token text, "
+    "refresh_token text not null, expires_at timestamptz, updated_at timestamptz not null)"
+)
+
+
+def _origin_schemas(eng, *schemas) -> set[str]:
+    import sqlalchemy as sa
+
+    q = sa.text(
+        "SELECT table_schema FROM information_schema.columns WHERE table_name = 'oauth_tokens' "
+        "AND column_name = 'origin' AND table_schema = ANY(:s)"
+    )
+    with eng.connect() as c:
+        return set(c.execute(q, {"s": list(schemas)}).scalars())
+
+
+@pytest.mark.parametrize("legacy", ["none", "default", "tenant"])
+def test_a_tenants_token_store_on_postgres_lives_in_its_own_schema(pg_schemas, legacy):
+    """The default tenant's schema with no oauth_tokens (it never used OAuth), or with a table from before
+    ``origin``; or the tenant's own table from before ``origin``: the tenant's token store looks up and
+    alters only its own table, and the default tenant's is left as it was."""
+    import sqlalchemy as sa
+    from ghl_shift4shop.ghl.oauth import TokenStore
+    from ghl_shift4shop.state import StateStore
+
+    eng, url, base, schema = pg_schemas
+    if legacy != "none":
+        target = base if legacy == "default" else schema
+        with eng.begin() as c:
+            c.execute(sa.text(f"CREATE SCHEMA IF NOT EXISTS {target}"))
+            c.execute(sa.text(LEGACY_TOKENS.format(target)))
+    acme = StateStore(url, schema)
+    store = TokenStore(acme, {"client_id": "c", "client_secret": "s", "refresh_token": "r", "location_id": "L"})
+    store.save("access-1", "refresh-2", 3600)  # written with its origin, in the tenant's schema
+    assert (store.refresh_token(), store.access_token()) == ("refresh-2", "access-1")
+    assert _origin_schemas(eng, base, schema) == {schema}
+    acme.engine.dispose()

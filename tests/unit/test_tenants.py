@@ -196,3 +196,148 @@ def test_operator_commands_act_on_the_tenant_named(tenants_env, capsys):
     with pytest.raises(SystemExit):
         main(["--tenant", "nobody", "watermark", "show"])
     assert "no tenant 'nobody'" in capsys.readouterr().err
+
+
+# -- what the file may not say (review of the tenants change) -------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "tenants:\n  - name: default\n  - name: acme\n    shift4shop_conn_id: shift4shop_default\n",
+        "tenants:\n  - name: default\n  - name: acme\n    ghl_conn_id: ghl_default\n"
+        "    shift4shop_conn_id: shift4shop_default\n",
+    ],
+)
+def test_two_tenants_on_one_store_connection_are_refused_naming_both(tmp_path, text):
+    """The load adopts store customers by e-mail: two tenants on one store would take each other's over."""
+    message = r"tenant 'acme' \(entry 2\): shift4shop_conn_id 'shift4shop_default'"
+    with pytest.raises(TenantsFileError, match=message) as e:
+        load_tenants(write(tmp_path, text))
+    assert "tenant 'default' (entry 1)" in str(e.value)
+
+
+def test_one_location_may_feed_several_stores(tmp_path):
+    text = "tenants:\n  - name: default\n  - name: acme\n    ghl_conn_id: ghl_default\n"
+    assert [t.ghl_conn_id for t in load_tenants(write(tmp_path, text))] == ["ghl_default", "ghl_default"]
+
+
+@pytest.mark.parametrize(
+    ("entry", "message"),
+    [
+        ('schedule: "every 30 minutes"', r"schedule 'every 30 minutes' is not a cron expression"),
+        ('reconcile_schedule: "0 2 * *"', r"reconcile_schedule '0 2 \* \*' is not a cron expression"),
+        ('reconcile_schedule: "0 2 * * 0"', r"reconcile_schedule: '0 2 \* \* 0' is not a once-a-day"),
+        ('reconcile_schedule: "0 2,14 * * *"', r"reconcile_schedule: '0 2,14 \* \* \*' is not a once-a-day"),
+        ('reconcile_schedule: "0 2 * * 1-5"', r"reconcile_schedule: '0 2 \* \* 1-5' is not a once-a-day"),
+        ('reconcile_schedule: "@hourly"', r"reconcile_schedule: '@hourly' is not a once-a-day"),
+    ],
+)
+def test_a_bad_schedule_fails_loading_naming_the_file_and_the_entry(tmp_path, entry, message):
+    path = write(tmp_path, f"tenants:\n  - name: default\n  - name: acme\n    {entry}\n")
+    with pytest.raises(TenantsFileError, match=rf"tenant 'acme' \(entry 2\): {message}") as caught:
+        load_tenants(path)
+    assert str(caught.value).startswith(str(path))
+
+
+def test_what_airflow_accepts_as_a_schedule_is_accepted(tmp_path):
+    text = (
+        "tenants:\n  - name: default\n    schedule: '@hourly'\n    reconcile_schedule: '@daily'\n"
+        "  - name: acme\n    schedule: '@quarterly'\n    reconcile_schedule: '30 23 * * *'\n"
+    )
+    default, acme = load_tenants(write(tmp_path, text))
+    assert (default.schedule, default.reconcile_schedule, acme.schedule) == ("@hourly", "@daily", "@quarterly")
+
+
+def test_another_tenants_bad_schedule_does_not_stop_this_tenants_settings(tenants_env, tmp_path):
+    """Only the DAG files and a tenant's settings read the file leniently; load_tenants() stays strict."""
+    tenants_env.write_text("tenants:\n  - name: default\n  - name: acme\n    reconcile_schedule: '0 2 * * 0'\n")
+    assert load_settings().tenant == "default"
+    with pytest.raises(TenantsFileError, match=r"tenant 'acme' \(entry 2\): reconcile_schedule"):
+        load_settings("acme")
+    with pytest.raises(TenantsFileError, match="once-a-day"):
+        load_tenants()
+
+
+@pytest.mark.parametrize(
+    "entries",
+    [
+        # acme's own URL is the default tenant's state
+        "  - name: acme\n    state_url: sqlite:///{tmp}/data/state.db\n",
+        # two tenants naming one database
+        "  - name: acme\n    state_url: sqlite:///{tmp}/other.db\n  - name: globex\n    state_url: sqlite:///{tmp}/x/../other.db\n",
+        # the default tenant moved onto acme's derived file
+        None,
+    ],
+)
+def test_two_tenants_on_one_state_are_refused(tenants_env, tmp_path, entries):
+    if entries is None:
+        text = f"tenants:\n  - name: default\n    state_url: sqlite:///{tmp_path}/data/state__acme.db\n  - name: acme\n"
+    else:
+        text = "tenants:\n  - name: default\n" + entries.format(tmp=tmp_path)
+    tenants_env.write_text(text)
+    with pytest.raises(TenantsFileError, match=r"resolve to the same state"):
+        load_tenants()
+
+
+def test_two_tenants_on_one_postgres_schema_are_refused_and_on_their_own_schemas_are_not(tenants_env, monkeypatch):
+    url = "postgresql+psycopg2://postgres@db.example:5432/sync"
+    monkeypatch.setenv("GHL_S4S_STATE_URL", url)
+    tenants_env.write_text("tenants:\n  - name: default\n  - name: acme\n  - name: globex\n")
+    assert len(load_tenants()) == 3  # schemas ghl_s4s__acme, ghl_s4s__globex and the URL's own
+    other_user = url.replace("postgres@", "other:pw@")  # another login, the same database
+    tenants_env.write_text(f"tenants:\n  - name: default\n  - name: acme\n    state_url: {other_user}\n")
+    with pytest.raises(TenantsFileError, match=r"tenants 'default' and 'acme' resolve to the same state"):
+        load_tenants()
+
+
+def test_a_named_tenants_file_that_is_missing_is_an_error(tmp_path, monkeypatch):
+    monkeypatch.setenv("GHL_S4S_TENANTS_FILE", str(tmp_path / "tenants.yml"))
+    message = r"tenants.yml: GHL_S4S_TENANTS_FILE names this file, and it does not exist"
+    with pytest.raises(TenantsFileError, match=message):
+        load_tenants()
+    monkeypatch.delenv("GHL_S4S_TENANTS_FILE")
+    monkeypatch.setenv("GHL_S4S_INCLUDE_DIR", str(tmp_path))  # the default path may be absent
+    assert load_tenants() == [Tenant.make("default")]
+
+
+def test_the_file_is_read_once_per_version(tenants_env, monkeypatch):
+    """Each DAG file of a parse (and each task's settings) asks; the file is read only when it changed."""
+    import os
+
+    reads = []
+    real = Path.read_text
+
+    def counting(self, *args, **kwargs):
+        if self == tenants_env:
+            reads.append(self)
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "read_text", counting)
+    for _ in range(5):
+        load_tenants()
+        load_settings("acme")
+    assert len(reads) == 1
+    tenants_env.write_text("tenants:\n  - name: default\n  - name: acme\n  - name: globex\n")
+    assert [t.name for t in load_tenants()] == ["default", "acme", "globex"]
+    stat = tenants_env.stat()
+    tenants_env.write_text("tenants:\n  - name: default\n  - name: initech\n")  # same size: mtime tells
+    os.utime(tenants_env, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000))
+    assert [t.name for t in load_tenants()] == ["default", "initech"]
+    assert len(reads) == 3
+
+
+def test_a_tenants_customers_event_counts_its_own_run(tenants_env):
+    """Both tenants' */30 schedules give one run id: the event of acme's load counts acme's quarantine."""
+    from airflow.sdk.execution_time.context import OutletEventAccessors
+    from ghl_shift4shop import observability
+    from ghl_shift4shop.sync import state_store
+
+    run_id = "scheduled__2026-11-29T19:00:00+00:00"
+    state_store(load_settings("acme")).add_stats(run_id, "validate_00001", {"quarantined": 3})
+    state_store(load_settings("default")).add_stats(run_id, "validate_00001", {"quarantined": 7})
+    events = OutletEventAccessors()  # what the load task's context holds
+    extra = observability.record_sync_load(events, {"created": 1}, run_id, "shift4shop_acme", "acme")
+    assert (extra["quarantined"], extra["created"], extra["connection"]) == (3, 1, "shift4shop_acme")
+    assert events[observability.customers_asset("shift4shop_acme")].extra == extra
+    assert observability.sync_load_counts({}, run_id)["quarantined"] == 7  # the default tenant's own

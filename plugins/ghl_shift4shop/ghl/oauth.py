@@ -45,12 +45,19 @@ oauth_tokens = sa.Table(
 )
 
 
-def _ensure_origin_column(engine) -> None:
-    """State databases made before ``origin`` existed get the column (a stored chain then has none)."""
-    columns = {c["name"] for c in sa.inspect(engine).get_columns("oauth_tokens")}
+def _ensure_origin_column(state: StateStore) -> None:
+    """State databases made before ``origin`` existed get the column (a stored chain then has none).
+
+    Looked up and altered in the tenant's own schema: ``sa.inspect`` and a text ALTER do not go
+    through the engine's schema_translate_map, so unqualified they would read (and change) the
+    URL's default schema, another tenant's tables or none at all.
+    """
+    columns = {c["name"] for c in sa.inspect(state.engine).get_columns("oauth_tokens", schema=state.schema)}
     if "origin" not in columns:
-        with engine.begin() as conn:
-            conn.execute(sa.text("ALTER TABLE oauth_tokens ADD COLUMN origin VARCHAR(64)"))
+        preparer = state.engine.dialect.identifier_preparer
+        table = f"{preparer.quote_schema(state.schema)}.oauth_tokens" if state.schema else "oauth_tokens"
+        with state.engine.begin() as conn:
+            conn.execute(sa.text(f"ALTER TABLE {table} ADD COLUMN origin VARCHAR(64)"))
 
 
 def forget_tokens(state: StateStore, client_id: str | None = None) -> int:
@@ -83,7 +90,7 @@ class TokenStore:
         for secret in (self.client_secret, self.initial_refresh_token):
             mask_secret(secret)
         metadata.create_all(state.engine, tables=[oauth_tokens])
-        _ensure_origin_column(state.engine)
+        _ensure_origin_column(state)
         self.origin = hmac.new(key, self.initial_refresh_token.encode(), hashlib.sha256).hexdigest()
 
     def _enc(self, value: str) -> str:

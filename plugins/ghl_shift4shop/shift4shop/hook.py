@@ -141,8 +141,9 @@ class Shift4ShopHook(ApiHook):
 
     def budget_account(self, connection) -> str:
         # The store's bucket is per store: one budget per SecureURL, however it is spelled.
-        url = str(connection.extra_dejson.get("secure_url") or "").strip().lower()
-        return url.removeprefix("https://").removeprefix("http://").rstrip("/")
+        from ghl_shift4shop.preflight import store_account
+
+        return store_account(connection.extra_dejson.get("secure_url") or "")
 
     # -- the one way every call goes out ------------------------------------------------------
     def _call(self, method: str, endpoint: str, *, params=None, json=None, idempotent: bool = True):
