@@ -87,18 +87,15 @@ def postgres_url() -> str | None:
         return None
 
 
-def fresh_state_store(kind: str, tmp_path: Path):
-    """Yield a fresh ``StateStore`` of ``kind`` ("sqlite" or "postgresql": a throw-away schema, dropped
-    after); Postgres unreachable fails in CI and skips elsewhere. For pytest fixtures (``yield from``)."""
+def postgres_schema(also_drop: tuple[str, ...] = ()) -> Iterator[tuple]:
+    """Yield ``(engine, url whose search_path is a throw-away schema, schema name)``; the schema (and
+    ``also_drop``, e.g. a tenant schema made from it) is dropped after. Postgres unreachable fails in
+    CI and skips elsewhere. For pytest fixtures (``yield from``)."""
     import uuid
 
     import pytest
     import sqlalchemy as sa
-    from ghl_shift4shop.state import StateStore
 
-    if kind == "sqlite":
-        yield StateStore(f"sqlite:///{tmp_path / 'state.db'}")
-        return
     url = postgres_url()
     if url is None:
         if os.environ.get("CI"):
@@ -108,12 +105,25 @@ def fresh_state_store(kind: str, tmp_path: Path):
     eng = sa.create_engine(url)
     with eng.begin() as c:
         c.execute(sa.text(f"CREATE SCHEMA {schema}"))
-    store = StateStore(f"{url}?options=-csearch_path%3D{schema}")
-    yield store
-    store.engine.dispose()
+    yield eng, f"{url}?options=-csearch_path%3D{schema}", schema
     with eng.begin() as c:
-        c.execute(sa.text(f"DROP SCHEMA {schema} CASCADE"))
+        for name in (*also_drop, schema):
+            c.execute(sa.text(f"DROP SCHEMA IF EXISTS {name.format(schema=schema)} CASCADE"))
     eng.dispose()
+
+
+def fresh_state_store(kind: str, tmp_path: Path):
+    """Yield a fresh ``StateStore`` of ``kind`` ("sqlite" or "postgresql": a throw-away schema, dropped
+    after). For pytest fixtures (``yield from``)."""
+    from ghl_shift4shop.state import StateStore
+
+    if kind == "sqlite":
+        yield StateStore(f"sqlite:///{tmp_path / 'state.db'}")
+        return
+    for _eng, url, _schema in postgres_schema():
+        store = StateStore(url)
+        yield store
+        store.engine.dispose()
 
 
 # The server that throw-away Airflow metadata databases (real schedulers, tests/e2e) are made on.
@@ -148,3 +158,17 @@ def postgres_database(prefix: str) -> Iterator[str]:
         yield f"{PG_SERVER}/{name}"
     finally:
         _pg_admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+def count_reads(monkeypatch, path: Path) -> list[Path]:
+    """A list that grows by one each time ``path`` is read with ``Path.read_text`` from now on."""
+    reads: list[Path] = []
+    real = Path.read_text
+
+    def counting(self, *args, **kwargs):
+        if self == path:
+            reads.append(self)
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "read_text", counting)
+    return reads

@@ -143,6 +143,17 @@ def report_dir(data_dir: Path, run_id: str) -> Path:
     return Path(data_dir) / "reconcile" / _UNSAFE.sub("_", run_id)
 
 
+def work_id(run_id: str) -> str:
+    """The key of the repair's staged files and counters in the sync's stage functions.
+
+    Not the Airflow run id itself: the nightly run at 02:00 and the sync run whose interval ends at
+    02:00 both get ``scheduled__…T02:00:00+00:00`` (run ids come from ``run_after``), and they run
+    at the same time. With one key, the repair's batch files would replace the sync's (the same
+    ``runs/<run id>/contacts/extract-1`` path) and its load counters the sync run's.
+    """
+    return f"reconcile__{run_id}"
+
+
 def finding(kind: str, planned: str, **values) -> dict:
     """One finding; ``planned`` is the policy's action, ``action`` what became of it."""
     return {
@@ -593,8 +604,9 @@ def recheck(scan_result: ScanResult, tenant: str | None = None) -> RecheckResult
         elif took and took["from"] in unsure:
             f.update(action="skipped", detail=f"contact {took['from']} could not be asked again: it keeps its e-mail")
     repairs = [f for f in todo if f["planned"] == "repair" and f["action"] != "skipped"]
-    result["fetched"], result["transformed"] = _refetch(repairs, run_id, settings, ghl_hook)
-    result["calls_ghl"] = sync.state_store(settings).run_totals(run_id).get("calls_ghl", 0) + ghl_hook.calls["ghl"]
+    result["fetched"], result["transformed"] = _refetch(repairs, work_id(run_id), settings, ghl_hook)
+    staged_calls = sync.state_store(settings).run_totals(work_id(run_id)).get("calls_ghl", 0)
+    result["calls_ghl"] = staged_calls + ghl_hook.calls["ghl"]
     write_jsonl(Path(scan_result["findings_path"]), findings)
     return result
 
@@ -764,7 +776,7 @@ def _reload(todo: list[dict], rechecked: RecheckResult, customers, state: StateS
     ids = {f["source_id"] for f in repairs}
     if not ids or not rechecked["transformed"]:
         return {}
-    run_id = rechecked["run_id"]
+    run_id = work_id(rechecked["run_id"])
     # A mapping to a customer the (complete) store read did not hold is stale: the loader looks the
     # contact up by e-mail and creates it. A drifted customer's stored digest still matches what the
     # sync last sent, so it is forgotten: the loader then writes the customer whatever the digest.

@@ -204,15 +204,9 @@ def test_a_dag_parse_reads_the_tenants_file_once(tmp_path, monkeypatch):
     path = tmp_path / "tenants.yaml"
     path.write_text("tenants:\n  - name: default\n" + "".join(f"  - name: t{i}\n" for i in range(9)))
     monkeypatch.setenv("GHL_S4S_TENANTS_FILE", str(path))
-    reads = []
-    real = Path.read_text
+    from tests.builders import count_reads
 
-    def counting(self, *args, **kwargs):
-        if self == path:
-            reads.append(self)
-        return real(self, *args, **kwargs)
-
-    monkeypatch.setattr(Path, "read_text", counting)
+    reads = count_reads(monkeypatch, path)
     bag = DagBag(dag_folder=str(ROOT / "dags"))
     assert len(bag.dag_ids) == 20 and not bag.import_errors
     assert len(reads) == 1  # two DAG files, twenty DAGs

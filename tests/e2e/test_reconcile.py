@@ -454,6 +454,39 @@ def test_a_contact_made_again_after_its_customer_was_removed_gets_a_new_customer
 
 
 @STRICT_ONLY
+def test_a_reconciliation_sharing_the_sync_runs_id_leaves_that_runs_files_and_counts_alone(
+    sims, sync_dag, reconcile_dag, state
+):
+    """Run ids come from ``run_after``: the nightly run at 02:00 and the sync run whose interval ends at
+    02:00 are both ``scheduled__…T02:00:00+00:00``, and run at the same time. The repair stages its
+    contacts through the sync's own stage functions, which file and count by that key."""
+    from ghl_shift4shop.batches import run_dir
+    from ghl_shift4shop.settings import load_settings
+
+    seed_ghl(sims, N, location_id=LOCATION_ID)
+    when = datetime(2026, 11, 29, 2, 0, tzinfo=UTC)
+    synced_run = sync_dag.test(run_after=when, logical_date=when)
+    assert synced_run.state == "success" and len(sims.customers()) == N
+    files = sorted(run_dir(load_settings().data_dir, synced_run.run_id).rglob("*.jsonl"))
+    assert files
+    staged = {p: p.read_bytes() for p in files}
+    counts = state.run_totals(synced_run.run_id)
+    gone = sims.customers()[0]
+    sims.s4s_state.delete_customer(store_key(sims), gone["CustomerID"])
+
+    night = reconcile_dag.test(run_after=when, logical_date=when)
+    assert night.state == "success" and night.run_id == synced_run.run_id  # the shared id
+    findings = state.reconcile_findings(night.run_id)
+    assert [(f["kind"], f["source_id"], f["action"]) for f in findings] == [
+        ("missing_in_store", gone["AdditionalField1"], "repaired")
+    ]
+    assert len(sims.customers()) == N
+    # The sync run's batch files and counters are as the sync left them.
+    assert {p: p.read_bytes() for p in files} == staged
+    assert state.run_totals(synced_run.run_id) == counts
+
+
+@STRICT_ONLY
 def test_a_contact_gone_only_for_a_moment_is_never_switched_off(sims, sync_dag, reconcile_dag, state, monkeypatch):
     """The reconciliation reads the two sides one after the other while the sync keeps running."""
     from ghl_shift4shop import reconcile as module

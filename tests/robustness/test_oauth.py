@@ -165,26 +165,10 @@ def test_a_tenants_oauth_tokens_are_kept_in_that_tenants_state(sims, tmp_path, m
 @pytest.fixture
 def pg_schemas():
     """A throw-away Postgres schema as the state URL's own (the default tenant's) and the tenant's schema name."""
-    import uuid
+    from tests.builders import postgres_schema
 
-    import sqlalchemy as sa
-
-    from tests.builders import postgres_url
-
-    url = postgres_url()
-    if url is None:
-        if os.environ.get("CI"):
-            pytest.fail("Postgres is not reachable in CI")
-        pytest.skip("Postgres not reachable")
-    base = f"t_{uuid.uuid4().hex[:10]}"
-    eng = sa.create_engine(url)
-    with eng.begin() as c:
-        c.execute(sa.text(f"CREATE SCHEMA {base}"))
-    yield eng, f"{url}?options=-csearch_path%3D{base}", base, f"ghl_s4s__{base}"
-    with eng.begin() as c:
-        c.execute(sa.text(f"DROP SCHEMA IF EXISTS ghl_s4s__{base} CASCADE"))
-        c.execute(sa.text(f"DROP SCHEMA IF EXISTS {base} CASCADE"))
-    eng.dispose()
+    for eng, url, base in postgres_schema(also_drop=("ghl_s4s__{schema}",)):
+        yield eng, url, base, f"ghl_s4s__{base}"
 
 
 LEGACY_TOKENS = (

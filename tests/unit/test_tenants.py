@@ -10,6 +10,8 @@ import pytest
 from ghl_shift4shop.settings import load_settings
 from ghl_shift4shop.tenants import Tenant, TenantsFileError, load_tenants
 
+from tests.builders import count_reads
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -305,15 +307,7 @@ def test_the_file_is_read_once_per_version(tenants_env, monkeypatch):
     """Each DAG file of a parse (and each task's settings) asks; the file is read only when it changed."""
     import os
 
-    reads = []
-    real = Path.read_text
-
-    def counting(self, *args, **kwargs):
-        if self == tenants_env:
-            reads.append(self)
-        return real(self, *args, **kwargs)
-
-    monkeypatch.setattr(Path, "read_text", counting)
+    reads = count_reads(monkeypatch, tenants_env)
     for _ in range(5):
         load_tenants()
         load_settings("acme")
