@@ -518,12 +518,12 @@ def test_a_contact_gone_only_for_a_moment_is_never_switched_off(sims, sync_dag, 
     # customer is pointed at a different contact (by a sync, or by hand).
     recheck = module.recheck
 
-    def things_change_before_the_recheck(scanned):
+    def things_change_before_the_recheck(scanned, **kwargs):
         sims.ghl_state.load_contacts([raw])
         sims.s4s_state.update_customer(
             key, customers[repointed["id"]]["CustomerID"], {"AdditionalField1": "someoneElse"}
         )
-        return recheck(scanned)
+        return recheck(scanned, **kwargs)
 
     monkeypatch.setattr(module, "read_ghl", walk_then_a_sync_loads_a_new_contact)
     monkeypatch.setattr(module, "recheck", things_change_before_the_recheck)
