@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 
 from ghl_shift4shop.errors import PermanentError
-from ghl_shift4shop.tenants import load_tenants
+from ghl_shift4shop.tenants import get_tenant, load_tenants
 
 log = logging.getLogger(__name__)
 
@@ -41,14 +41,12 @@ def _secure_url(conn_id: str) -> str | None:
 
 def check_own_store(tenant: str | None) -> None:
     """Fail unless no other tenant's store connection names this tenant's store (SecureURL)."""
-    tenants = load_tenants()
-    me = next((t for t in tenants if t.name == (tenant or "default")), None)
-    if me is None:
-        return
+    me = get_tenant(tenant)  # this tenant's own bad entry fails here, with its message
     mine = _secure_url(me.shift4shop_conn_id)
     if mine is None:
         return  # the run fails on its own connection, with that error
-    for other in tenants:
+    # Leniently: another tenant's bad schedule stops that tenant only, not this one's runs.
+    for other in load_tenants(strict=False):
         if other.name == me.name:
             continue
         if _secure_url(other.shift4shop_conn_id) == mine:

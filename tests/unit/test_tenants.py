@@ -335,3 +335,23 @@ def test_a_tenants_customers_event_counts_its_own_run(tenants_env):
     assert (extra["quarantined"], extra["created"], extra["connection"]) == (3, 1, "shift4shop_acme")
     assert events[observability.customers_asset("shift4shop_acme")].extra == extra
     assert observability.sync_load_counts({}, run_id)["quarantined"] == 7  # the default tenant's own
+
+
+def test_another_tenants_bad_schedule_does_not_stop_this_tenants_store_check(tmp_path, monkeypatch):
+    """The first task's store check reads the file leniently, as the DAG files and settings do."""
+    from ghl_shift4shop.preflight import SharedStoreError, check_own_store
+
+    path = write(
+        tmp_path,
+        "tenants:\n  - name: default\n  - name: acme\n    reconcile_schedule: '0 2,14 * * *'\n"
+        "  - name: globex\n",
+    )
+    monkeypatch.setenv("GHL_S4S_TENANTS_FILE", str(path))
+    store = {"conn_type": "http", "host": "http://127.0.0.1:1", "extra": {"secure_url": "https://a.example"}}
+    monkeypatch.setenv("AIRFLOW_CONN_SHIFT4SHOP_DEFAULT", json.dumps(store))
+    monkeypatch.setenv("AIRFLOW_CONN_SHIFT4SHOP_ACME", json.dumps({**store, "extra": {"secure_url": "b.example"}}))
+    monkeypatch.setenv("AIRFLOW_CONN_SHIFT4SHOP_GLOBEX", json.dumps({**store, "extra": {"secure_url": "A.example/"}}))
+    with pytest.raises(SharedStoreError, match="'default'.*'globex'"):
+        check_own_store(None)  # acme's bad entry does not hide globex sharing default's store
+    with pytest.raises(TenantsFileError, match="once-a-day"):
+        check_own_store("acme")  # acme's own entry stops acme
