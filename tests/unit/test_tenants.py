@@ -343,8 +343,7 @@ def test_another_tenants_bad_schedule_does_not_stop_this_tenants_store_check(tmp
 
     path = write(
         tmp_path,
-        "tenants:\n  - name: default\n  - name: acme\n    reconcile_schedule: '0 2,14 * * *'\n"
-        "  - name: globex\n",
+        "tenants:\n  - name: default\n  - name: acme\n    reconcile_schedule: '0 2,14 * * *'\n  - name: globex\n",
     )
     monkeypatch.setenv("GHL_S4S_TENANTS_FILE", str(path))
     store = {"conn_type": "http", "host": "http://127.0.0.1:1", "extra": {"secure_url": "https://a.example"}}
