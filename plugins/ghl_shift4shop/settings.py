@@ -187,10 +187,15 @@ def tenant_state(default_url: str, tenant: str, own_url: str | None = None) -> t
     """(state URL, Postgres schema) of a tenant other than ``default``.
 
     Its own ``state_url`` if the tenants file gives one; else SQLite: ``state__<tenant>.db`` beside
-    the default file; a server database: the same database, schema ``ghl_s4s__<tenant>``.
+    the default file; a server database: the same database. On a server database the tenant's
+    tables are always in schema ``ghl_s4s__<tenant>``, its own URL too: a URL cannot be compared
+    with another spelling of the same database (``localhost`` / ``127.0.0.1``, a port left out),
+    and two tenants in one schema would share watermarks and id maps.
     """
     if own_url:
-        return own_url, None
+        if make_url(own_url).get_backend_name() == "sqlite":
+            return own_url, None
+        return own_url, f"ghl_s4s__{tenant}"
     url = make_url(default_url)
     if url.get_backend_name() == "sqlite":
         path = Path(url.database or "state.db")

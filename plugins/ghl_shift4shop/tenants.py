@@ -249,7 +249,12 @@ def _check_states(path: Path, tenants: list[Tenant]) -> None:
 
 
 def _shown(place) -> str:
-    return " schema ".join(str(p) for p in place if p) if isinstance(place, tuple) else str(place)
+    """A place of ``settings.tenant_places`` as a reader writes it: ``backend://host:port/db schema s``."""
+    if not isinstance(place, tuple):
+        return str(place)
+    backend, host, port, database, schema = place
+    where = f"{backend}://{host or ''}{f':{port}' if port else ''}/{database}" if host else f"{backend}:{database}"
+    return f"{where} schema {schema}" if schema else where
 
 
 def _mappings_dir(raw: str | None, include: Path, where: str) -> Path | None:

@@ -287,10 +287,17 @@ def test_two_tenants_on_one_postgres_schema_are_refused_and_on_their_own_schemas
     monkeypatch.setenv("GHL_S4S_STATE_URL", url)
     tenants_env.write_text("tenants:\n  - name: default\n  - name: acme\n  - name: globex\n")
     assert len(load_tenants()) == 3  # schemas ghl_s4s__acme, ghl_s4s__globex and the URL's own
-    other_user = url.replace("postgres@", "other:pw@")  # another login, the same database
-    tenants_env.write_text(f"tenants:\n  - name: default\n  - name: acme\n    state_url: {other_user}\n")
-    with pytest.raises(TenantsFileError, match=r"tenants 'default' and 'acme' resolve to the same state"):
-        load_tenants()
+    # The same database spelled otherwise (another login, host name, the port left out): a URL
+    # cannot tell, so a tenant on a server database keeps its own schema with its own URL too.
+    for same in (
+        url.replace("postgres@", "other:pw@"),
+        url.replace(":5432", ""),
+        "postgresql://postgres@db.example/sync?options=-csearch_path%3Dpublic",
+    ):
+        tenants_env.write_text(f"tenants:\n  - name: default\n  - name: acme\n    state_url: {same}\n")
+        assert len(load_tenants()) == 2
+        assert (load_settings("acme").state_url, load_settings("acme").state_schema) == (same, "ghl_s4s__acme")
+        assert load_settings().state_schema is None
 
 
 def test_a_named_tenants_file_that_is_missing_is_an_error(tmp_path, monkeypatch):
