@@ -148,7 +148,10 @@ def synced_ui(_sims, tmp_path_factory):
     assert left == [], f"scripts/ui.sh left processes behind ({took:.0f} s after SIGINT): {left}"
 
 
-@pytest.fixture(scope="session")
+# The browser and its page last as long as this module, not the session: Playwright's sync API keeps
+# an event loop running on the worker's main thread while it is open, and a later test on that
+# worker calling asyncio.run() then fails ("cannot be called from a running event loop").
+@pytest.fixture(scope="module")
 def browser():
     from playwright.sync_api import sync_playwright
 
@@ -159,7 +162,7 @@ def browser():
         b.close()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def page(browser, synced_ui):
     """One browser page, logged in through the login page; the test functions below share it."""
     context = browser.new_context(viewport={"width": 1400, "height": 900})
