@@ -28,6 +28,9 @@ class RequestLog:
     maxlen: int = 200_000
     entries: deque = field(default_factory=deque)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    # Requests being answered now (a fault may hold one for seconds, after or before its write).
+    in_flight: int = 0
+    idle: threading.Condition = field(default_factory=threading.Condition)
 
     def add(self, **entry: Any) -> None:
         with self.lock:
@@ -42,6 +45,24 @@ class RequestLog:
     def clear(self) -> None:
         with self.lock:
             self.entries.clear()
+
+    def started(self) -> None:
+        with self.idle:
+            self.in_flight += 1
+
+    def finished(self) -> None:
+        with self.idle:
+            self.in_flight -= 1
+            self.idle.notify_all()
+
+    def wait_idle(self, timeout: float = 15.0) -> bool:
+        """Wait until no request is being answered (a held one writes, and is logged, when it ends).
+
+        Tests that share one simulator call this before resetting it: otherwise a request an
+        earlier test left held by a fault lands in the next test's store and request log.
+        """
+        with self.idle:
+            return self.idle.wait_for(lambda: self.in_flight == 0, timeout)
 
 
 def install_request_log(app: FastAPI, log: RequestLog, latency_s: callable) -> None:
@@ -60,7 +81,13 @@ def install_request_log(app: FastAPI, log: RequestLog, latency_s: callable) -> N
 
             await asyncio.sleep(delay)
         started = time.time()
-        response = await call_next(request)
+        if not admin:
+            log.started()
+        try:
+            response = await call_next(request)
+        finally:
+            if not admin:
+                log.finished()
         if not admin:
             entry = {
                 "ts": started,

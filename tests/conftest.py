@@ -174,6 +174,10 @@ def profile(request) -> str:
 @pytest.fixture
 def sims(_sims, profile, monkeypatch, tmp_path):
     """Empty simulators under ``profile`` with limits off, connections to them, a fresh state database."""
+    for sim_state in (_sims.ghl_state, _sims.s4s_state):
+        # A request an earlier test left held by a fault (the client gave up, the server sleeps)
+        # would otherwise write into this test's store and its request log: seen as a second POST.
+        assert sim_state.request_log.wait_idle(), "a simulator request is still held after 15 s"
     _sims.ghl_state.reset()
     _sims.s4s_state.reset()
     apply_profile(profile, ghl=_sims.ghl_state, shift4shop=_sims.s4s_state)

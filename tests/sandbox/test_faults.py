@@ -229,6 +229,16 @@ def test_timeout_fault_processes_the_write_late_after_the_client_gave_up(sim: Si
     assert entry["status"] == 201  # what the server sent (to nobody)
 
 
+def test_wait_idle_returns_once_a_held_write_has_landed_and_been_logged(sim: Sim) -> None:
+    """What the shared ``sims`` fixture waits on before it resets: the write an earlier test left held."""
+    sim.faults({"method": "POST", "action": "timeout", "seconds": SERVER_SLEEP_S})
+    with pytest.raises(requests.Timeout):
+        sim.create(1, timeout=CLIENT_TIMEOUT_S)
+    assert sim.state.request_log.in_flight == 1 and sim.count() == 0
+    assert sim.state.request_log.wait_idle(timeout=10)
+    assert sim.count() == 1 and [e.get("fault") for e in sim.log()] == ["timeout"]
+
+
 def test_drop_fault_answers_504_late_and_commits_nothing(sim: Sim) -> None:
     sim.faults({"method": "POST", "action": "drop", "seconds": 0.3})
     started = time.monotonic()
