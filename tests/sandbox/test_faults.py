@@ -122,6 +122,7 @@ def servers() -> Iterator[dict[str, Sim]]:
 
 
 def _fresh(sim: Sim) -> Sim:
+    assert sim.state.request_log.wait_idle(), "a request an earlier test left held is still running"
     sim.state.reset()
     if sim.name == "ghl":
         sim.state.configure(rate_limit=False, latency_s=0.0, burst_max=100)
