@@ -4,8 +4,11 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-# Test processes (pytest-xdist). 2 on the 2-core machines here: 3 was slower (14.3 min against 13.1) and flaky.
-TEST_WORKERS ?= 2
+# Test processes (pytest-xdist). The suite mostly waits (servers starting, rate-limited phases, sleeps):
+# on a fresh clone, quiet 2-core machine, -n 3 ran pytest in 655 s (the whole .ci/run 686 s) against
+# 1,062 s with -n 2 in the previous session. An older "3 was slower" was measured while xdist_group was
+# silently ignored (the browser set-up then ran on every worker).
+TEST_WORKERS ?= 3
 UV := uv==0.13.9
 
 .PHONY: venv demo test bench lint format sandbox-start sandbox-stop ui watermark quarantine clean lock robustness-report
