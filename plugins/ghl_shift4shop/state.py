@@ -6,6 +6,7 @@ scale-out setup). This is not Airflow's metadata database: tasks may use it free
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import uuid
@@ -196,6 +197,12 @@ reconcile_findings = sa.Table(
 )
 
 
+def _ddl_lock_key(schema: str) -> int:
+    """A signed 64-bit advisory-lock key for making one schema's tables."""
+    digest = hashlib.sha256(f"ghl_s4s state ddl\x00{schema}".encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
+
+
 def utcnow() -> datetime:
     return datetime.now(UTC)
 
@@ -219,8 +226,6 @@ class StateStore:
         self.schema = schema
         self.engine: Engine = sa.create_engine(url, future=True)
         if schema:
-            with self.engine.begin() as conn:
-                conn.execute(sa.schema.CreateSchema(schema, if_not_exists=True))
             self.engine = self.engine.execution_options(schema_translate_map={None: schema})
         if self.engine.dialect.name == "sqlite":
             # Several task processes share one file: wait for the lock instead of failing.
@@ -231,7 +236,17 @@ class StateStore:
                 cur.execute("PRAGMA busy_timeout=30000")
                 cur.close()
 
-        metadata.create_all(self.engine)
+        if self.engine.dialect.name == "postgresql":
+            # A new tenant's first tasks start side by side: CREATE SCHEMA / CREATE TABLE "if not
+            # exists" both race on Postgres (a unique violation in the catalog), so one process at
+            # a time makes them, under a transaction-scoped advisory lock named after the schema.
+            with self.engine.begin() as conn:
+                conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _ddl_lock_key(schema or "")})
+                if schema:
+                    conn.execute(sa.schema.CreateSchema(schema, if_not_exists=True))
+                metadata.create_all(conn)
+        else:
+            metadata.create_all(self.engine)
 
     @contextmanager
     def begin(self) -> Iterator[sa.Connection]:

@@ -361,3 +361,40 @@ def test_another_tenants_bad_schedule_does_not_stop_this_tenants_store_check(tmp
         check_own_store(None)  # acme's bad entry does not hide globex sharing default's store
     with pytest.raises(TenantsFileError, match="once-a-day"):
         check_own_store("acme")  # acme's own entry stops acme
+
+
+def _open_state(url: str, schema: str, barrier, errors) -> None:
+    from ghl_shift4shop.state import StateStore
+
+    barrier.wait()
+    try:
+        StateStore(url, schema=schema).engine.dispose()
+    except Exception as exc:  # what the parent reports
+        errors.put(f"{type(exc).__name__}: {str(exc).splitlines()[0]}")
+
+
+def test_a_new_tenants_first_tasks_make_its_schema_side_by_side_without_failing():
+    """Six processes open a tenant's state whose Postgres schema does not exist yet, all at once."""
+    import multiprocessing
+
+    import sqlalchemy as sa
+    from ghl_shift4shop import state
+
+    from tests.builders import postgres_schema
+
+    for eng, url, base in postgres_schema(also_drop=("{schema}_new",)):
+        ctx = multiprocessing.get_context("spawn")
+        barrier, errors = ctx.Barrier(6), ctx.Queue()
+        procs = [ctx.Process(target=_open_state, args=(url, f"{base}_new", barrier, errors)) for _ in range(6)]
+        for p in procs:
+            p.start()
+        for p in procs:
+            p.join(120)
+        failures = [errors.get() for _ in range(errors.qsize())] if not errors.empty() else []
+        assert failures == [] and [p.exitcode for p in procs] == [0] * 6, failures
+        with eng.connect() as conn:
+            made = conn.execute(
+                sa.text("SELECT table_name FROM information_schema.tables WHERE table_schema = :s"),
+                {"s": f"{base}_new"},
+            ).scalars()
+        assert set(made) == {t.name for t in vars(state).values() if isinstance(t, sa.Table)}
