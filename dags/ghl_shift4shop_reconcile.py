@@ -60,7 +60,8 @@ def build(tenant: Tenant):
         params={"dry_run": Param(False, type="boolean", description="compare and report only; write nothing")},
         doc_md=__doc__,
         on_failure_callback=observability.failure_notifier(),  # GHL_S4S_NOTIFY
-        deadline=observability.reconcile_deadline(nightly),  # GHL_S4S_RECONCILE_FINISH_BY
+        # the tenant's reconcile_finish_by, else GHL_S4S_RECONCILE_FINISH_BY
+        deadline=observability.reconcile_deadline(nightly, tenant.reconcile_finish_by),
     )
     def ghl_shift4shop_reconcile():
         @task(pool=tenant.ghl_pool)

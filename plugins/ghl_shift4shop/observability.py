@@ -358,10 +358,9 @@ def sync_deadline(hours: float | None = None) -> DeadlineAlert:
 
 
 def _time_of_day(value: str) -> tuple[int, int]:
-    match = re.fullmatch(r"([01]?\d|2[0-3]):([0-5]\d)", value.strip())
-    if not match:
-        raise ValueError(f"GHL_S4S_RECONCILE_FINISH_BY={value!r}: expected HH:MM (UTC)")
-    return int(match[1]), int(match[2])
+    from ghl_shift4shop.tenants import time_of_day
+
+    return time_of_day(value, "GHL_S4S_RECONCILE_FINISH_BY")
 
 
 def reconcile_deadline(schedule: str, finish_by: str | None = None) -> DeadlineAlert:

@@ -33,6 +33,7 @@ KEYS = {
     "shift4shop_conn_id",
     "schedule",
     "reconcile_schedule",
+    "reconcile_finish_by",
     "mappings_dir",
     "state_url",
     "ghl_pool",
@@ -53,6 +54,7 @@ class Tenant:
     shift4shop_conn_id: str
     schedule: str = DEFAULT_SCHEDULE
     reconcile_schedule: str = DEFAULT_RECONCILE_SCHEDULE
+    reconcile_finish_by: str | None = None  # HH:MM UTC; None: GHL_S4S_RECONCILE_FINISH_BY
     mappings_dir: Path | None = None  # absolute; its YAML files replace include/mappings' same-named ones
     state_url: str | None = None  # None: the default rule (settings.load_settings)
     ghl_pool: str = "ghl_api"
@@ -199,6 +201,19 @@ def _check_schedules(tenant: Tenant, where: str) -> None:
         first_daily_fire(tenant.reconcile_schedule)
     except ValueError as exc:
         raise TenantsFileError(f"{where}: reconcile_schedule: {exc}") from None
+    if tenant.reconcile_finish_by is not None:
+        try:
+            time_of_day(tenant.reconcile_finish_by, "reconcile_finish_by")
+        except ValueError as exc:
+            raise TenantsFileError(f"{where}: {exc}") from None
+
+
+def time_of_day(value: str, what: str) -> tuple[int, int]:
+    """``(hour, minute)`` of an ``HH:MM`` (UTC); ValueError naming ``what`` otherwise."""
+    match = re.fullmatch(r"([01]?\d|2[0-3]):([0-5]\d)", value.strip())
+    if not match:
+        raise ValueError(f"{what}={value!r}: expected HH:MM (UTC)")
+    return int(match[1]), int(match[2])
 
 
 # What Airflow's cron timetables accept besides a cron line (airflow.utils.dates.cron_presets).

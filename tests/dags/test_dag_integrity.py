@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import time
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -129,6 +130,7 @@ tenants:
     shift4shop_conn_id: store_of_acme
     schedule: "15,45 * * * *"
     reconcile_schedule: "0 3 * * *"
+    reconcile_finish_by: "04:30"
     ghl_pool: ghl_api__acme_shared
 """
 
@@ -158,6 +160,9 @@ def test_each_tenant_gets_its_own_dags_pools_connections_and_schedules(two_tenan
         assert mine.doc_md == theirs.doc_md
     assert sync.timetable.summary == "15,45 * * * *" and reconcile.timetable.summary == "0 3 * * *"
     assert default_sync.timetable.summary == "*/30 * * * *" and default_reconcile.timetable.summary == "0 2 * * *"
+    # acme's reconciliation must be done by its own 04:30; the default's by GHL_S4S_RECONCILE_FINISH_BY (06:00)
+    assert [a.interval for a in reconcile.deadline] == [timedelta(hours=1, minutes=30)]
+    assert [a.interval for a in default_reconcile.deadline] == [timedelta(hours=4)]
     assert sync.get_task("extract").pool == sync.get_task("fetch_children").pool == "ghl_api__acme_shared"
     assert sync.get_task("load").pool == sync.get_task("load_crm").pool == "shift4shop_api__acme"
     assert reconcile.get_task("compare").pool == reconcile.get_task("recheck").pool == "ghl_api__acme_shared"
@@ -180,6 +185,7 @@ def test_each_tenant_gets_its_own_dags_pools_connections_and_schedules(two_tenan
     [
         'reconcile_schedule: "0 2 * * 0"',  # weekly: the reconciliation's deadline is a time of day
         'schedule: "every 30 minutes"',  # not a cron line
+        'reconcile_finish_by: "6am"',  # not HH:MM
     ],
 )
 def test_a_tenant_whose_dags_cannot_be_built_leaves_the_others_and_is_an_import_error(tmp_path, monkeypatch, extra):
