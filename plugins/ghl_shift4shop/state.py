@@ -236,17 +236,23 @@ class StateStore:
                 cur.execute("PRAGMA busy_timeout=30000")
                 cur.close()
 
-        if self.engine.dialect.name == "postgresql":
-            # A new tenant's first tasks start side by side: CREATE SCHEMA / CREATE TABLE "if not
-            # exists" both race on Postgres (a unique violation in the catalog), so one process at
-            # a time makes them, under a transaction-scoped advisory lock named after the schema.
-            with self.engine.begin() as conn:
-                conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _ddl_lock_key(schema or "")})
-                if schema:
-                    conn.execute(sa.schema.CreateSchema(schema, if_not_exists=True))
-                metadata.create_all(conn)
-        else:
-            metadata.create_all(self.engine)
+        self.create_tables()
+
+    def create_tables(self, tables: list[sa.Table] | None = None) -> None:
+        """Make the schema and ``tables`` (default: all of ``metadata``) where missing.
+
+        A new tenant's first tasks start side by side: CREATE SCHEMA / CREATE TABLE "if not exists"
+        both race on Postgres (a unique violation in the catalog), so one process at a time makes
+        them, under a transaction-scoped advisory lock named after the schema.
+        """
+        if self.engine.dialect.name != "postgresql":
+            metadata.create_all(self.engine, tables=tables)
+            return
+        with self.engine.begin() as conn:
+            conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _ddl_lock_key(self.schema or "")})
+            if self.schema:
+                conn.execute(sa.schema.CreateSchema(self.schema, if_not_exists=True))
+            metadata.create_all(conn, tables=tables)
 
     @contextmanager
     def begin(self) -> Iterator[sa.Connection]:

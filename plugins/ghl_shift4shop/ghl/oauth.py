@@ -62,7 +62,7 @@ def _ensure_origin_column(state: StateStore) -> None:
 
 def forget_tokens(state: StateStore, client_id: str | None = None) -> int:
     """Delete stored token pairs (all, or one client's); the connection's tokens are used next."""
-    metadata.create_all(state.engine, tables=[oauth_tokens])
+    state.create_tables([oauth_tokens])
     q = sa.delete(oauth_tokens)
     if client_id:
         q = q.where(oauth_tokens.c.account.startswith(f"{client_id}:", autoescape=True))
@@ -89,7 +89,7 @@ class TokenStore:
         self._fernet = Fernet(key)
         for secret in (self.client_secret, self.initial_refresh_token):
             mask_secret(secret)
-        metadata.create_all(state.engine, tables=[oauth_tokens])
+        state.create_tables([oauth_tokens])
         _ensure_origin_column(state)
         self.origin = hmac.new(key, self.initial_refresh_token.encode(), hashlib.sha256).hexdigest()
 
