@@ -467,12 +467,12 @@ def scan(run_id: str, dry_run: bool, tenant: str | None = None) -> ScanResult:
     from ghl_shift4shop import sync
     from ghl_shift4shop.crm_summary import tasks_part
     from ghl_shift4shop.idmaps import CustomerMap, DisabledMap
-    from ghl_shift4shop.preflight import check_own_store
+    from ghl_shift4shop.preflight import check_tenant_alone
     from ghl_shift4shop.reconcile_policy import load_policy
     from ghl_shift4shop.transform import transform_records
 
     settings = load_settings(tenant)
-    check_own_store(settings.tenant)  # its repairs write the store too
+    check_tenant_alone(settings.tenant)  # its repairs write the store too
     started = datetime.now(UTC)
     policy = load_policy(settings.mappings_dir, settings.mapping_overrides)  # a bad policy fails before any call
     mapping = sync.contacts_mapping(settings)

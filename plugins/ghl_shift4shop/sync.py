@@ -106,10 +106,10 @@ def plan_window(
       half-open window, and no watermark moves (a backfill must not move incremental progress).
     * otherwise: everything changed since each stream's stored watermark (incremental).
     """
-    from ghl_shift4shop.preflight import check_own_store
+    from ghl_shift4shop.preflight import check_tenant_alone
 
     settings = load_settings(tenant)
-    check_own_store(settings.tenant)  # before anything of this run is written to the store
+    check_tenant_alone(settings.tenant)  # before anything of this run is written to the store
     streams = [STREAM, *crm_config(settings).enabled_children]
     state = state_store(settings)
     cursor = Cursor.plan(

@@ -398,3 +398,41 @@ def test_a_new_tenants_first_tasks_make_its_schema_side_by_side_without_failing(
                 {"s": f"{base}_new"},
             ).scalars()
         assert set(made) == {t.name for t in vars(state).values() if isinstance(t, sa.Table)}
+
+
+def test_two_tenants_on_one_oauth_app_and_location_are_stopped_before_any_call(tmp_path, monkeypatch):
+    """GHL refresh tokens are single use: two tenants each keeping one chain's pair lock each other out."""
+    from ghl_shift4shop import reconcile, sync
+    from ghl_shift4shop.preflight import SharedOAuthError, check_tenant_alone
+
+    path = write(tmp_path, "tenants:\n  - name: default\n  - name: acme\n  - name: globex\n  - name: initech\n")
+    monkeypatch.setenv("GHL_S4S_TENANTS_FILE", str(path))
+    monkeypatch.setenv("GHL_S4S_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("GHL_S4S_STATE_URL", f"sqlite:///{tmp_path / 'data' / 'state.db'}")
+    oauth = {"location_id": "loc1", "client_id": "app-1", "client_secret": "s3cret", "refresh_token": "r"}
+    ghl = {"conn_type": "http", "host": "http://127.0.0.1:1"}
+    conns = {
+        "GHL_DEFAULT": oauth,
+        "GHL_ACME": {**oauth, "refresh_token": "another install's"},  # same app, same location
+        "GHL_GLOBEX": {"location_id": "loc1"},  # a Private Integration token on the same location
+        "GHL_INITECH": {**oauth, "location_id": "loc2"},  # same app, another location
+    }
+    for name, extra in conns.items():
+        monkeypatch.setenv(f"AIRFLOW_CONN_{name}", json.dumps({**ghl, "extra": extra}))
+        tenant = name.removeprefix("GHL_").lower()
+        store = {"conn_type": "http", "host": "http://127.0.0.1:1", "extra": {"secure_url": f"{tenant}.example"}}
+        monkeypatch.setenv(f"AIRFLOW_CONN_SHIFT4SHOP_{tenant.upper()}", json.dumps(store))
+    for tenant in ("globex", "initech"):
+        check_tenant_alone(tenant)
+    # Both first tasks stop (failed for good: a retry would find the same), before the state is
+    # opened or a request is made.
+    from airflow.sdk.exceptions import AirflowFailException
+
+    with pytest.raises(AirflowFailException, match=r"SharedOAuthError: tenants 'default' .*'acme' .*location 'loc1'"):
+        sync.plan_window("manual__1", "manual", None, {}, tenant="default")
+    with pytest.raises(AirflowFailException, match=r"SharedOAuthError: tenants 'acme' .*'default' .*location") as exc:
+        reconcile.scan("manual__1", dry_run=True, tenant="acme")
+    assert "s3cret" not in str(exc.value)
+    assert not (tmp_path / "data").exists()
+    with pytest.raises(SharedOAuthError):
+        check_tenant_alone("default")
