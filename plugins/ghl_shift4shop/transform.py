@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pandas as pd
+from pandas.core.dtypes.cast import maybe_box_native
 
 from ghl_shift4shop.batches import read_jsonl, stage_path, write_jsonl
 from ghl_shift4shop.crm_config import CHILD_STREAMS, CrmConfig
@@ -89,19 +90,27 @@ def transform_records(
         return []
     enrich = crm_enrichment(records, crm, children or {}, state) if crm else {}
     frame = derive_columns(pd.DataFrame.from_records(records))
+    # Column-wise: the mapping reads whole columns (Mapping.apply_columns), the values the rows of
+    # frame.to_dict("records") would hold (object columns, numpy scalars boxed as to_dict does).
+    wanted = {s for rule in mapping.rules for s in rule.sources} | {"id", "dateUpdated", "country"}
+    columns = {c: _column(frame[c]) for c in frame.columns if c in wanted}
+    rows = len(frame)
+    payloads = mapping.apply_columns(columns, rows)
+    ids = columns["id"]
+    dates = columns.get("dateUpdated") or [None] * rows
+    match_field = mapping.match_field
     out = []
-    for row in frame.to_dict("records"):
-        payload = mapping.apply(row)
-        extra = enrich.get(row["id"], {})
+    for cid, date_updated, payload in zip(ids, dates, payloads, strict=True):
+        extra = enrich.get(cid, {})
         if "Comments" in extra:
             payload["Comments"] = extra["Comments"]
         group = extra.get("group")
-        match = payload.get(mapping.match_field)
+        match = payload.get(match_field)
         out.append(
             {
-                "source_id": row["id"],
+                "source_id": cid,
                 "match_key": match.strip().lower() if isinstance(match, str) else None,
-                "date_updated": row.get("dateUpdated"),
+                "date_updated": date_updated,
                 "payload": payload,
                 # Group name, resolved to a CustomerGroupID at load; None leaves the group alone.
                 "group": group,
@@ -109,6 +118,11 @@ def transform_records(
             }
         )
     return out
+
+
+def _column(series: pd.Series) -> list:
+    """One object column as to_dict("records") gives its values (numpy scalars as Python ones)."""
+    return [v if v is None or v.__class__ is str else maybe_box_native(v) for v in series.tolist()]
 
 
 def read_children(ref: dict) -> dict[str, dict[str, list[dict]]]:
