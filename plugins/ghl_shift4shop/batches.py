@@ -14,7 +14,47 @@ import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
+import msgspec
+
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
+
+# JSON in and out: msgspec where it gives what the standard library gives, the standard library
+# everywhere else (tests/unit/test_jsonl.py compares them). msgspec decodes every JSON text it accepts
+# to the same objects as json.loads and refuses the rest (NaN, Infinity, numbers out of range, lone
+# surrogates), which then go to json.loads. It encodes str, int, bool, None, lists and dicts with str
+# keys to the same text as json.dumps(ensure_ascii=False, separators=(",", ":")); floats it writes in
+# another form (1e16, not 1e+16; NaN as null), so anything holding a float goes to json.dumps.
+_decode = msgspec.json.Decoder().decode
+_encode = msgspec.json.Encoder().encode
+_encode_sorted = msgspec.json.Encoder(order="sorted").encode
+_SCALARS = frozenset({str, int, bool, type(None)})
+
+
+def _plain(value) -> bool:
+    """Only str, int, bool, None, lists and dicts with str keys (exact types): msgspec writes it as json does."""
+    cls = value.__class__
+    if cls in _SCALARS:
+        return True
+    if cls is dict:
+        return all(k.__class__ is str and (v.__class__ in _SCALARS or _plain(v)) for k, v in value.items())
+    if cls is list:
+        return all(v.__class__ in _SCALARS or _plain(v) for v in value)
+    return False
+
+
+def dumps(value, *, sort_keys: bool = False) -> bytes:
+    """``json.dumps(value, ensure_ascii=False, separators=(",", ":"), sort_keys=sort_keys)`` in UTF-8."""
+    if _plain(value):
+        return _encode_sorted(value) if sort_keys else _encode(value)
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), sort_keys=sort_keys).encode("utf-8")
+
+
+def loads(text: str | bytes):
+    """``json.loads(text)``, the same objects, errors included."""
+    try:
+        return _decode(text)
+    except msgspec.DecodeError:
+        return json.loads(text)
 
 
 def run_dir(data_dir: Path, run_id: str) -> Path:
@@ -25,15 +65,18 @@ def stage_path(data_dir: Path, run_id: str, stream: str, stage: str, batch: int)
     return run_dir(data_dir, run_id) / stream / stage / f"{batch:05d}.jsonl"
 
 
-def write_jsonl(path: Path, rows: Iterable[dict]) -> int:
-    """Write atomically (temp file + rename), so a killed task never leaves half a batch."""
+def write_jsonl(path: Path, rows: Iterable[dict | bytes]) -> int:
+    """Write atomically (temp file + rename), so a killed task never leaves half a batch.
+
+    A row is a dict (written as ``json.dumps(row, ensure_ascii=False, separators=(",", ":"))``) or
+    that line already encoded (bytes, no newline)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
     n = 0
-    with tmp.open("w", encoding="utf-8") as fh:
+    with tmp.open("wb") as fh:
         for row in rows:
-            fh.write(json.dumps(row, ensure_ascii=False, separators=(",", ":")))
-            fh.write("\n")
+            fh.write(row if row.__class__ is bytes else dumps(row))
+            fh.write(b"\n")
             n += 1
     os.replace(tmp, path)
     return n
@@ -43,7 +86,31 @@ def read_jsonl(path: Path | str) -> Iterator[dict]:
     with Path(path).open(encoding="utf-8") as fh:
         for line in fh:
             if line.strip():
-                yield json.loads(line)
+                yield loads(line)
+
+
+# A JSON number with a fraction or an exponent (what decodes to a float), where a value starts. Also
+# matches inside some strings ("at 10:30.5"): such a line just takes the slower, always exact path.
+_FLOAT_NUMBER = re.compile(r"(?:^|[:,\[])\s*-?\d+[.eE]")
+
+
+def read_jsonl_float_free(path: Path | str) -> Iterator[tuple[dict, bool]]:
+    """:func:`read_jsonl`, each record with True when it holds no float (nor NaN or Infinity): then
+    :func:`dumps_float_free` writes it, as json.dumps would, without walking it first."""
+    with Path(path).open(encoding="utf-8") as fh:
+        for line in fh:
+            if line.strip():
+                try:
+                    record = _decode(line)
+                except msgspec.DecodeError:
+                    yield json.loads(line), False
+                    continue
+                yield record, _FLOAT_NUMBER.search(line) is None
+
+
+def dumps_float_free(value) -> bytes:
+    """:func:`dumps` of a value :func:`read_jsonl_float_free` called float-free (JSON's own types only)."""
+    return _encode(value)
 
 
 def prune_runs(data_dir: Path, keep_days: float) -> int:

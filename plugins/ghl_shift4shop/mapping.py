@@ -6,7 +6,6 @@ The YAML is the one place mapping rules live; this module only knows how to read
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 import unicodedata
 from dataclasses import dataclass
@@ -17,6 +16,7 @@ import phonenumbers
 import pycountry
 import yaml
 
+from ghl_shift4shop.batches import dumps
 from ghl_shift4shop.errors import PermanentError
 from ghl_shift4shop.shift4shop.fields import CUSTOMER_MAX_LENGTHS
 from ghl_shift4shop.text import cut
@@ -294,5 +294,5 @@ def load_mapping(path: Path) -> Mapping:
 
 def payload_hash(payload: dict) -> str:
     """Stable digest of what we would send: equal digests mean nothing to write."""
-    canonical = json.dumps(payload, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
-    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+    # json.dumps(payload, sort_keys=True, ensure_ascii=False, separators=(",", ":")), UTF-8
+    return hashlib.sha256(dumps(payload, sort_keys=True)).hexdigest()

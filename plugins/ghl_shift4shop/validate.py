@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from ghl_shift4shop.batches import read_jsonl, run_dir, stage_path, write_jsonl
+from ghl_shift4shop.batches import dumps_float_free, read_jsonl_float_free, run_dir, stage_path, write_jsonl
 from ghl_shift4shop.errors import PermanentError
 from ghl_shift4shop.state import StateStore
 from ghl_shift4shop.transport import mask_email
@@ -191,18 +191,22 @@ def validate_batch(
     stream: str = "contacts",
     data_docs: bool = True,
 ) -> dict:
-    records = list(read_jsonl(ref["path"]))
+    records, float_free = [], []
+    for record, free in read_jsonl_float_free(ref["path"]):
+        records.append(record)
+        float_free.append(free)
     spec = load_suite_spec(expectations_dir, stream)
     frame = suite_frame(spec, records)
     docs = data_docs_dir(data_dir, run_id, stream, ref["batch"]) if data_docs else None
     failures = run_suite(spec, frame, docs_dir=docs) if records else {}
     bad = [(quarantine_key(records[i]), "; ".join(reasons), records[i]) for i, reasons in sorted(failures.items())]
     good = [r for i, r in enumerate(records) if i not in failures]
+    lines = (dumps_float_free(r) if float_free[i] else r for i, r in enumerate(records) if i not in failures)
     if bad:
         state.quarantine(stream, "validate", run_id, bad)
     state.resolve_quarantine(stream, [r["id"] for r in good])
     out = stage_path(data_dir, run_id, stream, "validated", ref["batch"])
-    write_jsonl(out, good)
+    write_jsonl(out, lines)
     result = {
         "batch": ref["batch"],
         "path": str(out),
