@@ -22,7 +22,14 @@ from pathlib import Path
 
 import pandas as pd
 
-from ghl_shift4shop.batches import dumps_float_free, read_jsonl_float_free, run_dir, stage_path, write_jsonl
+from ghl_shift4shop.batches import (
+    dumps_float_free,
+    gc_paused,
+    read_jsonl_float_free,
+    run_dir,
+    stage_path,
+    write_jsonl,
+)
 from ghl_shift4shop.errors import PermanentError
 from ghl_shift4shop.state import StateStore
 from ghl_shift4shop.transport import mask_email
@@ -190,6 +197,13 @@ def validate_batch(
     run_id: str,
     stream: str = "contacts",
     data_docs: bool = True,
+) -> dict:
+    with gc_paused():
+        return _validate_batch(ref, state, data_dir, expectations_dir, run_id, stream, data_docs)
+
+
+def _validate_batch(
+    ref: dict, state: StateStore, data_dir: Path, expectations_dir: Path, run_id: str, stream: str, data_docs: bool
 ) -> dict:
     records, float_free = [], []
     for record, free in read_jsonl_float_free(ref["path"]):
