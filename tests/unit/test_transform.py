@@ -260,7 +260,7 @@ def test_column_wise_transform_equals_the_per_row_one(case):
     ]  # equal as text too (1 == 1.0 == True would pass ==)
     from ghl_shift4shop.transform import _transform
 
-    for (row, line), old in zip(_transform(records, MAPPING), expected, strict=True):  # the batch file's lines
+    for (_row, line), old in zip(_transform(records, MAPPING), expected, strict=True):  # the batch file's lines
         assert line is None or line == json.dumps(old, ensure_ascii=False, separators=(",", ":")).encode()
     # With the CRM summary and tag groups (real config, undated tasks so both calls see the same parts).
     from ghl_shift4shop.crm_config import load_crm_config
