@@ -95,10 +95,16 @@ def write_jsonl(path: Path, rows: Iterable[dict | bytes]) -> int:
     tmp = path.with_suffix(".tmp")
     n = 0
     with tmp.open("wb") as fh:
+        chunk: list[bytes] = []
         for row in rows:
-            fh.write(row if row.__class__ is bytes else dumps(row))
-            fh.write(b"\n")
-            n += 1
+            chunk.append(row if row.__class__ is bytes else dumps(row))
+            if len(chunk) == 1000:
+                fh.write(b"\n".join(chunk) + b"\n")
+                n += len(chunk)
+                chunk = []
+        if chunk:
+            fh.write(b"\n".join(chunk) + b"\n")
+            n += len(chunk)
     os.replace(tmp, path)
     return n
 

@@ -176,41 +176,39 @@ class Mapping:
 
     def apply_columns(self, columns: dict[str, list], rows: int) -> list[dict]:
         """:meth:`apply` over a whole batch held as columns (name → one value per row): the same payloads
-        (tests/unit/test_transform.py compares the two), one rule at a time instead of one row at a time,
-        without a dict per source row or the per-value choice of normalizer."""
+        (tests/unit/test_transform.py compares the two), one rule at a time over whole columns instead of
+        one row at a time, without a dict per source row or the per-value choice of normalizer."""
         out: list[dict] = [{} for _ in range(rows)]
         country = columns.get("country") or [None] * rows
         for rule in self.rules:
-            sources = [columns[s] for s in rule.sources if s in columns]
-            default = rule.default
-            values = []
-            for i in range(rows):
-                for col in sources:
-                    candidate = col[i]
-                    if candidate.__class__ is str:
-                        if candidate.strip():
-                            values.append(candidate)
-                            break
-                    elif not _is_empty(candidate):
-                        values.append(candidate)
-                        break
-                else:
-                    values.append(default)
-            steps = [_COLUMN_STEPS.get(step) or _unknown_step(step) for step in rule.normalize]
+            values = _first_non_empty([columns[s] for s in rule.sources if s in columns], rule.default, rows)
+            for step in [_COLUMN_STEPS.get(step) or _unknown_step(step) for step in rule.normalize]:
+                # Steps return str, so "is it a str" before each step is "was it one before the first".
+                values = [step(v, c) if isinstance(v, str) else v for v, c in zip(values, country, strict=True)]
             limit = CUSTOMER_MAX_LENGTHS.get(rule.target)
+            if limit:  # cut() returns a text of 2 x len <= limit as it is
+                values = [cut(v, limit) if isinstance(v, str) and 2 * len(v) > limit else v for v in values]
             target = rule.target
-            for i, value in enumerate(values):
-                if isinstance(value, str):
-                    for step in steps:
-                        value = step(value, country[i])
-                    if limit:
-                        value = cut(value, limit)
-                if value.__class__ is str:
-                    if value.strip():
-                        out[i][target] = value
-                elif not _is_empty(value):
-                    out[i][target] = value
+            for payload, value in zip(out, values, strict=True):
+                if value.strip() if value.__class__ is str else not _is_empty(value):
+                    payload[target] = value
         return out
+
+
+_NOTHING = object()
+
+
+def _first_non_empty(columns: list[list], default, rows: int) -> list:
+    """Per row, the first non-empty value of ``columns``, else ``default`` (as Mapping.apply picks)."""
+    if not columns:
+        return [default] * rows
+    values = [v if (v.strip() if v.__class__ is str else not _is_empty(v)) else _NOTHING for v in columns[0]]
+    for column in columns[1:]:
+        values = [
+            c if v is _NOTHING and (c.strip() if c.__class__ is str else not _is_empty(c)) else v
+            for v, c in zip(values, column, strict=True)
+        ]
+    return [default if v is _NOTHING else v for v in values]
 
 
 def _unknown_step(step: str):
