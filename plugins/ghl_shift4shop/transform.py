@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pandas as pd
+from pandas.core.dtypes.cast import maybe_box_native
 
-from ghl_shift4shop.batches import read_jsonl, stage_path, write_jsonl
+from ghl_shift4shop.batches import dumps_float_free, gc_paused, is_json_scalar, read_jsonl, stage_path, write_jsonl
 from ghl_shift4shop.crm_config import CHILD_STREAMS, CrmConfig
 from ghl_shift4shop.mapping import Mapping, payload_hash
 from ghl_shift4shop.state import StateStore
 
 log = logging.getLogger(__name__)
+
+
+_DERIVE_READS = frozenset({"name", "contactName", "email", "phone", "tags"})  # what derive_columns reads
 
 
 def derive_columns(frame: pd.DataFrame) -> pd.DataFrame:
@@ -77,6 +82,63 @@ def crm_enrichment(
     return out
 
 
+def _transform(
+    records: list[dict],
+    mapping: Mapping,
+    *,
+    crm: CrmConfig | None = None,
+    children: dict[str, dict[str, list[dict]]] | None = None,
+    state: StateStore | None = None,
+) -> list[tuple[dict, bytes | None]]:
+    """Each transformed row, with its batch-file line when encoded here (else None: write_jsonl encodes it)."""
+    if not records:
+        return []
+    enrich = crm_enrichment(records, crm, children or {}, state) if crm else {}
+    # Only the columns the mapping and derive_columns read (pandas infers each column's type on its
+    # own, so the others change nothing); a column no record has comes out all null, as a missing
+    # one reads. Column-wise: the mapping reads whole columns (Mapping.apply_columns), the values
+    # the rows of frame.to_dict("records") would hold (numpy scalars boxed as to_dict does).
+    wanted = {s for rule in mapping.rules for s in rule.sources} | {"id", "dateUpdated", "country"}
+    frame = derive_columns(pd.DataFrame.from_records(records, columns=sorted(wanted | _DERIVE_READS)))
+    columns = {c: _column(frame[c]) for c in frame.columns if c in wanted}
+    rows = len(frame)
+    payloads = mapping.apply_columns(columns, rows)
+    ids = columns["id"]
+    dates = columns.get("dateUpdated") or [None] * rows
+    match_field = mapping.match_field
+    str_keys = all(rule.target.__class__ is str for rule in mapping.rules)
+    out = []
+    for cid, date_updated, payload in zip(ids, dates, payloads, strict=True):
+        extra = enrich.get(cid, {})
+        if "Comments" in extra:
+            payload["Comments"] = extra["Comments"]
+        group = extra.get("group")
+        match = payload.get(match_field)
+        row = {
+            "source_id": cid,
+            "match_key": match.strip().lower() if isinstance(match, str) else None,
+            "date_updated": date_updated,
+            "payload": payload,
+            # Group name, resolved to a CustomerGroupID at load; None leaves the group alone.
+            "group": group,
+            "hash": None,
+        }
+        hashed = {**payload, "_group": group}
+        if (
+            str_keys
+            and is_json_scalar(cid)
+            and is_json_scalar(date_updated)
+            and is_json_scalar(group)
+            and all(is_json_scalar(v) for v in payload.values())
+        ):  # JSON's own types only (the usual case): payload_hash's and write_jsonl's exact bytes, no walk
+            row["hash"] = hashlib.sha256(dumps_float_free(hashed, sort_keys=True)).hexdigest()
+            out.append((row, dumps_float_free(row)))
+        else:
+            row["hash"] = payload_hash(hashed)
+            out.append((row, None))
+    return out
+
+
 def transform_records(
     records: list[dict],
     mapping: Mapping,
@@ -85,30 +147,12 @@ def transform_records(
     children: dict[str, dict[str, list[dict]]] | None = None,
     state: StateStore | None = None,
 ) -> list[dict]:
-    if not records:
-        return []
-    enrich = crm_enrichment(records, crm, children or {}, state) if crm else {}
-    frame = derive_columns(pd.DataFrame.from_records(records))
-    out = []
-    for row in frame.to_dict("records"):
-        payload = mapping.apply(row)
-        extra = enrich.get(row["id"], {})
-        if "Comments" in extra:
-            payload["Comments"] = extra["Comments"]
-        group = extra.get("group")
-        match = payload.get(mapping.match_field)
-        out.append(
-            {
-                "source_id": row["id"],
-                "match_key": match.strip().lower() if isinstance(match, str) else None,
-                "date_updated": row.get("dateUpdated"),
-                "payload": payload,
-                # Group name, resolved to a CustomerGroupID at load; None leaves the group alone.
-                "group": group,
-                "hash": payload_hash({**payload, "_group": group}),
-            }
-        )
-    return out
+    return [row for row, _ in _transform(records, mapping, crm=crm, children=children, state=state)]
+
+
+def _column(series: pd.Series) -> list:
+    """One object column as to_dict("records") gives its values (numpy scalars as Python ones)."""
+    return [v if v is None or v.__class__ is str else maybe_box_native(v) for v in series.tolist()]
 
 
 def read_children(ref: dict) -> dict[str, dict[str, list[dict]]]:
@@ -129,8 +173,10 @@ def transform_batch(
     crm: CrmConfig | None = None,
     state: StateStore | None = None,
 ) -> dict:
-    rows = transform_records(list(read_jsonl(ref["path"])), mapping, crm=crm, children=read_children(ref), state=state)
-    out = stage_path(data_dir, run_id, mapping.stream, "transformed", ref["batch"])
-    write_jsonl(out, rows)
+    with gc_paused():
+        records = list(read_jsonl(ref["path"]))
+        rows = _transform(records, mapping, crm=crm, children=read_children(ref), state=state)
+        out = stage_path(data_dir, run_id, mapping.stream, "transformed", ref["batch"])
+        write_jsonl(out, (row if line is None else line for row, line in rows))
     log.info("batch %d: %d %s transformed", ref["batch"], len(rows), mapping.target)
     return {"batch": ref["batch"], "path": str(out), "rows": len(rows)}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -157,3 +158,117 @@ def test_bad_mapping_files_are_refused(tmp_path):
     bad.write_text("stream: contacts\nfields: {}\n")
     with pytest.raises(MappingError, match="missing keys"):
         load_mapping(bad)
+
+
+# ---- column-wise transform == the per-row reference ---------------------------------------------
+
+
+def transform_by_row(records: list[dict], mapping, enrich: dict | None = None) -> list[dict]:
+    """transform_records as it was before it went column-wise: one dict per row, Mapping.apply each."""
+    import pandas as pd
+    from ghl_shift4shop.transform import derive_columns
+
+    if not records:
+        return []
+    enrich = enrich or {}
+    out = []
+    for row in derive_columns(pd.DataFrame.from_records(records)).to_dict("records"):
+        payload = mapping.apply(row)
+        extra = enrich.get(row["id"], {})
+        if "Comments" in extra:
+            payload["Comments"] = extra["Comments"]
+        group = extra.get("group")
+        match = payload.get(mapping.match_field)
+        out.append(
+            {
+                "source_id": row["id"],
+                "match_key": match.strip().lower() if isinstance(match, str) else None,
+                "date_updated": row.get("dateUpdated"),
+                "payload": payload,
+                "group": group,
+                "hash": payload_hash({**payload, "_group": group}),
+            }
+        )
+    return out
+
+
+def hostile_contacts() -> list[dict]:
+    """Odd values a GHL export can hold, each where the mapping reads it."""
+    long = "x" * 300
+    odd = [
+        {"postalCode": 12345},  # a number in a column of strings (pandas makes the column float)
+        {"postalCode": None, "city": "\u00a0\u2003"},  # whitespace only, beyond ASCII
+        {"city": " \t", "state": "", "address1": "  12  Main\tSt \x00"},
+        {"firstName": None, "lastName": None, "name": None, "contactName": "a@b.co"},
+        {"firstName": "", "lastName": " ", "name": "Grace  Brewster Hopper"},
+        {"firstName": ["list"], "lastName": {"a": 1}, "companyName": 7, "businessName": "Biz"},
+        {"firstName": True, "lastName": 1.5, "companyName": float("nan")},
+        {"phone": "+44 (0) 20 7946 0958", "country": "gb"},
+        {"phone": "+4407911123456", "country": "GBR"},
+        {"phone": "0612345678", "country": "fr"},
+        {"phone": "+14155550123", "country": None},
+        {"phone": "call me", "country": "Germany"},
+        {"phone": 4155550123, "country": "US"},
+        {"phone": "+١٤١٥٥٥٥٠١٢٣", "country": "XX"},
+        {"country": "Narnia"},
+        {"country": "  deu "},
+        {"email": " Ada Lovelace@Example.com ", "contactName": "Ada Lovelace@Example.com"},
+        {"email": "x@y.co", "contactName": "x@y.co", "name": None, "firstName": None, "lastName": None},
+        {"tags": "not-a-list"},
+        {"tags": []},
+        {"tags": ["a", 1, None, "  "]},
+        {"firstName": long, "lastName": "😀" * 40, "address1": "é" * 200 + "😀", "city": long},
+        {"dateUpdated": None},
+        {"companyName": "   ", "businessName": "  Fallback  "},
+    ]
+    out = []
+    for i, over in enumerate(odd):
+        c = contact(**over)
+        c["id"] = f"odd{i:03d}"
+        out.append(c)
+    bare = {"id": "bare", "email": "bare@example.com"}  # no other column in its row
+    return [*out, bare]
+
+
+@pytest.mark.parametrize("case", ["generated", "hostile", "hostile_without_columns", "numbers", "one"])
+def test_column_wise_transform_equals_the_per_row_one(case):
+    from sandbox.seed import generate_contacts
+
+    if case == "generated":
+        from ghl_shift4shop.ghl.hook import normalize_search_item
+
+        records = [
+            normalize_search_item(c) for c in generate_contacts(3000, seed=11, dirty_share=0.3, location_id="loc")
+        ]
+    elif case == "hostile":
+        records = hostile_contacts()
+    elif case == "hostile_without_columns":  # a batch where phone, country and name columns are missing
+        records = [
+            {k: v for k, v in c.items() if k not in ("phone", "country", "name", "contactName", "tags")}
+            for c in hostile_contacts()
+        ]
+    elif case == "numbers":  # columns pandas makes numeric: ints with a gap become floats, bools stay bools
+        records = [contact(postalCode=10001 + i if i % 3 else None, companyName=bool(i % 2)) for i in range(7)]
+        for i, r in enumerate(records):
+            r["id"] = f"n{i}"
+    else:
+        records = [contact()]
+    expected = transform_by_row(records, MAPPING)
+    assert transform_records(records, MAPPING) == expected
+    assert [json.dumps(r, ensure_ascii=False) for r in transform_records(records, MAPPING)] == [
+        json.dumps(r, ensure_ascii=False) for r in expected
+    ]  # equal as text too (1 == 1.0 == True would pass ==)
+    from ghl_shift4shop.transform import _transform
+
+    for (_row, line), old in zip(_transform(records, MAPPING), expected, strict=True):  # the batch file's lines
+        assert line is None or line == json.dumps(old, ensure_ascii=False, separators=(",", ":")).encode()
+    # With the CRM summary and tag groups (real config, undated tasks so both calls see the same parts).
+    from ghl_shift4shop.crm_config import load_crm_config
+    from ghl_shift4shop.transform import crm_enrichment
+
+    crm = load_crm_config(ROOT / "include" / "mappings")
+    children = {"tasks": {r["id"]: [{"title": f"T{i}", "completed": False}] for i, r in enumerate(records) if i % 3}}
+    enrich = crm_enrichment(records, crm, children, None)
+    assert any("Comments" in e for e in enrich.values())
+    got = transform_records(records, MAPPING, crm=crm, children=children)
+    assert got == transform_by_row(records, MAPPING, enrich)

@@ -24,16 +24,22 @@ def store(tmp_path):
     return StateStore(f"sqlite:///{tmp_path / 'state.db'}")
 
 
-def run(tmp_path, store, records):
+def run(tmp_path, store, records, data_docs=True):
     path = tmp_path / "in.jsonl"
     write_jsonl(path, records)
     ref = {"batch": 1, "path": str(path), "rows": len(records)}
     return validate_batch(
-        ref, state=store, data_dir=tmp_path, expectations_dir=ROOT / "include" / "expectations", run_id="r1"
+        ref,
+        state=store,
+        data_dir=tmp_path,
+        expectations_dir=ROOT / "include" / "expectations",
+        run_id="r1",
+        data_docs=data_docs,
     )
 
 
-def test_each_rule_quarantines_with_its_reason(tmp_path, store):
+@pytest.mark.parametrize("data_docs", [True, False], ids=["fresh context, data docs", "cached context"])
+def test_each_rule_quarantines_with_its_reason(tmp_path, store, data_docs):
     records = [
         good(1),
         good(2, email=None),
@@ -45,7 +51,7 @@ def test_each_rule_quarantines_with_its_reason(tmp_path, store):
         good(8, id=None),
         good(9, dateUpdated=None),
     ]
-    result = run(tmp_path, store, records)
+    result = run(tmp_path, store, records, data_docs)
     assert (result["rows"], result["valid"], result["quarantined"]) == (9, 1, 8)
     assert [r["id"] for r in read_jsonl(result["path"])] == [records[0]["id"]]
     reasons = {q["source_id"]: q["reason"] for q in store.open_quarantine("contacts")}
@@ -76,3 +82,29 @@ def test_quality_gate_threshold():
         quality_gate([{"rows": 50, "quarantined": 5}, {"rows": 50, "quarantined": 6}], 0.10)
     assert isinstance(info.value, PermanentError)  # fails the task without retries
     assert quality_gate([], 0.0)["rows"] == 0
+
+
+def test_the_cached_suite_fails_the_rows_a_fresh_context_fails():
+    """run_suite without Data Docs reuses one GX context per process: same failures as a new context each
+    time, batch after batch (nothing of one batch's validation leaks into the next)."""
+    from ghl_shift4shop.ghl.hook import normalize_search_item
+    from ghl_shift4shop.validate import _run_fresh, load_suite_spec, run_suite, suite_frame
+
+    from sandbox.seed import generate_contacts
+
+    spec = load_suite_spec(ROOT / "include" / "expectations", "contacts")
+    generated = [normalize_search_item(c) for c in generate_contacts(1500, seed=8, dirty_share=0.2, location_id="x")]
+    batches = [
+        generated[:500],
+        [good(i) for i in range(50)],  # nothing fails
+        [good(1), good(1), good(2, email="a@b"), good(3, id=None), good(4, dateUpdated="now")],
+        generated[500:],
+        generated[:500],
+    ]
+    failing = 0
+    for records in batches:
+        frame = suite_frame(spec, records)
+        cached = run_suite(spec, frame)
+        assert cached == _run_fresh(spec, frame, None)
+        failing += len(cached)
+    assert failing > 100
