@@ -129,7 +129,7 @@ def test_budget_is_shared_by_processes_and_never_exceeded(kind, tmp_path):
     env = {
         "GHL_S4S_DATA_DIR": str(tmp_path),
         "GHL_S4S_RATE_BACKEND": backend,
-        # The defaults (10, 9/s, 10 s) with time running ten times faster.
+        # A budget of 10, 9/s and 10 s (the defaults before 9.8/s) with time running ten times faster.
         "GHL_S4S_GHL_BURST": "10",
         "GHL_S4S_GHL_RATE_PER_S": "9",
         "GHL_S4S_GHL_WINDOW_SECONDS": str(WINDOW_S),
