@@ -54,7 +54,9 @@ GHL_BURST, GHL_WINDOW_S = 100, 10.0
 S4S_BUCKET, S4S_LEAK = 50, 2.0
 # The client's own GHL budget (the default of settings.ghl_rate_per_s), time-scaled with the limits
 # in the budget phase.
-GHL_CLIENT_RATE = next(f.default for f in dataclasses.fields(Settings) if f.name == "ghl_rate_per_s")
+_DEFAULTS = {f.name: f.default for f in dataclasses.fields(Settings)}
+GHL_CLIENT_RATE, GHL_CLIENT_BURST = _DEFAULTS["ghl_rate_per_s"], _DEFAULTS["ghl_burst"]
+S4S_CLIENT_BURST = _DEFAULTS["shift4shop_burst"]
 PHASES = ("calls", "throughput", "budget")
 
 
@@ -479,6 +481,9 @@ def budget_phase(n: int, work: Path, scale: float, args) -> dict:
         load = uptime()
         answer, wall, _ = run_child(["_sync", "--run-id", "budget"], env)
         calls = count_calls(sbx)
+        for which in ("ghl", "s4s"):  # the raw arrivals, for a closer look at a phase afterwards
+            rows = [{"ts": r["ts"], "kind": kind_of(which, r), "status": r["status"]} for r in calls[which]["log"]]
+            (work / f"requests-{which}.json").write_text(json.dumps(rows))
         ghl_rate, s4s_rate = GHL_BURST / GHL_WINDOW_S * scale, S4S_LEAK * scale
         return {
             "n": n,
@@ -492,11 +497,23 @@ def budget_phase(n: int, work: Path, scale: float, args) -> dict:
             "stages": answer["stages"],
             "ghl": {
                 **budget_use(calls["ghl"]["log"], ghl_rate, GHL_WINDOW_S / scale),
-                "phases": phase_use("ghl", calls["ghl"]["log"], ghl_rate, GHL_WINDOW_S / scale),
+                "phases": phase_use(
+                    "ghl",
+                    calls["ghl"]["log"],
+                    ghl_rate,
+                    GHL_WINDOW_S / scale,
+                    idle_gap=GHL_CLIENT_BURST / (GHL_CLIENT_RATE * scale),
+                ),
             },
             "s4s": {
                 **budget_use(calls["s4s"]["log"], s4s_rate, S4S_BUCKET / s4s_rate),
-                "phases": phase_use("s4s", calls["s4s"]["log"], s4s_rate, S4S_BUCKET / s4s_rate),
+                "phases": phase_use(
+                    "s4s",
+                    calls["s4s"]["log"],
+                    s4s_rate,
+                    S4S_BUCKET / s4s_rate,
+                    idle_gap=S4S_CLIENT_BURST / (S4S_LEAK * scale),
+                ),
             },
         }
     finally:
@@ -531,7 +548,9 @@ def budget_use(log: list[dict], rate: float, window: float) -> dict:
     }
 
 
-def phase_use(which: str, log: list[dict], rate: float, window: float, min_windows: float = 3.0) -> list[dict]:
+def phase_use(
+    which: str, log: list[dict], rate: float, window: float, idle_gap: float, min_windows: float = 3.0
+) -> list[dict]:
     """Budget use per long phase: a phase is a run of calls of one kind (``kind_of``) with no gap
     over ``window``, lasting at least ``min_windows`` windows. Its use counts every call (of any kind)
     from the end of its first window (the burst) to its last call (n calls: n − 1 intervals), per
@@ -539,8 +558,9 @@ def phase_use(which: str, log: list[dict], rate: float, window: float, min_windo
 
     Runs of different kinds that overlap by more than half (the store's array POST and its
     read-back alternate) are one phase, named by all their kinds. ``idle_s`` adds up the gaps
-    between calls longer than 2 / rate (where the budget would have allowed two calls and none
-    came), ``max_gap_s`` is the longest; with the budget binding, both stay small.
+    between calls longer than ``idle_gap`` (the client's burst / its rate: the longest pause its
+    own budget makes once spent, so a longer one is the client not ready with a call),
+    ``max_gap_s`` is the longest gap; with the budget binding, both stay small.
     """
     rows = sorted(log, key=lambda r: r["ts"])
     ts = [r["ts"] for r in rows]
@@ -578,7 +598,7 @@ def phase_use(which: str, log: list[dict], rate: float, window: float, min_windo
                 "calls": len(inside),
                 "429": sum(r["status"] == 429 for r in inside),
                 "use": (len(steady) - 1) / (b - t0) / rate if b - t0 > 0 and len(steady) > 1 else None,
-                "idle_s": sum(g for g in gaps if g > 2 / rate),
+                "idle_s": sum(g for g in gaps if g > idle_gap),
                 "max_gap_s": max(gaps, default=0.0),
             }
         )

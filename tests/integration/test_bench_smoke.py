@@ -54,10 +54,11 @@ def test_bench_phase_use_splits_long_phases_by_kind():
     log += calls("/contacts/search", "POST", 61.0, 5, 9.5)  # too short to be a phase
     log += calls("/locations/x/tasks/search", "POST", 70.0, 295, 9.8)  # 30 s of task searches
     log[-1]["status"] = 429
-    phases = bench.phase_use("ghl", log, rate=10.0, window=10.0)
+    phases = bench.phase_use("ghl", log, rate=10.0, window=10.0, idle_gap=1.0)
     assert [(p["kinds"], p["calls"], p["429"]) for p in phases] == [("notes", 571, 0), ("tasks", 295, 1)]
     assert [round(p["use"], 3) for p in phases] == [0.95, 0.98]
     assert phases[0]["idle_s"] == 0 and round(phases[0]["max_gap_s"], 3) == round(1 / 9.5, 3)
 
     store = calls("/v1/Customers", "POST", 0.0, 40, 2.0) + calls("/v1/Customers/count", "GET", 0.25, 40, 2.0)
-    assert [p["kinds"] for p in bench.phase_use("s4s", store, rate=4.0, window=5.0)] == ["POST customers+GET customers"]
+    phases = bench.phase_use("s4s", store, rate=4.0, window=5.0, idle_gap=10.0)
+    assert [p["kinds"] for p in phases] == ["POST customers+GET customers"]
