@@ -189,7 +189,15 @@ def kind_of(which: str, r: dict) -> str:
 # ---- one sync, in its own process -------------------------------------------------------------------
 
 
-def sync_env(sbx: Sandbox, work: Path, *, limits: bool, scale: float = 1.0, data_docs: bool = False) -> dict:
+def sync_env(
+    sbx: Sandbox,
+    work: Path,
+    *,
+    limits: bool,
+    scale: float = 1.0,
+    data_docs: bool = False,
+    ghl_rate: float | None = None,
+) -> dict:
     env = dict(os.environ)
     env.update(sbx.env())
     env.update(
@@ -207,7 +215,7 @@ def sync_env(sbx: Sandbox, work: Path, *, limits: bool, scale: float = 1.0, data
     if limits:  # the client's own budgets, time-scaled like the simulators'
         env.update(
             {
-                "GHL_S4S_GHL_RATE_PER_S": str(GHL_CLIENT_RATE * scale),
+                "GHL_S4S_GHL_RATE_PER_S": str((ghl_rate or GHL_CLIENT_RATE) * scale),
                 "GHL_S4S_GHL_WINDOW_SECONDS": str(GHL_WINDOW_S / scale),
                 "GHL_S4S_SHIFT4SHOP_RATE_PER_S": str(S4S_LEAK * scale),
             }
@@ -477,7 +485,7 @@ def budget_phase(n: int, work: Path, scale: float, args) -> dict:
         sbx.configure("s4s", rate_limit=True, bucket_size=S4S_BUCKET, leak_per_s=S4S_LEAK * scale)
         window_kind = requests.get(sbx.url("ghl", "/_sim/config"), timeout=60).json()["rate_window"]
         sbx.clear()
-        env = sync_env(sbx, work, limits=True, scale=scale, data_docs=args.data_docs)
+        env = sync_env(sbx, work, limits=True, scale=scale, data_docs=args.data_docs, ghl_rate=args.budget_ghl_rate)
         load = uptime()
         answer, wall, _ = run_child(["_sync", "--run-id", "budget"], env)
         calls = count_calls(sbx)
@@ -490,6 +498,7 @@ def budget_phase(n: int, work: Path, scale: float, args) -> dict:
             "scale": scale,
             "profile": args.budget_profile,
             "ghl_window": window_kind,
+            "ghl_client_rate": args.budget_ghl_rate or GHL_CLIENT_RATE,
             "wall": wall,
             "load": load,
             "load_end": uptime(),
@@ -673,7 +682,8 @@ def print_throughput(t: dict) -> None:
 def print_budget(b: dict) -> None:
     print(
         f"\n## Rate-budget use, first sync of {b['n']:,} at the documented limits time-scaled x{b['scale']:g} "
-        f"(profile {b.get('profile')}, GHL window {b.get('ghl_window')}; {b['load']} at start, "
+        f"(profile {b.get('profile')}, GHL window {b.get('ghl_window')}, client GHL budget "
+        f"{b.get('ghl_client_rate')}/s unscaled; {b['load']} at start, "
         f"{b.get('load_end', '?')} at end; wall {b['wall']:.0f} s, "
         f"failed streams: {b['summary'].get('failed_streams')})"
     )
@@ -721,6 +731,9 @@ def main() -> int:
     )  # fmt: skip
     ap.add_argument(
         "--budget-window", choices=("fixed", "sliding"), help="the GHL window's kind (default: the profile's)"
+    )
+    ap.add_argument(
+        "--budget-ghl-rate", type=float, help="the client's GHL budget per s, unscaled (default: the settings')"
     )
     ap.add_argument("--first-only", action="store_true", help="no delta sync (large sizes in little time)")
     ap.add_argument("--data-docs", action="store_true", help="build GX Data Docs as production does")
