@@ -511,7 +511,7 @@ def budget_phase(n: int, work: Path, scale: float, args) -> dict:
                     calls["ghl"]["log"],
                     ghl_rate,
                     GHL_WINDOW_S / scale,
-                    idle_gap=GHL_CLIENT_BURST / (GHL_CLIENT_RATE * scale),
+                    idle_gap=GHL_CLIENT_BURST / ((args.budget_ghl_rate or GHL_CLIENT_RATE) * scale),
                 ),
             },
             "s4s": {
