@@ -249,5 +249,5 @@ def test_budget_is_one_per_location_and_one_per_store(tmp_path, monkeypatch):
     ]
     for a, same, other in (ghl, s4s):
         assert a.key == same.key and a.key != other.key
-    assert [(r.limit, r.interval) for r in ghl[0].rates] == [(10, 1111), (90, 10_000)]
+    assert [(r.limit, r.interval) for r in ghl[0].rates] == [(10, 1020), (98, 10_000)]  # 9.8/s
     assert [(r.limit, r.interval) for r in s4s[0].rates] == [(40, 20_000)]
