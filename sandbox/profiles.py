@@ -33,6 +33,8 @@ LENIENT = Profile(
     "lenient",
     "the friendliest plausible reading of every unconfirmed behaviour",
     ghl={
+        # The 100-per-10-s window is a fixed one, restarting at the first request after it ended.
+        "rate_window": "fixed",
         # POST /contacts/search items carry every contact field (firstName, lastName, address1, ...).
         "search_item_shape": "full",
         # Location task search: items keyed `id`; limit up to 100 (422 above), pages as asked.
@@ -67,6 +69,8 @@ STRICT = Profile(
     "strict",
     "the harshest plausible reading of every unconfirmed behaviour",
     ghl={
+        # A sliding window (its kind is undocumented): no 10-s span may hold more than 100.
+        "rate_window": "sliding",
         # The shape of HighLevel's own search-doc example: `address` (not `address1`), only the
         # lower-cased names (no firstName/lastName/name/contactName).
         "search_item_shape": "doc_example",

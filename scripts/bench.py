@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import json
 import math
 import os
@@ -40,6 +41,8 @@ import requests
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "plugins")]
 
+from ghl_shift4shop.settings import Settings  # noqa: E402
+
 from sandbox.__main__ import GHL_TOKEN, LOCATION_ID, connections  # noqa: E402
 
 GHL_PAGE = 500  # the search page size the sync asks for (settings.ghl_page_limit)
@@ -49,6 +52,11 @@ STORE_CHUNK = 100  # bulk PUT size (settings.shift4shop_put_chunk)
 # The documented limits: GHL 100 requests per 10 s per location; the store's leaky bucket of 50 leaking 2/s.
 GHL_BURST, GHL_WINDOW_S = 100, 10.0
 S4S_BUCKET, S4S_LEAK = 50, 2.0
+# The client's own GHL budget (the default of settings.ghl_rate_per_s), time-scaled with the limits
+# in the budget phase.
+_DEFAULTS = {f.name: f.default for f in dataclasses.fields(Settings)}
+GHL_CLIENT_RATE, GHL_CLIENT_BURST = _DEFAULTS["ghl_rate_per_s"], _DEFAULTS["ghl_burst"]
+S4S_CLIENT_BURST = _DEFAULTS["shift4shop_burst"]
 PHASES = ("calls", "throughput", "budget")
 
 
@@ -62,7 +70,7 @@ def uptime() -> str:
 class Sandbox:
     """``python -m sandbox serve`` in a subprocess, on free ports."""
 
-    def __init__(self, work: Path, contacts: int, *, limits: bool = False, seed: int = 7):
+    def __init__(self, work: Path, contacts: int, *, limits: bool = False, seed: int = 7, profile: str = "lenient"):
         from sandbox.common import free_port
 
         self.work = work
@@ -79,6 +87,7 @@ class Sandbox:
             sys.executable, "-m", "sandbox", "--dir", str(work / "sandbox"), "serve",
             "--ghl-port", str(self.cfg["ghl_port"]), "--s4s-port", str(self.cfg["s4s_port"]),
             "--contacts", str(contacts), "--seed", str(seed), "--preexisting", str(max(1, contacts * 3 // 100)),
+            "--profile", profile,
         ] + ([] if limits else ["--no-limits"])  # fmt: skip
         self.log = (work / f"sandbox-{contacts}.log").open("w")
         self.proc = subprocess.Popen(cmd, cwd=ROOT, stdout=self.log, stderr=subprocess.STDOUT)
@@ -180,7 +189,15 @@ def kind_of(which: str, r: dict) -> str:
 # ---- one sync, in its own process -------------------------------------------------------------------
 
 
-def sync_env(sbx: Sandbox, work: Path, *, limits: bool, scale: float = 1.0, data_docs: bool = False) -> dict:
+def sync_env(
+    sbx: Sandbox,
+    work: Path,
+    *,
+    limits: bool,
+    scale: float = 1.0,
+    data_docs: bool = False,
+    ghl_rate: float | None = None,
+) -> dict:
     env = dict(os.environ)
     env.update(sbx.env())
     env.update(
@@ -198,7 +215,7 @@ def sync_env(sbx: Sandbox, work: Path, *, limits: bool, scale: float = 1.0, data
     if limits:  # the client's own budgets, time-scaled like the simulators'
         env.update(
             {
-                "GHL_S4S_GHL_RATE_PER_S": str(9.0 * scale),
+                "GHL_S4S_GHL_RATE_PER_S": str((ghl_rate or GHL_CLIENT_RATE) * scale),
                 "GHL_S4S_GHL_WINDOW_SECONDS": str(GHL_WINDOW_S / scale),
                 "GHL_S4S_SHIFT4SHOP_RATE_PER_S": str(S4S_LEAK * scale),
             }
@@ -519,25 +536,54 @@ def two_process_throughput(refs: list[dict], data: Path, db: Path) -> dict:
 
 def budget_phase(n: int, work: Path, scale: float, args) -> dict:
     """A first sync against the documented limits, time-scaled ``scale`` times (same counts, windows /scale)."""
-    sbx = Sandbox(work, n, limits=True)
+    sbx = Sandbox(work, n, limits=True, profile=args.budget_profile)
     try:
-        sbx.configure("ghl", rate_limit=True, burst_max=GHL_BURST, burst_window_ms=int(GHL_WINDOW_S * 1000 / scale))
+        ghl = {"rate_window": args.budget_window} if args.budget_window else {}
+        sbx.configure(
+            "ghl", rate_limit=True, burst_max=GHL_BURST, burst_window_ms=round(GHL_WINDOW_S * 1000 / scale), **ghl
+        )
         sbx.configure("s4s", rate_limit=True, bucket_size=S4S_BUCKET, leak_per_s=S4S_LEAK * scale)
+        window_kind = requests.get(sbx.url("ghl", "/_sim/config"), timeout=60).json()["rate_window"]
         sbx.clear()
-        env = sync_env(sbx, work, limits=True, scale=scale, data_docs=args.data_docs)
+        env = sync_env(sbx, work, limits=True, scale=scale, data_docs=args.data_docs, ghl_rate=args.budget_ghl_rate)
         load = uptime()
         answer, wall, _ = run_child(["_sync", "--run-id", "budget"], env)
         calls = count_calls(sbx)
+        for which in ("ghl", "s4s"):  # the raw arrivals, for a closer look at a phase afterwards
+            rows = [{"ts": r["ts"], "kind": kind_of(which, r), "status": r["status"]} for r in calls[which]["log"]]
+            (work / f"requests-{which}.json").write_text(json.dumps(rows))
         ghl_rate, s4s_rate = GHL_BURST / GHL_WINDOW_S * scale, S4S_LEAK * scale
         return {
             "n": n,
             "scale": scale,
+            "profile": args.budget_profile,
+            "ghl_window": window_kind,
+            "ghl_client_rate": args.budget_ghl_rate or GHL_CLIENT_RATE,
             "wall": wall,
             "load": load,
+            "load_end": uptime(),
             "summary": answer["summary"],
             "stages": answer["stages"],
-            "ghl": budget_use(calls["ghl"]["log"], ghl_rate, GHL_WINDOW_S / scale),
-            "s4s": budget_use(calls["s4s"]["log"], s4s_rate, S4S_BUCKET / s4s_rate),
+            "ghl": {
+                **budget_use(calls["ghl"]["log"], ghl_rate, GHL_WINDOW_S / scale),
+                "phases": phase_use(
+                    "ghl",
+                    calls["ghl"]["log"],
+                    ghl_rate,
+                    GHL_WINDOW_S / scale,
+                    idle_gap=GHL_CLIENT_BURST / ((args.budget_ghl_rate or GHL_CLIENT_RATE) * scale),
+                ),
+            },
+            "s4s": {
+                **budget_use(calls["s4s"]["log"], s4s_rate, S4S_BUCKET / s4s_rate),
+                "phases": phase_use(
+                    "s4s",
+                    calls["s4s"]["log"],
+                    s4s_rate,
+                    S4S_BUCKET / s4s_rate,
+                    idle_gap=S4S_CLIENT_BURST / (S4S_LEAK * scale),
+                ),
+            },
         }
     finally:
         sbx.stop()
@@ -569,6 +615,63 @@ def budget_use(log: list[dict], rate: float, window: float) -> dict:
         "steady_calls": len(steady),
         "use": use,
     }
+
+
+def phase_use(
+    which: str, log: list[dict], rate: float, window: float, idle_gap: float, min_windows: float = 3.0
+) -> list[dict]:
+    """Budget use per long phase: a phase is a run of calls of one kind (``kind_of``) with no gap
+    over ``window``, lasting at least ``min_windows`` windows. Its use counts every call (of any kind)
+    from the end of its first window (the burst) to its last call (n calls: n − 1 intervals), per
+    second, over ``rate``.
+
+    Runs of different kinds that overlap by more than half (the store's array POST and its
+    read-back alternate) are one phase, named by all their kinds. ``idle_s`` adds up the gaps
+    between calls longer than ``idle_gap`` (the client's burst / its rate: the longest pause its
+    own budget makes once spent, so a longer one is the client not ready with a call),
+    ``max_gap_s`` is the longest gap; with the budget binding, both stay small.
+    """
+    rows = sorted(log, key=lambda r: r["ts"])
+    ts = [r["ts"] for r in rows]
+    by_kind: dict[str, list[float]] = {}
+    for r in rows:
+        by_kind.setdefault(kind_of(which, r), []).append(r["ts"])
+    runs = []
+    for kind, stamps in by_kind.items():
+        start = 0
+        for i in range(1, len(stamps) + 1):
+            if i == len(stamps) or stamps[i] - stamps[i - 1] > window:
+                if stamps[i - 1] - stamps[start] >= min_windows * window:
+                    runs.append((kind, stamps[start], stamps[i - 1]))
+                start = i
+    kept: list[dict] = []
+    for kind, a, b in sorted(runs, key=lambda r: r[1] - r[2]):  # longest first
+        for k in kept:
+            if min(b, k["b"]) - max(a, k["a"]) > 0.5 * (b - a):
+                k["kinds"].append(kind)
+                break
+        else:
+            kept.append({"kinds": [kind], "a": a, "b": b})
+    out = []
+    for k in sorted(kept, key=lambda k: k["a"]):
+        a, b = k["a"], k["b"]
+        inside = [r for r in rows if a <= r["ts"] <= b]
+        t0 = a + window
+        steady = [t for t in ts if t0 <= t <= b]
+        gaps = [y - x for x, y in zip(ts, ts[1:], strict=False) if a <= x and y <= b]
+        out.append(
+            {
+                "kinds": "+".join(k["kinds"]),
+                "start_s": a - ts[0],
+                "phase_s": b - a,
+                "calls": len(inside),
+                "429": sum(r["status"] == 429 for r in inside),
+                "use": (len(steady) - 1) / (b - t0) / rate if b - t0 > 0 and len(steady) > 1 else None,
+                "idle_s": sum(g for g in gaps if g > idle_gap),
+                "max_gap_s": max(gaps, default=0.0),
+            }
+        )
+    return out
 
 
 # ---- the table --------------------------------------------------------------------------------------
@@ -648,7 +751,10 @@ def print_throughput(t: dict) -> None:
 def print_budget(b: dict) -> None:
     print(
         f"\n## Rate-budget use, first sync of {b['n']:,} at the documented limits time-scaled x{b['scale']:g} "
-        f"({b['load']}, wall {b['wall']:.0f} s, failed streams: {b['summary'].get('failed_streams')})"
+        f"(profile {b.get('profile')}, GHL window {b.get('ghl_window')}, client GHL budget "
+        f"{b.get('ghl_client_rate')}/s unscaled; {b['load']} at start, "
+        f"{b.get('load_end', '?')} at end; wall {b['wall']:.0f} s, "
+        f"failed streams: {b['summary'].get('failed_streams')})"
     )
     for which in ("ghl", "s4s"):
         u = b[which]
@@ -658,6 +764,15 @@ def print_budget(b: dict) -> None:
             f"{which:>5}: {u['calls']:,} calls, busy phase {u.get('phase_s', 0):.0f} s, "
             f"steady-state use of the documented rate {use}, 429s {u['429']} ({share:.2%})"
         )
+        for p in u.get("phases", []):
+            pu = f"{p['use']:.1%}" if p.get("use") is not None else "n/a"
+            print(
+                f"       phase {p['kinds']:<28} from {p['start_s']:>6.1f} s, {p['phase_s']:>6.1f} s, "
+                f"{p['calls']:>6,} calls, use {pu:>6}, 429s {p['429']} ({p['429'] / max(1, p['calls']):.2%}), "
+                f"idle {p['idle_s']:.1f} s, longest gap {p['max_gap_s']:.2f} s"
+            )
+    stages = b.get("stages") or {}
+    print("stages s: " + ", ".join(f"{k} {v:.1f}" for k, v in stages.items()))
 
 
 def main() -> int:
@@ -679,6 +794,16 @@ def main() -> int:
     ap.add_argument("--batch", type=int, default=5000)
     ap.add_argument("--budget-contacts", type=int, default=5000)
     ap.add_argument("--budget-scale", type=float, default=4.0, help="time-scale of the limits (x faster)")
+    ap.add_argument(
+        "--budget-profile", default="lenient", help="the simulators' profile in the budget phase (strict: "
+        "sliding GHL window, no Retry-After, the store refuses array POSTs so creates go one at a time)"
+    )  # fmt: skip
+    ap.add_argument(
+        "--budget-window", choices=("fixed", "sliding"), help="the GHL window's kind (default: the profile's)"
+    )
+    ap.add_argument(
+        "--budget-ghl-rate", type=float, help="the client's GHL budget per s, unscaled (default: the settings')"
+    )
     ap.add_argument("--first-only", action="store_true", help="no delta sync (large sizes in little time)")
     ap.add_argument("--data-docs", action="store_true", help="build GX Data Docs as production does")
     ap.add_argument("--json", help="also write the raw figures here")

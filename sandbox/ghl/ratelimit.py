@@ -1,11 +1,19 @@
 """Rate limits (ghl-api.md §6, §9.4) for the GHL simulator's state.
 
 Owns the per-(client, location) buckets: a burst window (``burst_max`` requests per
-``burst_window_ms``) and a daily window (``daily_limit`` per 24 h), both fixed windows on
-``time.monotonic()`` that start at the first request after the previous one ended; the decision
+``burst_window_ms``) and a daily window (``daily_limit`` per 24 h) on ``time.monotonic()``; the decision
 for one request (``hit``) with its ``Retry-After`` wait; and the five ``X-RateLimit-*`` header
 values every API answer carries. Whether a 429 carries ``Retry-After`` is the app's call
 (``send_retry_after``).
+
+The burst window's kind is not documented (ghl-api.md §6), so it is a reading (``rate_window``):
+
+* ``fixed``: a window that starts at the first request after the previous one ended; up to
+  2 × ``burst_max`` requests can pass in one window's length across a boundary;
+* ``sliding``: no span of ``burst_window_ms`` holds more than ``burst_max`` allowed requests (a
+  log of the allowed ones); the harshest reading, and ``Retry-After`` is when the oldest leaves.
+
+The daily window is always fixed.
 """
 
 from __future__ import annotations
@@ -13,7 +21,8 @@ from __future__ import annotations
 import math
 import threading
 import time
-from dataclasses import dataclass
+from collections import deque
+from dataclasses import dataclass, field
 
 from sandbox.ghl.tokens import Token
 
@@ -28,6 +37,8 @@ class _Bucket:
     window_count: int = 0
     day_start: float = 0.0
     day_count: int = 0
+    # Sliding reading: when each request still in the window was allowed (oldest first).
+    allowed_at: deque = field(default_factory=deque)
 
 
 @dataclass(frozen=True)
@@ -45,6 +56,7 @@ class RateLimitMixin:
     burst_max: int
     burst_window_ms: int
     daily_limit: int
+    rate_window: str
 
     def _init_rate_limits(self) -> None:
         self._buckets: dict[tuple[str, str], _Bucket] = {}
@@ -65,8 +77,14 @@ class RateLimitMixin:
         b = self._buckets.get(key)
         if b is None:
             b = self._buckets[key] = _Bucket(window_start=now, day_start=now)
+        window_s = self.burst_window_ms / 1000
+        if self.rate_window == "sliding":
+            while b.allowed_at and now - b.allowed_at[0] >= window_s:
+                b.allowed_at.popleft()
+            b.window_count = len(b.allowed_at)
+            b.window_start = b.allowed_at[0] if b.allowed_at else now
         # Fixed windows that start at the first request after the previous one ended.
-        if now - b.window_start >= self.burst_window_ms / 1000:
+        elif now - b.window_start >= window_s:
             b.window_start, b.window_count = now, 0
         if now - b.day_start >= DAY_S:
             b.day_start, b.day_count = now, 0
@@ -88,6 +106,8 @@ class RateLimitMixin:
                 wait = b.window_start + self.burst_window_ms / 1000 - now
                 return RateDecision(False, self._headers(b), max(1, math.ceil(wait)))
             b.window_count += 1
+            if self.rate_window == "sliding":
+                b.allowed_at.append(now)
             b.day_count += 1
             return RateDecision(True, self._headers(b))
 

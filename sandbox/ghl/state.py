@@ -2,7 +2,7 @@
 
 ``GhlState`` owns the configuration (``CONFIG_KEYS``: constructor defaults, ``config()``,
 ``configure()`` with one value check per key), including the knobs that pick a reading of what the
-spec leaves open (``search_item_shape``, ``task_search_*``, ``error_body_style``, also
+spec leaves open (``rate_window``, ``search_item_shape``, ``task_search_*``, ``error_body_style``, also
 ``send_retry_after`` and ``location_timezone``: ``sandbox/profiles.py`` sets them all, and the
 defaults are its lenient profile). It also owns the one re-entrant ``self.lock`` every concern
 shares, the request log, the fault plan (``sandbox/faults.py``), ``reset()`` and the seed files.
@@ -114,6 +114,7 @@ CONFIG_KEYS: tuple[str, ...] = (
     "access_token_ttl_s",
     "refresh_reuse_window_s",
     # Readings of behaviours the spec leaves open (sandbox/profiles.py names a value for each).
+    "rate_window",
     "search_item_shape",
     "task_search_id_key",
     "task_search_max_limit",
@@ -162,6 +163,7 @@ _CONFIG_TYPES: dict[str, Callable[[Any], Any]] = {
     "location_timezone": check_timezone,
     "access_token_ttl_s": float,
     "refresh_reuse_window_s": float,
+    "rate_window": _choice("fixed", "sliding"),
     "search_item_shape": _choice(*SEARCH_ITEM_SHAPES),
     "task_search_id_key": _choice(*TASK_SEARCH_ID_KEYS),
     "task_search_max_limit": _positive_int_or_none,
@@ -209,6 +211,7 @@ class GhlState(
         location_timezone: str = "America/New_York",
         access_token_ttl_s: float = 86_399.0,
         refresh_reuse_window_s: float = 30.0,
+        rate_window: str = "fixed",
         search_item_shape: str = "full",
         task_search_id_key: str = "id",
         task_search_max_limit: int | None = MAX_TASK_SEARCH_LIMIT,
@@ -236,6 +239,7 @@ class GhlState(
         self.refresh_reuse_window_s = refresh_reuse_window_s
         # Unconfirmed readings (BEHAVIOR.md, "Lenient and strict readings"); the defaults are the
         # lenient profile's, which is what the simulator always did.
+        self.rate_window: str = _checked("rate_window", rate_window)
         self.search_item_shape: str = _checked("search_item_shape", search_item_shape)
         self.task_search_id_key: str = _checked("task_search_id_key", task_search_id_key)
         self.task_search_max_limit: int | None = _checked("task_search_max_limit", task_search_max_limit)

@@ -39,3 +39,26 @@ def test_bench_counts_are_the_simulators_logs_and_match_the_syncs_counters(sims,
     row = next(line for line in capsys.readouterr().out.splitlines() if " first " in line)
     per_thousand = [f"{1000 * ghl['total'] / 30:,.0f}", f"{1000 * lb['ghl'] / 30:,.0f}"]
     assert row.split()[3:5] == per_thousand, row
+
+
+def test_bench_phase_use_splits_long_phases_by_kind():
+    """Per-phase budget use: a run of one kind of call is a phase; kinds that alternate in one
+    period (the store's array POST and its read-back) are one phase; short runs are left out."""
+
+    def calls(kind_path: str, method: str, start: float, n: int, per_s: float) -> list[dict]:
+        return [
+            {"ts": start + i / per_s, "path": kind_path, "method": method, "status": 200, "query": ""} for i in range(n)
+        ]
+
+    log = calls("/contacts/c1/notes", "GET", 0.0, 571, 9.5)  # 60 s of notes at 9.5/s
+    log += calls("/contacts/search", "POST", 61.0, 5, 9.5)  # too short to be a phase
+    log += calls("/locations/x/tasks/search", "POST", 70.0, 295, 9.8)  # 30 s of task searches
+    log[-1]["status"] = 429
+    phases = bench.phase_use("ghl", log, rate=10.0, window=10.0, idle_gap=1.0)
+    assert [(p["kinds"], p["calls"], p["429"]) for p in phases] == [("notes", 571, 0), ("tasks", 295, 1)]
+    assert [round(p["use"], 3) for p in phases] == [0.95, 0.98]
+    assert phases[0]["idle_s"] == 0 and round(phases[0]["max_gap_s"], 3) == round(1 / 9.5, 3)
+
+    store = calls("/v1/Customers", "POST", 0.0, 40, 2.0) + calls("/v1/Customers/count", "GET", 0.25, 40, 2.0)
+    phases = bench.phase_use("s4s", store, rate=4.0, window=5.0, idle_gap=10.0)
+    assert [p["kinds"] for p in phases] == ["POST customers+GET customers"]

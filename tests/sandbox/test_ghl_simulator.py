@@ -513,6 +513,37 @@ def test_burst_limit_429_with_retry_after_then_recovers(sim: Sim):
     assert r.status_code == 200 and r.headers["X-RateLimit-Remaining"] == "4"
 
 
+@pytest.mark.parametrize("window", ["fixed", "sliding"])
+def test_burst_window_fixed_or_sliding(window, monkeypatch):
+    """The window's kind is a reading (ghl-api.md §6 leaves it open). 4 per 1 s: one request at 0,
+    three at 0.6 s, then four at 1.05 s. A fixed window restarted at 1.0 s takes all four; a
+    sliding one still holds the three from 0.6 s, so it takes one and says wait until 1.6 s."""
+    from sandbox.ghl.ratelimit import __name__ as ratelimit_module
+    from sandbox.ghl.state import GhlState
+    from sandbox.ghl.tokens import Token
+
+    clock = [100.0]
+    monkeypatch.setattr(f"{ratelimit_module}.time.monotonic", lambda: clock[0])
+    state = GhlState(LOC, rate_limit=True, burst_max=4, burst_window_ms=1000, rate_window=window)
+    token = Token(TOKEN, LOC)
+
+    def burst(at: float, n: int) -> list[tuple[bool, str, int | None]]:
+        clock[0] = 100.0 + at
+        out = [state.hit(token) for _ in range(n)]
+        return [(d.allowed, d.headers["X-RateLimit-Remaining"], d.retry_after) for d in out]
+
+    assert burst(0.0, 1) == [(True, "3", None)]
+    assert burst(0.6, 4) == [(True, "2", None), (True, "1", None), (True, "0", None), (False, "0", 1)]
+    if window == "fixed":
+        assert burst(1.05, 5) == [(True, "3", None), (True, "2", None), (True, "1", None), (True, "0", None),
+                                  (False, "0", 1)]  # fmt: skip
+    else:
+        assert burst(1.05, 2) == [(True, "0", None), (False, "0", 1)]
+        assert burst(1.59, 1) == [(False, "0", 1)]
+        assert burst(1.6, 4) == [(True, "2", None), (True, "1", None), (True, "0", None), (False, "0", 1)]
+    assert GhlState(LOC).rate_window == "fixed"  # the lenient reading is the default
+
+
 def test_retry_after_can_be_switched_off_and_daily_limit(sim: Sim):
     sim.state.configure(rate_limit=True, daily_limit=3, send_retry_after=False)
     daily = [sim.search().headers["X-RateLimit-Daily-Remaining"] for _ in range(3)]

@@ -129,7 +129,7 @@ def test_budget_is_shared_by_processes_and_never_exceeded(kind, tmp_path):
     env = {
         "GHL_S4S_DATA_DIR": str(tmp_path),
         "GHL_S4S_RATE_BACKEND": backend,
-        # The defaults (10, 9/s, 10 s) with time running ten times faster.
+        # A budget of 10, 9/s and 10 s (the defaults before 9.8/s) with time running ten times faster.
         "GHL_S4S_GHL_BURST": "10",
         "GHL_S4S_GHL_RATE_PER_S": "9",
         "GHL_S4S_GHL_WINDOW_SECONDS": str(WINDOW_S),
@@ -249,5 +249,5 @@ def test_budget_is_one_per_location_and_one_per_store(tmp_path, monkeypatch):
     ]
     for a, same, other in (ghl, s4s):
         assert a.key == same.key and a.key != other.key
-    assert [(r.limit, r.interval) for r in ghl[0].rates] == [(10, 1111), (90, 10_000)]
+    assert [(r.limit, r.interval) for r in ghl[0].rates] == [(10, 1020), (98, 10_000)]  # 9.8/s
     assert [(r.limit, r.interval) for r in s4s[0].rates] == [(40, 20_000)]
