@@ -196,7 +196,7 @@ def notes_off_tenants(work: Path) -> Path:
     """
     import yaml
 
-    folder = work / "mappings-notes-off"
+    folder = (work / "mappings-notes-off").resolve()  # the tenants file reads it relative to include/
     folder.mkdir(parents=True, exist_ok=True)
     doc = yaml.safe_load((ROOT / "include" / "mappings" / "crm_to_store.yaml").read_text(encoding="utf-8"))
     doc["notes"]["enabled"] = False
@@ -733,7 +733,7 @@ def main() -> int:
     results: dict = {"machine": f"{os.cpu_count()} cores, {uptime()} at start"}
     print(f"bench: sizes {sizes}, {results['machine']}", flush=True)
     with tempfile.TemporaryDirectory(prefix="ghl-s4s-bench-") as tmp:
-        work = Path(args.work or tmp)
+        work = Path(args.work or tmp).resolve()
         work.mkdir(parents=True, exist_ok=True)
         if "calls" not in skip:
             results["calls"] = []
