@@ -553,27 +553,29 @@ def create_app(state: GhlState) -> FastAPI:
             raise ApiError(400, f"body must be a list of {key}")
         return body
 
+    # (load, list a slice, count): a page copies only its own rows (the bench pages a million tasks).
     loaders = {
-        "tasks": (state.load_tasks, state.all_tasks),
-        "notes": (state.load_notes, state.all_notes),
-        "calendars": (state.load_calendars, state.all_calendars),
-        "events": (state.load_events, state.all_events),
+        "tasks": (state.load_tasks, state.all_tasks, state.count_tasks),
+        "notes": (state.load_notes, state.all_notes, state.count_notes),
+        "calendars": (
+            state.load_calendars,
+            lambda o, n: state.all_calendars()[o : o + n],
+            lambda: len(state.all_calendars()),
+        ),
+        "events": (state.load_events, state.all_events, state.count_events),
     }
 
     def _admin_routes(key: str) -> None:
-        load, dump = loaders[key]
+        load, dump, count = loaders[key]
 
         async def sim_load_children(request: Request) -> JSONResponse:
             loaded = load(_admin_list(json.loads(await request.body() or b"[]"), key))
-            return JSONResponse({"loaded": loaded, "total": len(dump())})
+            return JSONResponse({"loaded": loaded, "total": count()})
 
         async def sim_list_children(request: Request) -> JSONResponse:
             offset = _int_query(request, "offset", 0, lo=0)
             limit = _int_query(request, "limit", 1000, lo=1)
-            docs = dump()
-            return JSONResponse(
-                {key: docs[offset : offset + limit], "total": len(docs), "offset": offset, "limit": limit}
-            )
+            return JSONResponse({key: dump(offset, limit), "total": count(), "offset": offset, "limit": limit})
 
         app.add_api_route(f"/_sim/{key}", sim_load_children, methods=["POST"], name=f"sim_load_{key}")
         app.add_api_route(f"/_sim/{key}", sim_list_children, methods=["GET"], name=f"sim_list_{key}")

@@ -374,11 +374,16 @@ class CalendarsMixin:
         with self.lock:
             return [json.loads(json.dumps(c)) for c in sorted(self._calendars.values(), key=lambda c: c["id"])]
 
-    def all_events(self) -> list[dict]:
-        """Every event as CalendarEventDTO (ISO times with the location's offset), by startTime, id."""
+    def all_events(self, offset: int = 0, limit: int | None = None) -> list[dict]:
+        """Every event as CalendarEventDTO (ISO times with the location's offset), by startTime, id;
+        ``offset``/``limit``: only that slice is rendered."""
         with self.lock:
             evs = sorted(self._events.values(), key=lambda ev: (ev["startTime"], ev["id"]))
-            return [self._render_event(ev) for ev in evs]
+            return [self._render_event(ev) for ev in evs[offset : None if limit is None else offset + limit]]
+
+    def count_events(self) -> int:
+        with self.lock:
+            return len(self._events)
 
 
 def _first_member(cal: dict | None) -> str:

@@ -129,11 +129,15 @@ class NotesMixin:
                 self._put_note(doc)
         return len(docs)
 
-    def all_notes(self) -> list[dict]:
-        """Every note, ordered by contactId, dateAdded, id."""
+    def all_notes(self, offset: int = 0, limit: int | None = None) -> list[dict]:
+        """Every note, ordered by contactId, dateAdded, id; ``offset``/``limit``: only that slice copied."""
         with self.lock:
             docs = sorted(
                 self._notes.values(),
                 key=lambda d: (str(d.get("contactId")), parse_ms(d.get("dateAdded")) or 0, d["id"]),
             )
-            return [dict(d) for d in docs]
+            return [dict(d) for d in docs[offset : None if limit is None else offset + limit]]
+
+    def count_notes(self) -> int:
+        with self.lock:
+            return len(self._notes)

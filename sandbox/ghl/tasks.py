@@ -259,10 +259,16 @@ class TasksMixin:
                 self._put_task(doc, loc)
         return len(docs)
 
-    def all_tasks(self) -> list[dict]:
-        """Every task, ordered by contactId, dueDate, id (the search order)."""
+    def all_tasks(self, offset: int = 0, limit: int | None = None) -> list[dict]:
+        """Every task, ordered by contactId, dueDate, id (the search order); ``offset``/``limit``
+        take a slice, and only the slice is copied (a million tasks paged by an admin client)."""
         with self.lock:
-            return [dict(d) for d in sorted(self._tasks.values(), key=_task_sort_key)]
+            docs = sorted(self._tasks.values(), key=_task_sort_key)
+            return [dict(d) for d in docs[offset : None if limit is None else offset + limit]]
+
+    def count_tasks(self) -> int:
+        with self.lock:
+            return len(self._tasks)
 
 
 def _apply_task(doc: dict, body: dict) -> None:

@@ -62,3 +62,34 @@ def test_bench_phase_use_splits_long_phases_by_kind():
     store = calls("/v1/Customers", "POST", 0.0, 40, 2.0) + calls("/v1/Customers/count", "GET", 0.25, 40, 2.0)
     phases = bench.phase_use("s4s", store, rate=4.0, window=5.0, idle_gap=10.0)
     assert [p["kinds"] for p in phases] == ["POST customers+GET customers"]
+
+
+def test_bench_notes_off_is_a_tenant_mappings_override_and_drops_only_the_notes_calls(sims, tmp_path, monkeypatch):
+    """``--notes-off``: the default tenant reads crm_to_store.yaml from an override folder that
+    differs from include/mappings' only in ``notes: enabled: false``; the sync then makes no notes
+    call and everything else as before, and the bench's bound counts no notes calls."""
+    import yaml
+
+    from scripts.bench import ROOT
+
+    _, crm = seed_ghl(sims, 30, location_id=LOCATION_ID)
+    sims.clear_logs()
+    tenants = bench.notes_off_tenants(tmp_path / "work")
+    folder = tmp_path / "work" / "mappings-notes-off"
+    assert [p.name for p in folder.iterdir()] == ["crm_to_store.yaml"]
+    base = yaml.safe_load((ROOT / "include" / "mappings" / "crm_to_store.yaml").read_text())
+    override = yaml.safe_load((folder / "crm_to_store.yaml").read_text())
+    assert base["notes"]["enabled"] is True and override["notes"]["enabled"] is False
+    assert {**override, "notes": {**override["notes"], "enabled": True}} == base
+    monkeypatch.setenv("GHL_S4S_TENANTS_FILE", str(tenants))
+
+    summary = bench.child_sync("smoke-notes-off")["summary"]
+
+    ghl = bench.tally("ghl", sims.ghl_requests())
+    assert summary["failed_streams"] == "none" and summary["created"] == 30
+    assert ghl["total"] == summary["calls_ghl"] and "notes" not in ghl["kinds"]
+    assert ghl["kinds"]["search"] == 1 and ghl["kinds"]["tasks"] >= 1 and ghl["kinds"]["calendars"] >= 1
+    lb = bench.lower_bounds(30, 30, len(crm["tasks"]), len(crm["calendars"]), notes=False)
+    assert lb["ghl_kinds"]["notes"] == 0 and ghl["total"] >= lb["ghl"]
+    bench.check_logs_complete({"ghl": ghl, "s4s": bench.tally("s4s", sims.s4s_requests())}, summary)
+    assert "mismatch" not in ghl

@@ -710,6 +710,31 @@ def test_admin_bulk_load_and_read_back(sim: Sim):
     )
 
 
+def test_admin_lists_page_without_copying_everything(sim: Sim):
+    """``GET /_sim/{tasks,notes,events}`` pages are slices of the full, ordered list; the state's
+    ``all_*`` take ``offset``/``limit`` and copy only that slice (the bench pages 1M contacts' tasks)."""
+    contacts = generate_contacts(60, seed=5, location_id=LOC, now=NOW)
+    crm = generate_crm(contacts, seed=5, location_id=LOC, now=NOW)
+    sim.state.reset()
+    sim.state.load_contacts(contacts)
+    sim.state.load_calendars(crm["calendars"])
+    for key in ("tasks", "notes", "events"):
+        getattr(sim.state, f"load_{key}")(crm[key])
+        everything = getattr(sim.state, f"all_{key}")()
+        assert len(everything) == len(crm[key]) > 7
+        assert getattr(sim.state, f"all_{key}")(3, 4) == everything[3:7]
+        assert getattr(sim.state, f"all_{key}")(5) == everything[5:]
+        pages, offset = [], 0
+        while True:
+            got = requests.get(f"{sim.url}/_sim/{key}", params={"offset": offset, "limit": 7}, timeout=5).json()
+            assert got["total"] == len(everything)
+            if not got[key]:
+                break
+            pages.extend(got[key])
+            offset += len(got[key])
+        assert pages == everything
+
+
 def test_seed_file_roundtrip_with_children(tmp_path, sim: Sim):
     contacts = generate_contacts(40, seed=9, location_id=LOC, now=NOW)
     crm = generate_crm(contacts, seed=9, location_id=LOC, now=NOW)
