@@ -88,3 +88,38 @@ def test_a_time_zone_named_in_the_connection_spares_the_location_call(sims, monk
     monkeypatch.setenv("AIRFLOW_CONN_GHL_DEFAULT", sims.connections_env()["AIRFLOW_CONN_GHL_DEFAULT"])
     assert GhlHook().location_timezone() == sims.ghl_state.location_timezone
     assert len(sims.ghl_requests("/locations/")) == 1
+
+
+def test_calendar_events_are_read_a_fortnight_at_a_time_and_an_event_across_two_is_kept_once(sims):
+    """A batch's memory must not follow the location's size: each calendar answer covers one slice
+    (``CALENDAR_SLICE``), and keeps only the batch's contacts' events. An event overlapping two
+    slices comes back in both answers and reaches the batch once."""
+    from ghl_shift4shop.children import CALENDAR_SLICE, calendar_slices
+
+    contacts, crm = seed_ghl(sims, 60, seed=73, location_id=LOCATION_ID)
+    start, end = appointment_window(CFG, datetime.now(UTC))
+    cut = start + CALENDAR_SLICE
+    across = {
+        "id": "evacross0000000000001",
+        "calendarId": crm["calendars"][0]["id"],
+        "contactId": contacts[0]["id"],
+        "title": "Across the cut",
+        "startTime": (cut - timedelta(hours=1)).isoformat(),
+        "endTime": (cut + timedelta(hours=1)).isoformat(),
+    }
+    sims.ghl_state.load_events([across])
+    sims.clear_logs()
+    batch = [c["id"] for c in contacts[:40]]  # the other 20 contacts' events are not this batch's
+    got = fetch_appointments(GhlHook(), batch, CFG, workers=2)
+
+    calls = sims.ghl_requests("/calendars/events")
+    queries = [dict(p.split("=") for p in r["query"].split("&")) for r in calls]
+    spans = [int(q["endTime"]) - int(q["startTime"]) for q in queries]
+    assert len(calls) == len(crm["calendars"]) * len(calendar_slices(start, end)) > len(crm["calendars"])
+    assert max(spans) <= CALENDAR_SLICE.total_seconds() * 1000
+    assert [e["id"] for e in got[contacts[0]["id"]]].count(across["id"]) == 1
+    assert set(got) == set(batch)
+    # The same events as one contact at a time (the per-contact endpoint), for every contact.
+    one_by_one = fetch_appointments(GhlHook(), batch[:3], CFG, workers=2)
+    for cid in batch[:3]:
+        assert sorted(e["id"] for e in got[cid]) == sorted(e["id"] for e in one_by_one[cid]), cid
