@@ -93,7 +93,7 @@ def fetch_notes(hook: GhlHook, contact_ids: list[str], cfg: CrmConfig, workers: 
 # The calendar endpoint answers with every event of the span asked for, whoever it belongs to; a
 # batch keeps only its own contacts' events. Asked for the whole window at once, the answer grows
 # with the location (136,835 events for one batch at 1M contacts: +325 MB). Asked in slices of this
-# span, one answer holds a fortnight of one calendar, whatever the location's size.
+# span, one answer holds a fortnight of one calendar (it still grows with how busy that is).
 CALENDAR_SLICE = timedelta(days=14)
 
 

@@ -161,6 +161,10 @@ def _parse(path: Path) -> list[Tenant]:
         unknown = sorted(set(entry) - KEYS)
         if unknown:
             raise TenantsFileError(f"{where}: unknown key(s) {', '.join(unknown)}; known: {', '.join(sorted(KEYS))}")
+        finish_by = entry.get("reconcile_finish_by")
+        if isinstance(finish_by, int) and not isinstance(finish_by, bool) and 0 <= finish_by < 24 * 60:
+            # YAML 1.1 reads an unquoted 16:30 as the sexagesimal integer 990: give the time back.
+            entry = {**entry, "reconcile_finish_by": f"{finish_by // 60:02d}:{finish_by % 60:02d}"}
         for key, value in entry.items():
             if value is not None and not isinstance(value, str):
                 raise TenantsFileError(f"{where}: {key} must be a string, got {value!r}")

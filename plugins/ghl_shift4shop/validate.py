@@ -86,9 +86,12 @@ def run_suite(spec: dict, frame: pd.DataFrame, docs_dir: Path | None = None) -> 
     from great_expectations.validator.v1_validator import Validator
 
     key = json.dumps(spec, sort_keys=True)
-    cached = _CACHED.get(key)
+    cached = _CACHED.pop(key, None)
     if cached is None:
-        cached = _CACHED[key] = _gx_objects(spec)  # the context kept alive with its suite and batch definition
+        cached = _gx_objects(spec)  # the context kept alive with its suite and batch definition
+    _CACHED[key] = cached  # most recently used last
+    while len(_CACHED) > _CACHE_SIZE:  # a long-lived worker whose expectations keep changing
+        _CACHED.pop(next(iter(_CACHED)))
     _, suite, batch_def = cached
     validator = Validator(
         batch_definition=batch_def, batch_parameters={"dataframe": frame}, result_format={"result_format": "COMPLETE"}
@@ -98,6 +101,7 @@ def run_suite(spec: dict, frame: pd.DataFrame, docs_dir: Path | None = None) -> 
 
 # Per process: suite spec (as JSON) → (ephemeral GX context, suite, batch definition).
 _CACHED: dict[str, tuple] = {}
+_CACHE_SIZE = 8  # suites: contacts, tasks, notes, appointments, and room for a changed file or two
 
 
 def _gx_objects(spec: dict):

@@ -436,3 +436,11 @@ def test_two_tenants_on_one_oauth_app_and_location_are_stopped_before_any_call(t
     assert not (tmp_path / "data").exists()
     with pytest.raises(SharedOAuthError):
         check_tenant_alone("default")
+
+
+def test_an_unquoted_finish_time_is_read_as_the_time_it_says(tmp_path):
+    """YAML 1.1 reads ``16:30`` unquoted as the integer 990; that must not fail every tenant's DAGs."""
+    path = write(tmp_path, "tenants:\n  - name: default\n  - name: acme\n    reconcile_finish_by: 16:30\n")
+    assert [t.reconcile_finish_by for t in load_tenants(path)] == [None, "16:30"]
+    path = write(tmp_path, "tenants:\n  - name: default\n  - name: acme\n    reconcile_finish_by: 6:05\n")
+    assert load_tenants(path)[1].reconcile_finish_by == "06:05"

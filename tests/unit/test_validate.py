@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -108,3 +109,18 @@ def test_the_cached_suite_fails_the_rows_a_fresh_context_fails():
         assert cached == _run_fresh(spec, frame, None)
         failing += len(cached)
     assert failing > 100
+
+
+def test_the_suite_cache_keeps_the_latest_few_suites_of_a_long_lived_worker():
+    """One GX context per suite version: an expectations file that keeps changing must not pile up
+    contexts in a worker that lives for days; the suites in use stay cached."""
+    from ghl_shift4shop import validate
+    from ghl_shift4shop.validate import load_suite_spec, run_suite, suite_frame
+
+    spec = load_suite_spec(ROOT / "include" / "expectations", "contacts")
+    frame = suite_frame(spec, [good(i) for i in range(3)])
+    for version in range(validate._CACHE_SIZE + 4):
+        run_suite({**spec, "meta_version": version}, frame)
+        run_suite(spec, frame)  # the suite in use, between every change
+    assert len(validate._CACHED) == validate._CACHE_SIZE
+    assert json.dumps(spec, sort_keys=True) in validate._CACHED

@@ -22,13 +22,14 @@ CALENDARS_VERSION = "2021-04-15"  # every calendars operation declares this Vers
 TASK_SEARCH_LIMIT = 100
 # Documented: 100 requests per 10 s per app and location (the window's kind is not). The budget
 # (shared by every process of the location, see budget.py; GHL_S4S_GHL_BURST 10, _RATE_PER_S 9.8
-# and _WINDOW_SECONDS 10 by default) allows 10 in any 1.02 s and 98 in any 10 s, so no 10-second
-# span, fixed or sliding, gets more than 98 of the 100 from us. The 2 left cover the time between
-# taking a slot and the request reaching the server (threads, the network): a request taken early
-# that arrives late can land in the same server window as one taken 10 s later that arrives
-# early. Measured in BENCHMARKS.md ("Rate-budget use") against both readings of the window. With
-# workers on several hosts the budget's timestamps come from each host's clock: skewed clocks
-# need more room (e.g. _RATE_PER_S 9, 10 left).
+# and _WINDOW_SECONDS 10 by default) hands out at most 10 slots in any 1.02 s and 98 in any 10 s,
+# fixed or sliding. That bounds when requests are sent, not when they arrive: the 2 left of the 100
+# cover the spread between taking a slot and the request reaching the server (threads, the
+# network). A request taken early that arrives late can land in the same server window as one taken
+# 10 s later that arrives early; with much spread (hundreds of ms) a 429 can happen, and it pauses
+# every process of the location (transport, budget.pause). Measured in BENCHMARKS.md ("Rate-budget
+# use") against both readings of the window. With workers on several hosts the budget's timestamps
+# come from each host's clock: skewed clocks need more room (e.g. _RATE_PER_S 9, 10 left).
 
 
 def error_message(resp) -> str:

@@ -56,8 +56,14 @@ def _ensure_origin_column(state: StateStore) -> None:
     if "origin" not in columns:
         preparer = state.engine.dialect.identifier_preparer
         table = f"{preparer.quote_schema(state.schema)}.oauth_tokens" if state.schema else "oauth_tokens"
-        with state.engine.begin() as conn:
-            conn.execute(sa.text(f"ALTER TABLE {table} ADD COLUMN origin VARCHAR(64)"))
+        try:
+            with state.engine.begin() as conn:
+                conn.execute(sa.text(f"ALTER TABLE {table} ADD COLUMN origin VARCHAR(64)"))
+        except sa.exc.DBAPIError:
+            # Two first tasks may both have seen it missing: the other one added it.
+            columns = {c["name"] for c in sa.inspect(state.engine).get_columns("oauth_tokens", schema=state.schema)}
+            if "origin" not in columns:
+                raise
 
 
 def forget_tokens(state: StateStore, client_id: str | None = None) -> int:
