@@ -13,7 +13,7 @@ import random
 import phonenumbers
 import pytest
 from ghl_shift4shop import mapping
-from ghl_shift4shop.mapping import _is_plain_e164, clean_text, normalize_phone
+from ghl_shift4shop.mapping import _is_plain_e164, normalize_phone
 
 from sandbox.seed import generate_contacts
 
@@ -21,15 +21,8 @@ REGIONS = ("US", None, "gb", "DE", "JP", "AR", "IT", "ZZ", "USA", "")
 
 
 def reference(value: str, country: str | None) -> str:
-    """normalize_phone as it was before the shortcut (phonenumbers for every value)."""
-    region = country.upper() if country and len(country) == 2 else "US"
-    try:
-        parsed = phonenumbers.parse(value, region)
-        if phonenumbers.is_possible_number(parsed):
-            return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
-    except phonenumbers.NumberParseException:
-        pass
-    return clean_text(value)
+    """normalize_phone without the shortcut: phonenumbers for every value (``_phone``, uncached)."""
+    return mapping._phone.__wrapped__(value, country.upper() if country and len(country) == 2 else "US")
 
 
 def every_country_code() -> list[str]:
