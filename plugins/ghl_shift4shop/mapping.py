@@ -40,7 +40,7 @@ def clean_text(value: str) -> str:
 
 def normalize_phone(value: str, country: str | None) -> str:
     """E.164 when the number parses (using the contact's country for local forms); else cleaned."""
-    region = country.upper() if country and len(country) == 2 else "US"
+    region = country.upper() if isinstance(country, str) and len(country) == 2 else "US"
     if _is_plain_e164(value):
         return value  # what phonenumbers returns for it (tests/unit/test_phone_shortcut.py)
     return _phone(value, region)

@@ -272,3 +272,17 @@ def test_column_wise_transform_equals_the_per_row_one(case):
     assert any("Comments" in e for e in enrich.values())
     got = transform_records(records, MAPPING, crm=crm, children=children)
     assert got == transform_by_row(records, MAPPING, enrich)
+
+
+def test_a_country_that_is_not_text_does_not_crash_the_phone_of_its_batch():
+    """A number where GHL sends a country name (hostile input) crashed the whole batch's transform
+    (``len(12)``) in the phone step; the phone is read in the default region instead."""
+    rec = {
+        "id": "c1",
+        "email": "a@b.co",
+        "phone": "(555) 201-3344",
+        "country": 12,
+        "dateUpdated": "2026-11-01T00:00:00.000Z",
+    }
+    (row,) = transform_records([rec], MAPPING)
+    assert row["payload"]["BillingPhoneNumber"] == "+15552013344"
