@@ -542,7 +542,7 @@ def throughput_phase(rows: int, work: Path, batch: int, two_procs: bool = True) 
         ("clean_text", ("clean_text",)),
         ("JSONL read", ("read_jsonl", "read_jsonl_float_free")),
         ("JSONL write", ("write_jsonl",)),
-        ("msgspec encode (rows, hashes)", ("dumps_float_free",)),
+        ("msgspec encode (validated rows)", ("dumps_float_free",)),
         ("DataFrame.from_records", ("from_records",)),
         ("derive_columns", ("derive_columns",)),
         ("suite_frame", ("suite_frame",)),

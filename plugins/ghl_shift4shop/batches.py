@@ -144,11 +144,6 @@ def dumps_float_free(value, *, sort_keys: bool = False) -> bytes:
     return _encode_sorted(value) if sort_keys else _encode(value)
 
 
-def is_json_scalar(value) -> bool:
-    """str, int, bool or None (exact types): :func:`dumps_float_free` writes it as json.dumps does."""
-    return value.__class__ in _SCALARS
-
-
 def prune_runs(data_dir: Path, keep_days: float) -> int:
     """Delete run folders older than ``keep_days``; returns how many were removed."""
     root = Path(data_dir) / "runs"

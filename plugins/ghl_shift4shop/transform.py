@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from datetime import UTC, datetime
 from pathlib import Path
@@ -10,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 from pandas.core.dtypes.cast import maybe_box_native
 
-from ghl_shift4shop.batches import dumps_float_free, gc_paused, is_json_scalar, read_jsonl, stage_path, write_jsonl
+from ghl_shift4shop.batches import gc_paused, read_jsonl, stage_path, write_jsonl
 from ghl_shift4shop.crm_config import CHILD_STREAMS, CrmConfig
 from ghl_shift4shop.mapping import Mapping, payload_hash
 from ghl_shift4shop.state import StateStore
@@ -82,15 +81,14 @@ def crm_enrichment(
     return out
 
 
-def _transform(
+def transform_records(
     records: list[dict],
     mapping: Mapping,
     *,
     crm: CrmConfig | None = None,
     children: dict[str, dict[str, list[dict]]] | None = None,
     state: StateStore | None = None,
-) -> list[tuple[dict, bytes | None]]:
-    """Each transformed row, with its batch-file line when encoded here (else None: write_jsonl encodes it)."""
+) -> list[dict]:
     if not records:
         return []
     enrich = crm_enrichment(records, crm, children or {}, state) if crm else {}
@@ -103,51 +101,26 @@ def _transform(
     columns = {c: _column(frame[c]) for c in frame.columns if c in wanted}
     rows = len(frame)
     payloads = mapping.apply_columns(columns, rows)
-    ids = columns["id"]
     dates = columns.get("dateUpdated") or [None] * rows
-    match_field = mapping.match_field
-    str_keys = all(rule.target.__class__ is str for rule in mapping.rules)
     out = []
-    for cid, date_updated, payload in zip(ids, dates, payloads, strict=True):
+    for cid, date_updated, payload in zip(columns["id"], dates, payloads, strict=True):
         extra = enrich.get(cid, {})
         if "Comments" in extra:
             payload["Comments"] = extra["Comments"]
         group = extra.get("group")
-        match = payload.get(match_field)
-        row = {
-            "source_id": cid,
-            "match_key": match.strip().lower() if isinstance(match, str) else None,
-            "date_updated": date_updated,
-            "payload": payload,
-            # Group name, resolved to a CustomerGroupID at load; None leaves the group alone.
-            "group": group,
-            "hash": None,
-        }
-        hashed = {**payload, "_group": group}
-        if (
-            str_keys
-            and is_json_scalar(cid)
-            and is_json_scalar(date_updated)
-            and is_json_scalar(group)
-            and all(is_json_scalar(v) for v in payload.values())
-        ):  # JSON's own types only (the usual case): payload_hash's and write_jsonl's exact bytes, no walk
-            row["hash"] = hashlib.sha256(dumps_float_free(hashed, sort_keys=True)).hexdigest()
-            out.append((row, dumps_float_free(row)))
-        else:
-            row["hash"] = payload_hash(hashed)
-            out.append((row, None))
+        match = payload.get(mapping.match_field)
+        out.append(
+            {
+                "source_id": cid,
+                "match_key": match.strip().lower() if isinstance(match, str) else None,
+                "date_updated": date_updated,
+                "payload": payload,
+                # Group name, resolved to a CustomerGroupID at load; None leaves the group alone.
+                "group": group,
+                "hash": payload_hash({**payload, "_group": group}),
+            }
+        )
     return out
-
-
-def transform_records(
-    records: list[dict],
-    mapping: Mapping,
-    *,
-    crm: CrmConfig | None = None,
-    children: dict[str, dict[str, list[dict]]] | None = None,
-    state: StateStore | None = None,
-) -> list[dict]:
-    return [row for row, _ in _transform(records, mapping, crm=crm, children=children, state=state)]
 
 
 def _column(series: pd.Series) -> list:
@@ -175,8 +148,8 @@ def transform_batch(
 ) -> dict:
     with gc_paused():
         records = list(read_jsonl(ref["path"]))
-        rows = _transform(records, mapping, crm=crm, children=read_children(ref), state=state)
+        rows = transform_records(records, mapping, crm=crm, children=read_children(ref), state=state)
         out = stage_path(data_dir, run_id, mapping.stream, "transformed", ref["batch"])
-        write_jsonl(out, (row if line is None else line for row, line in rows))
+        write_jsonl(out, rows)
     log.info("batch %d: %d %s transformed", ref["batch"], len(rows), mapping.target)
     return {"batch": ref["batch"], "path": str(out), "rows": len(rows)}

@@ -256,8 +256,9 @@ def _validate_batch(
     docs = data_docs_dir(data_dir, run_id, stream, ref["batch"]) if data_docs else None
     failures = run_suite(spec, frame, docs_dir=docs) if records else {}
     bad = [(quarantine_key(records[i]), "; ".join(reasons), records[i]) for i, reasons in sorted(failures.items())]
-    good = [r for i, r in enumerate(records) if i not in failures]
-    lines = (dumps_float_free(r) if float_free[i] else r for i, r in enumerate(records) if i not in failures)
+    kept = [i for i in range(len(records)) if i not in failures]
+    good = [records[i] for i in kept]
+    lines = (dumps_float_free(records[i]) if float_free[i] else records[i] for i in kept)
     if bad:
         state.quarantine(stream, "validate", run_id, bad)
     state.resolve_quarantine(stream, [r["id"] for r in good])
