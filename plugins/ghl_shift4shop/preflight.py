@@ -14,9 +14,10 @@ token and the second one's next refresh would lock it out.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from ghl_shift4shop.errors import PermanentError
-from ghl_shift4shop.tenants import get_tenant, load_tenants
+from ghl_shift4shop.tenants import Tenant, get_tenant, load_tenants
 
 log = logging.getLogger(__name__)
 
@@ -67,36 +68,43 @@ def _oauth_chain(conn_id: str) -> tuple[str, str] | None:
     return str(extra["client_id"]).strip(), str(extra.get("location_id") or "").strip()
 
 
+def _sharer(me: Tenant, conn_of: Callable[[Tenant], str], key_of: Callable[[str], object]):
+    """(another tenant whose connection has this tenant's key, the key), or (None, key).
+
+    No key (no such connection, or nothing to share) means nothing to check: the run fails on its
+    own connection if it is missing. The tenants file is read leniently: another tenant's bad
+    schedule stops that tenant only, not this one's runs.
+    """
+    mine = key_of(conn_of(me))
+    if mine is None:
+        return None, None
+    for other in load_tenants(strict=False):
+        if other.name != me.name and key_of(conn_of(other)) == mine:
+            return other, mine
+    return None, mine
+
+
 def check_own_oauth(tenant: str | None) -> None:
     """Fail if another tenant's GHL connection uses this tenant's OAuth app on the same location."""
     me = get_tenant(tenant)
-    mine = _oauth_chain(me.ghl_conn_id)
-    if mine is None:
-        return
-    for other in load_tenants(strict=False):
-        if other.name != me.name and _oauth_chain(other.ghl_conn_id) == mine:
-            raise SharedOAuthError(
-                f"tenants {me.name!r} (connection {me.ghl_conn_id!r}) and {other.name!r} (connection "
-                f"{other.ghl_conn_id!r}) use one GHL OAuth app on location {mine[1]!r}; its refresh tokens are "
-                "single use and each tenant keeps its own, so they would lock each other out. Give each tenant "
-                "a Private Integration token (or its own app). Nothing was written."
-            )
+    other, chain = _sharer(me, lambda t: t.ghl_conn_id, _oauth_chain)
+    if other is not None:
+        raise SharedOAuthError(
+            f"tenants {me.name!r} (connection {me.ghl_conn_id!r}) and {other.name!r} (connection "
+            f"{other.ghl_conn_id!r}) use one GHL OAuth app on location {chain[1]!r}; its refresh tokens are "
+            "single use and each tenant keeps its own, so they would lock each other out. Give each tenant "
+            "a Private Integration token (or its own app). Nothing was written."
+        )
 
 
 def check_own_store(tenant: str | None) -> None:
     """Fail unless no other tenant's store connection names this tenant's store (SecureURL)."""
     me = get_tenant(tenant)  # this tenant's own bad entry fails here, with its message
-    mine = _secure_url(me.shift4shop_conn_id)
-    if mine is None:
-        return  # the run fails on its own connection, with that error
-    # Leniently: another tenant's bad schedule stops that tenant only, not this one's runs.
-    for other in load_tenants(strict=False):
-        if other.name == me.name:
-            continue
-        if _secure_url(other.shift4shop_conn_id) == mine:
-            raise SharedStoreError(
-                f"tenants {me.name!r} (connection {me.shift4shop_conn_id!r}) and {other.name!r} (connection "
-                f"{other.shift4shop_conn_id!r}) feed the same store {mine!r}; a store is fed by one tenant only "
-                "(the load adopts customers by e-mail, so they would take over each other's customers). "
-                "Nothing was written."
-            )
+    other, store = _sharer(me, lambda t: t.shift4shop_conn_id, _secure_url)
+    if other is not None:
+        raise SharedStoreError(
+            f"tenants {me.name!r} (connection {me.shift4shop_conn_id!r}) and {other.name!r} (connection "
+            f"{other.shift4shop_conn_id!r}) feed the same store {store!r}; a store is fed by one tenant only "
+            "(the load adopts customers by e-mail, so they would take over each other's customers). "
+            "Nothing was written."
+        )
