@@ -236,21 +236,8 @@ assert set(_COLUMN_STEPS) == NORMALIZERS
 
 
 def _normalize(step: str, value: str, record: dict) -> str:
-    if step == "strip":
-        return value.strip()
-    if step == "lower":
-        return value.lower()
-    if step == "upper":
-        return value.upper()
-    if step == "text":
-        return clean_text(value)
-    if step == "email":
-        return clean_text(value).replace(" ", "")
-    if step == "phone_e164":
-        return normalize_phone(value, record.get("country"))
-    if step == "country_alpha2":
-        return normalize_country(value)
-    raise MappingError(f"unknown normalizer {step!r}")
+    """One normalizer on one record's value (the same functions ``Mapping.apply_columns`` runs)."""
+    return (_COLUMN_STEPS.get(step) or _unknown_step(step))(value, record.get("country"))
 
 
 def load_mapping(path: Path) -> Mapping:
