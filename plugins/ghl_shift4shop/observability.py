@@ -357,12 +357,6 @@ def sync_deadline(hours: float | None = None) -> DeadlineAlert:
     )
 
 
-def _time_of_day(value: str) -> tuple[int, int]:
-    from ghl_shift4shop.tenants import time_of_day
-
-    return time_of_day(value, "GHL_S4S_RECONCILE_FINISH_BY")
-
-
 def reconcile_deadline(schedule: str, finish_by: str | None = None) -> DeadlineAlert:
     """The nightly reconciliation must finish by ``finish_by`` (HH:MM UTC; ``GHL_S4S_RECONCILE_FINISH_BY``).
 
@@ -372,9 +366,10 @@ def reconcile_deadline(schedule: str, finish_by: str | None = None) -> DeadlineA
     ``finish_by`` with a plain or a data-interval cron timetable alike. A manual run gets the same
     span from when it was triggered.
     """
-    from ghl_shift4shop.tenants import first_daily_fire
+    from ghl_shift4shop.tenants import first_daily_fire, time_of_day
 
-    hour, minute = _time_of_day(finish_by if finish_by is not None else load_settings().reconcile_finish_by)
+    finish_by = finish_by if finish_by is not None else load_settings().reconcile_finish_by
+    hour, minute = time_of_day(finish_by, "GHL_S4S_RECONCILE_FINISH_BY")
     midnight = datetime(2026, 1, 1, tzinfo=UTC)
     try:
         first = first_daily_fire(schedule)  # the same rule the tenants file is checked with
