@@ -35,6 +35,8 @@ LENIENT = Profile(
     ghl={
         # The 100-per-10-s window is a fixed one, restarting at the first request after it ended.
         "rate_window": "fixed",
+        # GET /calendars/events returns the events overlapping [startTime, endTime].
+        "events_window": "overlap",
         # POST /contacts/search items carry every contact field (firstName, lastName, address1, ...).
         "search_item_shape": "full",
         # Location task search: items keyed `id`; limit up to 100 (422 above), pages as asked.
@@ -71,6 +73,9 @@ STRICT = Profile(
     ghl={
         # A sliding window (its kind is undocumented): no 10-s span may hold more than 100.
         "rate_window": "sliding",
+        # GET /calendars/events returns only the events wholly inside [startTime, endTime] (which
+        # ones it returns is undocumented): an appointment across a query's end is in no answer.
+        "events_window": "inside",
         # The shape of HighLevel's own search-doc example: `address` (not `address1`), only the
         # lower-cased names (no firstName/lastName/name/contactName).
         "search_item_shape": "doc_example",

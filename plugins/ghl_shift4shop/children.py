@@ -97,14 +97,26 @@ def fetch_notes(hook: GhlHook, contact_ids: list[str], cfg: CrmConfig, workers: 
 CALENDAR_SLICE = timedelta(days=14)
 
 
+# Which events a [startTime, endTime] query returns is undocumented: those overlapping it, or only
+# those wholly inside it (the strict simulator). So the slices cover the window plus this much on
+# each side, and each reaches this far into the next: an appointment up to this long, across a cut
+# or an end of the window, is wholly inside one slice under either reading. Kept once (by id), and
+# then cut to the window exactly (_in_window), as the per-contact endpoint's answers are.
+CALENDAR_SLICE_OVERLAP = timedelta(days=1)
+
+
 def calendar_slices(start: datetime, end: datetime) -> list[tuple[int, int]]:
-    """``[start, end]`` in epoch ms, cut into closed spans of ``CALENDAR_SLICE`` that share their ends."""
+    """The calendar reads for the window ``[start, end]``, in epoch ms: ``CALENDAR_SLICE`` apart from
+    ``CALENDAR_SLICE_OVERLAP`` before ``start``, each reaching ``CALENDAR_SLICE_OVERLAP`` into the
+    next, the last ending ``CALENDAR_SLICE_OVERLAP`` after ``end``."""
+    start, end = start - CALENDAR_SLICE_OVERLAP, end + CALENDAR_SLICE_OVERLAP
     cuts = [start]
     while cuts[-1] + CALENDAR_SLICE < end:
         cuts.append(cuts[-1] + CALENDAR_SLICE)
     cuts.append(end)
     ms = [int(c.timestamp() * 1000) for c in cuts]
-    return list(zip(ms, ms[1:], strict=False))
+    reach = int(CALENDAR_SLICE_OVERLAP.total_seconds() * 1000)
+    return [(lo, min(hi + reach, ms[-1])) for lo, hi in zip(ms, ms[1:], strict=False)]
 
 
 def _events_of(

@@ -165,6 +165,10 @@ def _parse(path: Path) -> list[Tenant]:
         if isinstance(finish_by, int) and not isinstance(finish_by, bool) and 0 <= finish_by < 24 * 60:
             # YAML 1.1 reads an unquoted 16:30 as the sexagesimal integer 990: give the time back.
             entry = {**entry, "reconcile_finish_by": f"{finish_by // 60:02d}:{finish_by % 60:02d}"}
+        elif finish_by is not None and not isinstance(finish_by, str):
+            # Another unquoted value (16.30, 24:00 read as 1440): that tenant's own error, as a bad
+            # schedule is (the HH:MM check below names it), not the whole file's.
+            entry = {**entry, "reconcile_finish_by": str(finish_by)}
         for key, value in entry.items():
             if value is not None and not isinstance(value, str):
                 raise TenantsFileError(f"{where}: {key} must be a string, got {value!r}")

@@ -69,6 +69,7 @@ class CalendarsMixin:
     lock: threading.RLock
     location_id: str
     location_timezone: str
+    events_window: str
     _docs: dict[str, dict]
 
     def _init_calendars(self) -> None:
@@ -206,8 +207,11 @@ class CalendarsMixin:
                 ):
                     continue
                 start, end = ev["startTime"], ev["endTime"]
+                if self.events_window == "inside":
+                    if start_ms <= start and end <= end_ms:
+                        hits.append(ev)
                 # An event [start, end) overlaps the closed window; a zero-length one counts at its start.
-                if start <= end_ms and max(end, start + 1) > start_ms:
+                elif start <= end_ms and max(end, start + 1) > start_ms:
                     hits.append(ev)
             hits.sort(key=lambda ev: (ev["startTime"], ev["id"]))
             return [self._render_event(ev) for ev in hits]

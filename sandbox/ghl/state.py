@@ -115,6 +115,7 @@ CONFIG_KEYS: tuple[str, ...] = (
     "refresh_reuse_window_s",
     # Readings of behaviours the spec leaves open (sandbox/profiles.py names a value for each).
     "rate_window",
+    "events_window",
     "search_item_shape",
     "task_search_id_key",
     "task_search_max_limit",
@@ -164,6 +165,7 @@ _CONFIG_TYPES: dict[str, Callable[[Any], Any]] = {
     "access_token_ttl_s": float,
     "refresh_reuse_window_s": float,
     "rate_window": _choice("fixed", "sliding"),
+    "events_window": _choice("overlap", "inside"),
     "search_item_shape": _choice(*SEARCH_ITEM_SHAPES),
     "task_search_id_key": _choice(*TASK_SEARCH_ID_KEYS),
     "task_search_max_limit": _positive_int_or_none,
@@ -212,6 +214,7 @@ class GhlState(
         access_token_ttl_s: float = 86_399.0,
         refresh_reuse_window_s: float = 30.0,
         rate_window: str = "fixed",
+        events_window: str = "overlap",
         search_item_shape: str = "full",
         task_search_id_key: str = "id",
         task_search_max_limit: int | None = MAX_TASK_SEARCH_LIMIT,
@@ -240,6 +243,9 @@ class GhlState(
         # Unconfirmed readings (BEHAVIOR.md, "Lenient and strict readings"); the defaults are the
         # lenient profile's, which is what the simulator always did.
         self.rate_window: str = _checked("rate_window", rate_window)
+        # GET /calendars/events: which events a [startTime, endTime] query returns is not documented:
+        # those overlapping it ("overlap"), or only those wholly inside it ("inside").
+        self.events_window: str = _checked("events_window", events_window)
         self.search_item_shape: str = _checked("search_item_shape", search_item_shape)
         self.task_search_id_key: str = _checked("task_search_id_key", task_search_id_key)
         self.task_search_max_limit: int | None = _checked("task_search_max_limit", task_search_max_limit)

@@ -444,3 +444,8 @@ def test_an_unquoted_finish_time_is_read_as_the_time_it_says(tmp_path):
     assert [t.reconcile_finish_by for t in load_tenants(path)] == [None, "16:30"]
     path = write(tmp_path, "tenants:\n  - name: default\n  - name: acme\n    reconcile_finish_by: 6:05\n")
     assert load_tenants(path)[1].reconcile_finish_by == "06:05"
+    # Other unquoted typos stop that tenant only, as a bad schedule does.
+    for typo in ("16.30", "24:00"):
+        path = write(tmp_path, f"tenants:\n  - name: default\n  - name: acme\n    reconcile_finish_by: {typo}\n")
+        default, acme = load_tenants(path, strict=False)
+        assert default.problem is None and "reconcile_finish_by" in acme.problem and "HH:MM" in acme.problem
